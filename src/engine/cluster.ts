@@ -1,0 +1,163 @@
+/**
+ * A JetStream cluster of nats-server processes on loopback, used by
+ * `shoal dev --servers 3` and by the test harness.
+ *
+ * Ports are never fixed: client and monitoring ports are -1 (read back from
+ * each server's ports file); route ports are reserved from the OS just before
+ * start, because JetStream clustering refuses to start without configured
+ * routes. Every server routes to all its peers, so any one can restart alone.
+ */
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ShoalError } from "../errors/index.ts";
+import type { AccountAuth } from "./config.ts";
+import { NatsServer, type NatsServerOptions } from "./server.ts";
+import type { NatsServerBinary } from "./binary.ts";
+import { freePort } from "./ports.ts";
+
+export interface ClusterOptions {
+  size: number;
+  dir: string;
+  auth: AccountAuth;
+  clusterName?: string;
+  namePrefix?: string;
+  binary?: NatsServerBinary;
+  /** Per-server options on top of the defaults (limits, extra lines). */
+  server?: Partial<Pick<NatsServerOptions, "maxMemoryStore" | "maxFileStore" | "maxPayload" | "extra" | "startTimeoutMs">>;
+  /**
+   * Maps the route URL a server should use to reach a peer (e.g. through a
+   * fault proxy). Receives (from, to, directUrl).
+   */
+  routeVia?: (from: number, to: number, direct: string) => string;
+  readyTimeoutMs?: number;
+}
+
+interface Jsz {
+  server_name?: string;
+  meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean; offline?: boolean }[] };
+}
+
+export class NatsCluster {
+  readonly servers: NatsServer[];
+  readonly name: string;
+  private readonly opts: ClusterOptions;
+
+  private constructor(opts: ClusterOptions, servers: NatsServer[]) {
+    this.opts = opts;
+    this.servers = servers;
+    this.name = opts.clusterName ?? "shoal";
+  }
+
+  static async start(opts: ClusterOptions): Promise<NatsCluster> {
+    if (!Number.isInteger(opts.size) || opts.size < 1) throw new ShoalError("InvalidConfig", `cluster size must be >= 1, got ${opts.size}`);
+    const clusterName = opts.clusterName ?? "shoal";
+    const prefix = opts.namePrefix ?? "n";
+    // JetStream clustering will not start without configured routes, so route
+    // ports are reserved up front; client and monitoring ports stay -1.
+    const routePorts: number[] = [];
+    while (routePorts.length < opts.size) {
+      const p = await freePort();
+      if (!routePorts.includes(p)) routePorts.push(p);
+    }
+    const servers: NatsServer[] = [];
+    for (let i = 0; i < opts.size; i++) {
+      servers.push(
+        new NatsServer({
+          name: `${prefix}${i + 1}`,
+          dir: join(opts.dir, `${prefix}${i + 1}`),
+          auth: opts.auth,
+          binary: opts.binary,
+          cluster: { name: clusterName, port: routePorts[i]!, routes: [], noAdvertise: opts.routeVia !== undefined },
+          ...opts.server,
+        }),
+      );
+    }
+    const cluster = new NatsCluster(opts, servers);
+    try {
+      cluster.rewireRoutes();
+      await Promise.all(servers.map((s) => s.start()));
+      await cluster.waitReady(opts.readyTimeoutMs ?? 30_000);
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+    return cluster;
+  }
+
+  /** Points each server's routes at every peer (through routeVia when set). Takes effect on restart. */
+  rewireRoutes(): void {
+    this.servers.forEach((s, i) => {
+      const routes: string[] = [];
+      this.servers.forEach((peer, j) => {
+        if (i === j) return;
+        const direct = peer.clusterUrl;
+        routes.push(this.opts.routeVia ? this.opts.routeVia(i, j, direct) : direct);
+      });
+      s.setRoutes(routes);
+    });
+  }
+
+  /** Client URLs of the running servers, for a connection's server list. */
+  get urls(): string[] {
+    return this.servers.filter((s) => s.running).map((s) => s.url);
+  }
+
+  /** Name of the JetStream meta leader as a running server sees it, or undefined. */
+  async metaLeader(): Promise<string | undefined> {
+    for (const s of this.servers) {
+      if (!s.running) continue;
+      try {
+        const j = await s.monitor<Jsz>("/jsz");
+        if (j.meta_cluster?.leader) return j.meta_cluster.leader;
+      } catch {
+        // try the next one
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Waits until every running server reports JetStream healthy (/healthz: meta
+   * group joined and current) and agrees on one meta leader.
+   */
+  async waitReady(timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      const running = this.servers.filter((s) => s.running);
+      try {
+        const leaders = new Set<string>();
+        let healthy = 0;
+        for (const s of running) {
+          const r = await fetch(`${s.monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+          if (r.ok) healthy++;
+          const j = await s.monitor<Jsz>("/jsz");
+          leaders.add(j.meta_cluster?.leader ?? "");
+        }
+        const [leader] = [...leaders];
+        // A killed leader is still named by its peers until they elect anew.
+        const leaderRunning = running.some((s) => s.name === leader);
+        if (healthy === running.length && leaders.size === 1 && leader && leaderRunning) return leader;
+        last = `healthy ${healthy}/${running.length}, leaders ${JSON.stringify([...leaders])}`;
+      } catch (e) {
+        last = String(e);
+      }
+      await sleep(100);
+    }
+    throw new ShoalError("Timeout", `cluster not ready after ${timeoutMs} ms (${last})`);
+  }
+
+  server(name: string): NatsServer {
+    const s = this.servers.find((x) => x.name === name);
+    if (!s) throw new Error(`no server named ${name}`);
+    return s;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.stop(5000)));
+  }
+
+  async kill(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.kill()));
+  }
+}

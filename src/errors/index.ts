@@ -1,0 +1,117 @@
+import { ERRORS, isErrorCode, type ErrorCode, type ErrorSpec } from "./table.ts";
+
+export { ERRORS, isErrorCode, type ErrorCode, type ErrorSpec };
+
+/** Header carrying Shoal's own error code beside the standard NATS service headers. */
+export const SHOAL_ERROR_HEADER = "Shoal-Error";
+/** Standard NATS micro service error headers (ADR-32). */
+export const NATS_SERVICE_ERROR_HEADER = "Nats-Service-Error";
+export const NATS_SERVICE_ERROR_CODE_HEADER = "Nats-Service-Error-Code";
+
+/**
+ * The error class of Shoal. Everything that crosses an edge (NATS service
+ * reply, S3 XML, CLI exit) is a ShoalError with a code from the table.
+ */
+export class ShoalError extends Error {
+  override readonly name = "ShoalError";
+  readonly code: ErrorCode;
+  /** Extra, client-safe fields (bucket, key, resource, …). */
+  readonly detail: Readonly<Record<string, string | number | boolean>> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; detail?: Record<string, string | number | boolean> },
+  ) {
+    super(message ?? ERRORS[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.detail = options?.detail ? Object.freeze({ ...options.detail }) : undefined;
+  }
+
+  get spec(): ErrorSpec {
+    return ERRORS[this.code];
+  }
+
+  get retryable(): boolean {
+    return ERRORS[this.code].retryable;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; detail?: Record<string, string | number | boolean> } {
+    return this.detail ? { code: this.code, message: this.message, detail: { ...this.detail } } : { code: this.code, message: this.message };
+  }
+}
+
+export function isShoalError(e: unknown, code?: ErrorCode): e is ShoalError {
+  return e instanceof ShoalError && (code === undefined || e.code === code);
+}
+
+/**
+ * Turns any thrown value into a ShoalError that is safe to show a client.
+ * ShoalErrors pass through; NATS timeouts and no-responders become
+ * retryable 503s; anything else becomes InternalError with a generic message
+ * (the original stays as `cause`, for the log only).
+ */
+export function toShoalError(e: unknown): ShoalError {
+  if (e instanceof ShoalError) return e;
+  const name = (e as { name?: unknown } | null)?.name;
+  const code = (e as { code?: unknown } | null)?.code;
+  const msg = e instanceof Error ? e.message : "";
+  if (name === "TimeoutError" || code === "TIMEOUT" || /timeout/i.test(String(code ?? ""))) {
+    return new ShoalError("Timeout", undefined, { cause: e });
+  }
+  if (name === "NoRespondersError" || code === "503" || /no responders/i.test(msg)) {
+    return new ShoalError("ServiceUnavailable", undefined, { cause: e });
+  }
+  if (/JetStream system temporarily unavailable|jetstream is not enabled/i.test(msg)) {
+    return new ShoalError("ServiceUnavailable", undefined, { cause: e });
+  }
+  return new ShoalError("InternalError", undefined, { cause: e });
+}
+
+/** Wire form of an error: headers for a NATS reply, plus a JSON body. */
+export interface WireError {
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function errorToWire(err: ShoalError): WireError {
+  return {
+    headers: {
+      [NATS_SERVICE_ERROR_CODE_HEADER]: String(err.spec.nats),
+      [NATS_SERVICE_ERROR_HEADER]: err.message,
+      [SHOAL_ERROR_HEADER]: err.code,
+    },
+    body: JSON.stringify({ error: err.toJSON() }),
+  };
+}
+
+/**
+ * Rebuilds the ShoalError a service replied with, or undefined when the reply
+ * is not an error. `get` reads one header (case as sent).
+ */
+export function errorFromWire(get: (name: string) => string | undefined, body?: string): ShoalError | undefined {
+  const natsCode = get(NATS_SERVICE_ERROR_CODE_HEADER);
+  const shoalCode = get(SHOAL_ERROR_HEADER);
+  if (!natsCode && !shoalCode) return undefined;
+  const message = get(NATS_SERVICE_ERROR_HEADER) || undefined;
+  let detail: Record<string, string | number | boolean> | undefined;
+  if (body) {
+    try {
+      const parsed = JSON.parse(body) as { error?: { detail?: unknown } };
+      const d = parsed?.error?.detail;
+      if (d && typeof d === "object" && !Array.isArray(d)) {
+        detail = {};
+        for (const [k, v] of Object.entries(d)) {
+          if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") detail[k] = v;
+        }
+      }
+    } catch {
+      // not JSON: the headers are enough
+    }
+  }
+  if (isErrorCode(shoalCode)) return new ShoalError(shoalCode, message, detail ? { detail } : undefined);
+  // A service that is not Shoal's (or an old one): map by NATS status.
+  const n = Number(natsCode);
+  const byStatus: ErrorCode = n === 404 ? "NoSuchKey" : n === 503 ? "ServiceUnavailable" : n === 504 ? "Timeout" : n >= 400 && n < 500 ? "InvalidRequest" : "InternalError";
+  return new ShoalError(byStatus, message, detail ? { detail } : undefined);
+}

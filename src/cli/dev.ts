@@ -1,0 +1,74 @@
+/**
+ * `shoal dev`: the embedded default. One local nats-server with JetStream (or
+ * a local N-node cluster with --servers N), every actor in this process with
+ * its own connection, and — once it exists — the S3 gateway. Ctrl-C stops
+ * everything cleanly.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { ensureNatsServer } from "../engine/binary.ts";
+import { NatsServer } from "../engine/server.ts";
+import { NatsCluster } from "../engine/cluster.ts";
+import type { AccountAuth } from "../engine/config.ts";
+import type { DevConfig } from "../config.ts";
+
+export interface DevCredentials extends AccountAuth {
+  v: 1;
+}
+
+/** Credentials generated once per data dir and kept there (mode 0600). */
+export function loadOrCreateCredentials(dataDir: string): DevCredentials {
+  const file = join(dataDir, "credentials.json");
+  if (existsSync(file)) {
+    const c = JSON.parse(readFileSync(file, "utf8")) as Partial<DevCredentials>;
+    if (c.v === 1 && c.sysUser && c.sysPassword && c.appUser && c.appPassword) return c as DevCredentials;
+  }
+  const secret = () => randomBytes(18).toString("base64url");
+  const creds: DevCredentials = { v: 1, sysUser: "sys", sysPassword: secret(), appUser: "shoal", appPassword: secret() };
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return creds;
+}
+
+/** True when nothing listens on host:port. */
+export function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const srv = createServer();
+    srv.once("error", () => resolveFree(false));
+    srv.listen(port, host, () => srv.close(() => resolveFree(true)));
+  });
+}
+
+export interface DevEngine {
+  urls: string[];
+  monitorUrls: string[];
+  credentials: DevCredentials;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the dev nats-server(s). `log` receives progress lines. */
+export async function startDevEngine(dev: DevConfig, log: (line: string) => void): Promise<DevEngine> {
+  const binary = ensureNatsServer({ install: true, log });
+  const dataDir = resolve(dev.dataDir);
+  const credentials = loadOrCreateCredentials(dataDir);
+  const wanted = dev.natsPort === 0 ? -1 : (await portIsFree(dev.natsPort)) ? dev.natsPort : -1;
+  if (dev.natsPort !== 0 && wanted === -1) log(`shoal: port ${dev.natsPort} is taken; using a free port instead`);
+  const auth: AccountAuth = credentials;
+  if (dev.servers === 1) {
+    const srv = new NatsServer({ name: "shoal-dev", dir: join(dataDir, "nats"), port: wanted, auth, binary });
+    await srv.start();
+    return { urls: [srv.url], monitorUrls: [srv.monitorUrl], credentials, dataDir, stop: () => srv.stop() };
+  }
+  const cluster = await NatsCluster.start({ size: dev.servers, dir: join(dataDir, `cluster-${dev.servers}`), auth, binary, namePrefix: "shoal-dev-" });
+  return {
+    urls: cluster.servers.map((s) => s.url),
+    monitorUrls: cluster.servers.map((s) => s.monitorUrl),
+    credentials,
+    dataDir,
+    stop: () => cluster.stop(),
+  };
+}

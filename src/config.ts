@@ -1,0 +1,195 @@
+/**
+ * One validated, frozen configuration. Sources, later ones winning:
+ * built-in defaults < a JSON file (`--config FILE` or SHOAL_CONFIG) <
+ * environment (SHOAL_*) < command-line flags. Each part of Shoal receives
+ * only its own slice (`config.nats`, `config.runtime`, …), never the whole.
+ */
+import { readFileSync } from "node:fs";
+import { ShoalError } from "./errors/index.ts";
+
+export interface NatsConfig {
+  /** Server URLs, comma-separated in env/flags. */
+  readonly servers: readonly string[];
+  readonly user?: string;
+  readonly pass?: string;
+  /** Path of a NATS .creds file (JWT auth). */
+  readonly creds?: string;
+  /** System-account user for $SYS requests (health-monitor). */
+  readonly sysUser?: string;
+  readonly sysPass?: string;
+}
+
+export interface RuntimeConfig {
+  readonly heartbeatMs: number;
+  readonly presenceTtlMs: number;
+  readonly drainTimeoutMs: number;
+}
+
+export interface StorageConfig {
+  /** Replica count of a bucket created without one: 1, 3 or 5. */
+  readonly defaultReplicas: 1 | 3 | 5;
+}
+
+export interface DevConfig {
+  /** Where `shoal dev` keeps the nats-server data and generated credentials. */
+  readonly dataDir: string;
+  /** Client port of the dev server: 4222 by default (a free port when taken); 0 = a free port. */
+  readonly natsPort: number;
+  /** 1 (default) or a local N-node cluster. */
+  readonly servers: number;
+  /** S3 gateway port; 0 = a free port. */
+  readonly s3Port: number;
+}
+
+export interface ShoalConfig {
+  readonly nats: NatsConfig;
+  readonly runtime: RuntimeConfig;
+  readonly storage: StorageConfig;
+  readonly dev: DevConfig;
+  readonly log: { readonly level: string };
+}
+
+export const DEFAULTS: ShoalConfig = deepFreeze({
+  nats: { servers: ["nats://127.0.0.1:4222"] },
+  runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
+  storage: { defaultReplicas: 1 },
+  dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1, s3Port: 9000 },
+  log: { level: "info" },
+});
+
+/** Loose input: what a file, env or flags may set (all optional, any depth). */
+export type ConfigInput = { [K in keyof ShoalConfig]?: { -readonly [P in keyof ShoalConfig[K]]?: unknown } };
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+function fail(path: string, why: string): never {
+  throw new ShoalError("InvalidConfig", `config ${path}: ${why}`);
+}
+
+function int(path: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) fail(path, `must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function str(path: string, v: unknown): string {
+  if (typeof v !== "string" || v === "") fail(path, `must be a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function urls(path: string, v: unknown): string[] {
+  const list = typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v;
+  if (!Array.isArray(list) || list.length === 0) fail(path, "must list at least one server URL");
+  return list.map((u, i) => {
+    const s = str(`${path}[${i}]`, u);
+    const withScheme = /^[a-z]+:\/\//i.test(s) ? s : `nats://${s}`;
+    let parsed: URL;
+    try {
+      parsed = new URL(withScheme);
+    } catch {
+      fail(`${path}[${i}]`, `not a URL: ${JSON.stringify(s)}`);
+    }
+    if (!["nats:", "tls:", "ws:", "wss:"].includes(parsed.protocol)) fail(`${path}[${i}]`, `unsupported scheme ${parsed.protocol}`);
+    return withScheme;
+  });
+}
+
+function pick<T>(layers: ConfigInput[], section: keyof ShoalConfig, key: string, fallback: T): unknown {
+  let v: unknown = fallback;
+  for (const l of layers) {
+    const sec = l[section] as Record<string, unknown> | undefined;
+    if (sec && sec[key] !== undefined) v = sec[key];
+  }
+  return v;
+}
+
+/** Builds and validates a config from layers (earliest first). Throws InvalidConfig. */
+export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
+  for (const l of layers) {
+    for (const [section, body] of Object.entries(l)) {
+      if (!(section in DEFAULTS)) fail(section, "unknown section");
+      if (body === undefined) continue;
+      if (typeof body !== "object" || body === null || Array.isArray(body)) fail(section, "must be an object");
+      const known = DEFAULTS[section as keyof ShoalConfig] as object;
+      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : [];
+      for (const k of Object.keys(body)) if (!(k in known) && !optional.includes(k)) fail(`${section}.${k}`, "unknown setting");
+    }
+  }
+  const g = (s: keyof ShoalConfig, k: string) => pick(layers, s, k, (DEFAULTS[s] as Record<string, unknown>)[k]);
+  const opt = (s: keyof ShoalConfig, k: string) => {
+    const v = pick(layers, s, k, undefined);
+    return v === undefined ? undefined : str(`${s}.${k}`, v);
+  };
+  const heartbeatMs = int("runtime.heartbeatMs", g("runtime", "heartbeatMs"), 50, 60_000);
+  const presenceTtlRaw = pick(layers, "runtime", "presenceTtlMs", undefined);
+  const presenceTtlMs = presenceTtlRaw === undefined ? heartbeatMs * 3 : int("runtime.presenceTtlMs", presenceTtlRaw, 100, 600_000);
+  if (presenceTtlMs <= heartbeatMs) fail("runtime.presenceTtlMs", "must be longer than runtime.heartbeatMs");
+  const replicas = int("storage.defaultReplicas", g("storage", "defaultReplicas"), 1, 5);
+  if (replicas !== 1 && replicas !== 3 && replicas !== 5) fail("storage.defaultReplicas", "must be 1, 3 or 5");
+  const level = str("log.level", g("log", "level"));
+  if (!LOG_LEVELS.includes(level)) fail("log.level", `must be one of ${LOG_LEVELS.join(", ")}`);
+  const nats: NatsConfig = {
+    servers: urls("nats.servers", g("nats", "servers")),
+    ...omitUndefined({ user: opt("nats", "user"), pass: opt("nats", "pass"), creds: opt("nats", "creds"), sysUser: opt("nats", "sysUser"), sysPass: opt("nats", "sysPass") }),
+  };
+  return deepFreeze({
+    nats,
+    runtime: { heartbeatMs, presenceTtlMs, drainTimeoutMs: int("runtime.drainTimeoutMs", g("runtime", "drainTimeoutMs"), 0, 600_000) },
+    storage: { defaultReplicas: replicas },
+    dev: {
+      dataDir: str("dev.dataDir", g("dev", "dataDir")),
+      natsPort: int("dev.natsPort", g("dev", "natsPort"), 0, 65535),
+      servers: int("dev.servers", g("dev", "servers"), 1, 7),
+      s3Port: int("dev.s3Port", g("dev", "s3Port"), 0, 65535),
+    },
+    log: { level },
+  });
+}
+
+/** The SHOAL_* environment variables, as a config layer. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput {
+  const e = (k: string) => (env[k] === undefined || env[k] === "" ? undefined : env[k]);
+  return {
+    nats: { servers: e("SHOAL_NATS_URL"), user: e("SHOAL_NATS_USER"), pass: e("SHOAL_NATS_PASS"), creds: e("SHOAL_NATS_CREDS"), sysUser: e("SHOAL_NATS_SYS_USER"), sysPass: e("SHOAL_NATS_SYS_PASS") },
+    runtime: { heartbeatMs: e("SHOAL_HEARTBEAT_MS"), drainTimeoutMs: e("SHOAL_DRAIN_TIMEOUT_MS") },
+    storage: { defaultReplicas: e("SHOAL_DEFAULT_REPLICAS") },
+    dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
+    log: { level: e("SHOAL_LOG_LEVEL") },
+  };
+}
+
+/** A JSON config file, as a config layer. */
+export function configFromFile(path: string): ConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ShoalError("InvalidConfig", `cannot read config file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("top level must be an object");
+    return v as ConfigInput;
+  } catch (e) {
+    throw new ShoalError("InvalidConfig", `config file ${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** defaults < file < env < flags. */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; flags?: ConfigInput } = {}): ShoalConfig {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env["SHOAL_CONFIG"];
+  return buildConfig(file ? configFromFile(file) : {}, configFromEnv(env), opts.flags ?? {});
+}
+
+function omitUndefined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,66 @@
+import test from "ava";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildConfig, configFromEnv, loadConfig, DEFAULTS } from "../../src/config.ts";
+import { ShoalError } from "../../src/errors/index.ts";
+import { tempDir } from "../helpers/nats.ts";
+
+test("defaults are valid and frozen", (t) => {
+  const c = buildConfig();
+  t.deepEqual(c, DEFAULTS);
+  t.true(Object.isFrozen(c) && Object.isFrozen(c.nats) && Object.isFrozen(c.nats.servers));
+  t.throws(() => {
+    (c.runtime as { heartbeatMs: number }).heartbeatMs = 1;
+  });
+});
+
+test("file < env < flags", (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "shoal.json");
+  writeFileSync(file, JSON.stringify({ runtime: { heartbeatMs: 500 }, log: { level: "debug" }, storage: { defaultReplicas: 3 } }));
+  const c = loadConfig({ file, env: { SHOAL_LOG_LEVEL: "warn", SHOAL_NATS_URL: "127.0.0.1:5000, nats://127.0.0.1:5001" }, flags: { log: { level: "error" } } });
+  t.is(c.runtime.heartbeatMs, 500);
+  t.is(c.runtime.presenceTtlMs, 1500, "presence TTL defaults to 3 heartbeats");
+  t.is(c.storage.defaultReplicas, 3);
+  t.is(c.log.level, "error");
+  t.deepEqual(c.nats.servers, ["nats://127.0.0.1:5000", "nats://127.0.0.1:5001"]);
+});
+
+test("the caller's input objects are not mutated", (t) => {
+  const flags = { runtime: { heartbeatMs: 400 } };
+  const copy = structuredClone(flags);
+  buildConfig(flags);
+  t.deepEqual(flags, copy);
+});
+
+for (const [name, input, path] of [
+  ["unknown section", { nope: {} }, "nope"],
+  ["unknown setting", { runtime: { heartbeat: 5 } }, "runtime.heartbeat"],
+  ["replicas not 1/3/5", { storage: { defaultReplicas: 2 } }, "storage.defaultReplicas"],
+  ["negative port", { dev: { natsPort: -5 } }, "dev.natsPort"],
+  ["non-integer", { runtime: { heartbeatMs: "fast" } }, "runtime.heartbeatMs"],
+  ["bad URL scheme", { nats: { servers: "http://127.0.0.1:4222" } }, "nats.servers[0]"],
+  ["empty server list", { nats: { servers: [] } }, "nats.servers"],
+  ["bad log level", { log: { level: "loud" } }, "log.level"],
+  ["presence TTL not above heartbeat", { runtime: { heartbeatMs: 1000, presenceTtlMs: 900 } }, "runtime.presenceTtlMs"],
+] as const) {
+  test(`invalid config is a typed error: ${name}`, (t) => {
+    const e = t.throws(() => buildConfig(input as never), { instanceOf: ShoalError });
+    t.is(e?.code, "InvalidConfig");
+    t.true(e?.message.includes(path), e?.message);
+  });
+}
+
+test("a config file that is not JSON is a typed error naming the file", (t) => {
+  const file = join(tempDir(t), "bad.json");
+  writeFileSync(file, "{ nope");
+  const e = t.throws(() => loadConfig({ file, env: {} }), { instanceOf: ShoalError });
+  t.is(e?.code, "InvalidConfig");
+  t.true(e?.message.includes(file));
+});
+
+test("env mapping ignores empty variables", (t) => {
+  const c = buildConfig(configFromEnv({ SHOAL_NATS_URL: "", SHOAL_HEARTBEAT_MS: "250" }));
+  t.deepEqual(c.nats.servers, DEFAULTS.nats.servers);
+  t.is(c.runtime.heartbeatMs, 250);
+});

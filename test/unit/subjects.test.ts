@@ -1,0 +1,41 @@
+import test from "ava";
+import fc from "fast-check";
+import { bucketToken, bucketFromToken, objectStoreName, objectSubject, heartbeatSubject, eventSubject, alertSubject, controlSubject, assertToken } from "../../src/subjects/index.ts";
+
+// S3 bucket names: 3-63 chars of [a-z0-9.-], starting and ending with a letter or digit, no "..".
+const s3Bucket = fc
+  .stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
+  .filter((s) => !s.includes(".."));
+
+test("bucket → token is injective and reversible", (t) => {
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(s3Bucket, s3Bucket, (a, b) => {
+        if (a !== b && bucketToken(a) === bucketToken(b)) return false;
+        return bucketFromToken(bucketToken(a)) === a && !bucketToken(a).includes(".");
+      }),
+    ),
+  );
+});
+
+test("shard object-store names never collide with another bucket's name", (t) => {
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(s3Bucket, s3Bucket, fc.integer({ min: 1, max: 999 }), (a, b, shard) => objectStoreName(a, shard) !== objectStoreName(b)),
+    ),
+  );
+});
+
+test("subjects have the documented shapes", (t) => {
+  t.is(objectSubject("get", "my.bucket"), "shoal.v1.obj.get.my_bucket");
+  t.is(heartbeatSubject("storage", "abc"), "shoal.hb.storage.abc");
+  t.is(eventSubject("b1", "created"), "shoal.events.b1.created");
+  t.is(eventSubject(), "shoal.events.*.*");
+  t.is(alertSubject("critical", "server-down"), "shoal.alerts.critical.server-down");
+  t.is(controlSubject("rebalancer", "repair"), "shoal.ctl.rebalancer.repair");
+});
+
+test("tokens with wildcards, dots or spaces are refused", (t) => {
+  for (const bad of ["", "a.b", "*", ">", "a b", "x\ny"]) t.throws(() => assertToken("t", bad), { instanceOf: TypeError });
+  t.throws(() => heartbeatSubject("storage", "a.b"));
+});

@@ -1,0 +1,8 @@
+/**
+ * The registry of actor kinds, by name. `shoal dev` starts all of them and
+ * `shoal start --actors …` the chosen ones. Each kind lives in
+ * actors/<kind>/ (index.ts: contract and wiring; logic.ts: pure decisions).
+ */
+import type { ActorRegistry } from "../src/cli/actors.ts";
+
+export const ACTORS: ActorRegistry = Object.freeze({});

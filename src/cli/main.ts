@@ -1,0 +1,90 @@
+/**
+ * `shoal` — the command line. Commands are small functions over the SDK and
+ * the runtime; bin/shoal.js hands in the actor registry (src/ never imports
+ * actors/).
+ */
+import { readFileSync } from "node:fs";
+import { ShoalError, toShoalError } from "../errors/index.ts";
+import { loadConfig, type ConfigInput, type ShoalConfig } from "../config.ts";
+import { createLogger } from "../log.ts";
+import { ensureNatsServer } from "../engine/binary.ts";
+import { parseFlags } from "./args.ts";
+import { runDev } from "./dev-command.ts";
+import { runStart } from "./start-command.ts";
+import type { ActorRegistry } from "./actors.ts";
+
+export interface CliDeps {
+  /** Every actor kind that exists, by name (actors/index.ts). */
+  actors: ActorRegistry;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+/** Exit codes: scripts can tell a usage error from a failure. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3 } as const;
+
+const HELP = `shoal — a distributed S3-style object store on NATS JetStream
+
+Usage:
+  shoal dev [--data DIR] [--nats-port N] [--servers N]   run everything locally (npm start)
+  shoal start --actors LIST [--nats URL]                 run actors against a NATS cluster
+  shoal setup                                            find or install nats-server (>= 2.9)
+  shoal version
+  shoal help
+
+Common flags: --nats URL[,URL…] (SHOAL_NATS_URL), --config FILE (SHOAL_CONFIG),
+              --log-level LEVEL (SHOAL_LOG_LEVEL), --json
+Actors: storage, replicator, rebalancer, health-monitor (LIST is comma-separated, or "all").
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** Config layer from the common flags. */
+export function commonFlagsLayer(values: { nats?: string | undefined; "log-level"?: string | undefined }): ConfigInput {
+  return { nats: { servers: values.nats }, log: { level: values["log-level"] } };
+}
+
+export function configFor(values: { config?: string | undefined }, flags: ConfigInput): ShoalConfig {
+  return loadConfig({ ...(values.config ? { file: values.config } : {}), flags });
+}
+
+export async function main(argv: string[], deps: CliDeps): Promise<number> {
+  const stdout = deps.stdout ?? process.stdout;
+  const stderr = deps.stderr ?? process.stderr;
+  const [command = "help", ...rest] = argv;
+  try {
+    switch (command) {
+      case "dev":
+        return await runDev(rest, deps, stdout);
+      case "start":
+        return await runStart(rest, deps);
+      case "setup": {
+        const { values } = parseFlags(rest, {});
+        const b = ensureNatsServer({ install: true, log: (l) => stderr.write(`${l}\n`) });
+        stdout.write(values.json ? `${JSON.stringify(b)}\n` : `nats-server ${b.version} at ${b.path}\n`);
+        return EXIT.ok;
+      }
+      case "version":
+      case "--version":
+        stdout.write(`shoal ${version()}\n`);
+        return EXIT.ok;
+      case "help":
+      case "--help":
+      case "-h":
+        stdout.write(HELP);
+        return EXIT.ok;
+      default:
+        throw new ShoalError("InvalidArgument", `unknown command ${JSON.stringify(command)}; run \`shoal help\``);
+    }
+  } catch (e) {
+    const err = toShoalError(e);
+    if (err.code === "InternalError") createLogger({ name: "shoal-cli" }).error({ err: e }, "command failed");
+    stderr.write(`shoal ${command}: ${err.code === "InternalError" ? err.message : e instanceof ShoalError ? e.message : err.message}\n`);
+    if (err.code === "InvalidArgument" || err.code === "InvalidConfig") return EXIT.usage;
+    if (err.code === "NoSuchBucket" || err.code === "NoSuchKey" || err.code === "NoSuchUpload") return EXIT.notFound;
+    return EXIT.failure;
+  }
+}

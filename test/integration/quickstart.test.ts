@@ -1,0 +1,91 @@
+/**
+ * Keeps the README's Quickstart true: runs its first command, exactly as
+ * written, in a fresh copy of the repository, waits for `shoal dev` to print
+ * its endpoints, checks that NATS/JetStream answers, then stops it with
+ * Ctrl-C (SIGINT to its process group) and checks everything exited.
+ */
+import test from "ava";
+import { spawn, execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { connect as tcpConnect } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connectTo, tempDir } from "../helpers/nats.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+export function quickstartCommands(): string[] {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const section = readme.split(/^## /m).find((s) => s.startsWith("Quickstart"));
+  const block = section && /```sh\n([\s\S]*?)```/.exec(section);
+  if (!block?.[1]) throw new Error("README has no ```sh block under ## Quickstart");
+  return block[1].split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+}
+
+test("the README Quickstart has exactly two commands: start, then test", (t) => {
+  const cmds = quickstartCommands();
+  t.is(cmds.length, 2);
+  t.regex(cmds[0]!, /npm start/);
+  t.is(cmds[1], "npm test");
+});
+
+test("the Quickstart's first command brings up shoal dev, which answers and stops on Ctrl-C", async (t) => {
+  const [start] = quickstartCommands();
+  // A fresh copy of the tracked files (what a clone has), so `npm ci` does not
+  // disturb the checkout the suite runs from.
+  const dir = join(tempDir(t), "shoal");
+  mkdirSync(dir);
+  const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard"], { cwd: root, encoding: "utf8" }).split("\n").filter(Boolean);
+  for (const f of files) if (existsSync(join(root, f))) cpSync(join(root, f), join(dir, f), { recursive: true });
+
+  const child = spawn("bash", ["-c", start!], {
+    cwd: dir,
+    detached: true, // its own process group, like a terminal's foreground job
+    stdio: ["ignore", "pipe", "pipe"],
+    // A free port, never 4222 in a test; the command itself stays as written.
+    env: { ...process.env, SHOAL_NATS_PORT: "0", npm_config_prefer_offline: "true" },
+  });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  });
+
+  const deadline = Date.now() + 180_000;
+  let url: string | undefined;
+  while (!url && Date.now() < deadline && child.exitCode === null) {
+    url = /^NATS: (nats:\/\/\S+)$/m.exec(out)?.[1];
+    if (!url) await sleep(100);
+  }
+  t.truthy(url, `no "NATS: nats://…" line; output:\n${out}`);
+  t.regex(out, /^Credentials: /m);
+  t.true((out.match(/^ {2}\$ /gm) ?? []).length >= 3, "three example commands");
+
+  const nc = await connectTo(t, url!);
+  const jsm = await jetstreamManager(nc);
+  t.is(typeof (await jsm.getAccountInfo()).limits.max_storage, "number");
+  await nc.close();
+
+  process.kill(-child.pid!, "SIGINT");
+  const code = await Promise.race([exited, sleep(30_000).then(() => "hung" as const)]);
+  t.is(code, 0, out);
+  // the nats-server it started is gone (nothing listens on its port), and its data was kept
+  const port = Number(new URL(url!).port);
+  t.false(await listening(port), `something still listens on ${port}`);
+  t.true(existsSync(join(dir, ".shoal/data/nats/jetstream")));
+});
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host: "127.0.0.1", port });
+    sock.once("connect", () => (sock.destroy(), resolve(true)));
+    sock.once("error", () => resolve(false));
+  });
+}

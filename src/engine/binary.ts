@@ -26,12 +26,12 @@ function isExecutable(p: string): boolean {
 }
 
 /** Candidate paths in order: $SHOAL_NATS_SERVER, $PATH, the usual sbin/bin dirs. */
-export function candidatePaths(env: NodeJS.ProcessEnv = process.env): string[] {
+export function candidatePaths(env: NodeJS.ProcessEnv = process.env, extraDirs: readonly string[] = EXTRA_DIRS): string[] {
   const out: string[] = [];
   const explicit = env["SHOAL_NATS_SERVER"];
   if (explicit) out.push(explicit);
   for (const dir of (env["PATH"] ?? "").split(delimiter)) if (dir) out.push(join(dir, "nats-server"));
-  for (const dir of EXTRA_DIRS) out.push(join(dir, "nats-server"));
+  for (const dir of extraDirs) out.push(join(dir, "nats-server"));
   return [...new Set(out)];
 }
 
@@ -75,9 +75,9 @@ export function installHint(): string {
 }
 
 /** Finds a usable nats-server, or undefined. Throws when only too-old ones exist. */
-export function findNatsServer(env: NodeJS.ProcessEnv = process.env): NatsServerBinary | undefined {
+export function findNatsServer(env: NodeJS.ProcessEnv = process.env, extraDirs: readonly string[] = EXTRA_DIRS): NatsServerBinary | undefined {
   let tooOld: NatsServerBinary | undefined;
-  for (const p of candidatePaths(env)) {
+  for (const p of candidatePaths(env, extraDirs)) {
     const b = probe(p);
     if (!b) continue;
     if (versionAtLeast(parseVersion(b.version) ?? [0, 0, 0], MIN_VERSION)) return b;
@@ -104,9 +104,12 @@ function isDebianLike(): boolean {
  * `apt-get update` when the package is unknown); anywhere else it throws
  * NatsServerMissing with exact instructions.
  */
-export function ensureNatsServer(opts: { install?: boolean; log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {}): NatsServerBinary {
+export function ensureNatsServer(
+  opts: { install?: boolean; log?: (line: string) => void; env?: NodeJS.ProcessEnv; searchDirs?: readonly string[] } = {},
+): NatsServerBinary {
   const env = opts.env ?? process.env;
-  const found = findNatsServer(env);
+  const dirs = opts.searchDirs ?? EXTRA_DIRS;
+  const found = findNatsServer(env, dirs);
   if (found) return found;
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const canInstall = opts.install !== false && process.platform === "linux" && isDebianLike() && process.getuid?.() === 0;
@@ -121,7 +124,7 @@ export function ensureNatsServer(opts: { install?: boolean; log?: (line: string)
     spawnSync("apt-get", ["update"], { stdio: ["ignore", "inherit", "inherit"], env: aptEnv });
     r = aptInstall();
   }
-  const after = findNatsServer(env);
+  const after = findNatsServer(env, dirs);
   if (r.status !== 0 || !after) {
     throw new ShoalError("NatsServerMissing", `apt-get install nats-server failed (exit ${r.status ?? r.signal}).\n${installHint()}`);
   }

@@ -39,3 +39,35 @@ test("renderServerConfig quotes values and writes cluster routes", (t) => {
   t.regex(text, /system_account: SYS/);
   t.regex(text, /no_auth_user: "shoal"/);
 });
+
+test("when nats-server is missing and cannot be installed, the error says exactly how to install it", async (t) => {
+  const { ensureNatsServer } = await import("../../src/engine/binary.ts");
+  const { ShoalError } = await import("../../src/errors/index.ts");
+  // An environment where no candidate exists: empty PATH, an explicit path that is not there, no extra dirs.
+  // install:false stands for "not Debian as root": the same branch.
+  const env = { PATH: "/nonexistent", SHOAL_NATS_SERVER: "/nonexistent/nats-server" };
+  const e = t.throws(() => ensureNatsServer({ install: false, env, searchDirs: [] }), { instanceOf: ShoalError });
+  t.is(e?.code, "NatsServerMissing");
+  t.regex(e!.message, /apt-get install -y nats-server/);
+  t.regex(e!.message, /SHOAL_NATS_SERVER/);
+});
+
+test("installHint names apt-get, brew, the release page and SHOAL_NATS_SERVER", async (t) => {
+  const { installHint } = await import("../../src/engine/binary.ts");
+  const h = installHint();
+  for (const s of ["apt-get install -y nats-server", "brew install nats-server", "nats-server/releases", "SHOAL_NATS_SERVER"]) t.true(h.includes(s), s);
+});
+
+test("a nats-server older than 2.9 is refused with the install hint", async (t) => {
+  const { ensureNatsServer } = await import("../../src/engine/binary.ts");
+  const { writeFileSync, chmodSync, mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "shoal-old-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fake = join(dir, "nats-server");
+  writeFileSync(fake, "#!/bin/sh\necho 'nats-server: v2.8.4'\n");
+  chmodSync(fake, 0o755);
+  const e = t.throws(() => ensureNatsServer({ install: false, env: { PATH: dir }, searchDirs: [] }));
+  t.regex(e!.message, /2\.8\.4 .* too old/);
+});

@@ -1,0 +1,56 @@
+/**
+ * One way to open a NATS connection from a config slice, used by the actor
+ * runtime, the SDK and the CLI.
+ */
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConfig } from "./config.ts";
+import { ShoalError } from "./errors/index.ts";
+
+export interface ConnectOverrides {
+  /** Connection name shown by `nats server report connections`. */
+  name?: string;
+  /** Use the system-account user (for $SYS requests). */
+  system?: boolean;
+  /** Extra client options (timeouts, reconnect policy). */
+  options?: Partial<ConnectionOptions>;
+}
+
+export function connectionOptions(cfg: NatsConfig, o: ConnectOverrides = {}): ConnectionOptions {
+  const opts: ConnectionOptions = {
+    servers: [...cfg.servers],
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 10_000,
+    ...(o.name ? { name: o.name } : {}),
+  };
+  if (o.system) {
+    if (!cfg.sysUser) throw new ShoalError("InvalidConfig", "a system-account user is needed for this (SHOAL_NATS_SYS_USER / SHOAL_NATS_SYS_PASS)");
+    opts.user = cfg.sysUser;
+    if (cfg.sysPass !== undefined) opts.pass = cfg.sysPass;
+  } else if (cfg.creds) {
+    let creds: Uint8Array;
+    try {
+      creds = readFileSync(cfg.creds);
+    } catch (e) {
+      throw new ShoalError("InvalidConfig", `cannot read NATS credentials file ${cfg.creds}`, { cause: e });
+    }
+    opts.authenticator = credsAuthenticator(creds);
+  } else if (cfg.user) {
+    opts.user = cfg.user;
+    if (cfg.pass !== undefined) opts.pass = cfg.pass;
+  }
+  return { ...opts, ...o.options };
+}
+
+/** Connects, turning "cannot reach any server" into a clear ServiceUnavailable. */
+export async function connectNats(cfg: NatsConfig, o: ConnectOverrides = {}): Promise<NatsConnection> {
+  try {
+    return await connect(connectionOptions(cfg, o));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why = e instanceof Error ? e.message : String(e);
+    if (/auth/i.test(why)) throw new ShoalError("AccessDenied", `NATS refused the credentials (${why})`, { cause: e });
+    throw new ShoalError("ServiceUnavailable", `cannot connect to NATS at ${cfg.servers.join(",")}: ${why}${code ? ` (${code})` : ""}`, { cause: e });
+  }
+}

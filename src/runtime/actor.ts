@@ -1,0 +1,406 @@
+/**
+ * The actor runtime: `defineActor` declares an actor's contract and wiring;
+ * `ActorInstance` runs one instance with its own NATS connection, heartbeat
+ * and presence, wrapped handlers, background loops and a drain deadline.
+ *
+ * The runtime — not each actor — owns reply-on-error, heartbeats, presence,
+ * retries (./backoff.ts) and the drain at shutdown.
+ */
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { nuid, type Msg, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
+import { ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
+import { KV as KV_NAMES, actorPresenceKey, assertToken, heartbeatSubject } from "../subjects/index.ts";
+import { parseJsonObject } from "../subjects/payload.ts";
+import type { NatsConfig, RuntimeConfig } from "../config.ts";
+import { connectNats } from "../connect.ts";
+import type { Logger } from "../log.ts";
+import type { Heartbeat } from "./presence.ts";
+
+/** What an actor listens to and emits: read at the top of actors/<kind>/index.ts. */
+export interface ActorContract {
+  /** Request/reply subjects it serves (queue group). */
+  serves?: readonly string[];
+  /** Streams or subjects it consumes. */
+  consumes?: readonly string[];
+  /** Subjects or streams it publishes to. */
+  publishes?: readonly string[];
+  /** KV buckets it reads or writes. */
+  kv?: readonly string[];
+}
+
+/** Everything an actor's code may use. One per instance. */
+export interface ActorContext {
+  readonly kind: string;
+  readonly id: string;
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly log: Logger;
+  /** Aborted when the instance starts to drain. Loops must return soon after. */
+  readonly signal: AbortSignal;
+  readonly runtime: RuntimeConfig;
+  /** The NATS config slice (for actors that must open a system-account connection). */
+  readonly nats: NatsConfig;
+  /** Sets the free-form status carried by the next heartbeats. */
+  setStatus(info: Record<string, unknown>): void;
+}
+
+/** A request as a handler sees it. */
+export interface Request {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  /** The raw message (for handlers that stream more messages after the reply). */
+  readonly msg: Msg;
+  /** Per-request child logger carrying the request id. */
+  readonly log: Logger;
+  readonly requestId: string;
+  header(name: string): string | undefined;
+  /** The payload as a validated v1 JSON object (`{}` when empty). */
+  json(): Record<string, unknown>;
+  /** Replies now (for handlers that continue after replying). Later replies are ignored. */
+  respond(reply: Reply): void;
+  readonly responded: boolean;
+}
+
+const RAW = Symbol("shoal.rawReply");
+
+/** Bytes with headers, made by rawReply(). */
+export interface RawReply {
+  readonly [RAW]: true;
+  readonly data: Uint8Array | string;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+}
+
+/** A reply of bytes (or text) with NATS headers. */
+export function rawReply(data: Uint8Array | string, headers?: Record<string, string>): RawReply {
+  return { [RAW]: true, data, headers };
+}
+
+/** What a handler returns: bytes, a string, a JSON-able object (sent as JSON), or rawReply(). */
+export type Reply = Uint8Array | string | RawReply | Record<string, unknown> | undefined;
+
+export type Handler = (req: Request, ctx: ActorContext) => Reply | Promise<Reply>;
+
+export interface EndpointSpec {
+  /** Endpoint name (a subject token, shown by `nats micro info`). */
+  name: string;
+  subject: string;
+  handler: Handler;
+  /** Defaults to the service's queue group. */
+  queue?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface ControlSpec {
+  /** Full subject (built with controlSubject()). Not in a queue group: every instance hears it. */
+  subject: string;
+  handler: Handler;
+}
+
+/** What an actor's start() hands back to the runtime. */
+export interface ActorWiring {
+  endpoints?: EndpointSpec[];
+  controls?: ControlSpec[];
+  /** Background loops; each runs until ctx.signal aborts. A loop that throws is logged and restarted with backoff. */
+  loops?: Array<{ name: string; run: (ctx: ActorContext) => Promise<void> }>;
+  /** Called after endpoints and loops have stopped, before the connection closes. */
+  close?: () => Promise<void> | void;
+}
+
+export interface ActorDefinition {
+  readonly kind: string;
+  readonly description: string;
+  readonly contract: ActorContract;
+  /** When set, endpoints are served as this NATS micro service (`nats micro ls`). */
+  readonly service?: { name: string; version: string; queue: string };
+  start(ctx: ActorContext): ActorWiring | Promise<ActorWiring>;
+}
+
+export function defineActor(def: ActorDefinition): ActorDefinition {
+  assertToken("actor kind", def.kind);
+  return Object.freeze({ ...def, contract: Object.freeze({ ...def.contract }) });
+}
+
+export interface InstanceOptions {
+  nats: NatsConfig;
+  runtime: RuntimeConfig;
+  logger: Logger;
+  /** Instance id (default: a fresh nuid). */
+  id?: string;
+  /** Use this connection instead of opening one (tests). The instance closes it on stop. */
+  connection?: NatsConnection;
+}
+
+const PRESENCE_HISTORY = 1;
+
+/** One running actor instance. */
+export class ActorInstance {
+  readonly def: ActorDefinition;
+  readonly id: string;
+  readonly log: Logger;
+  private opts: InstanceOptions;
+  private ctx!: ActorContext;
+  private nc!: NatsConnection;
+  private service: Service | undefined;
+  private subs: Array<{ drain(): Promise<void> }> = [];
+  private wiring: ActorWiring = {};
+  private abort = new AbortController();
+  private inflight = 0;
+  private idle: (() => void) | undefined;
+  private draining = false;
+  private loops: Promise<void>[] = [];
+  private hbTimer: NodeJS.Timeout | undefined;
+  private presence: KV | undefined;
+  private status: Record<string, unknown> = {};
+  private readonly started = Date.now();
+  private stopped: Promise<void> | undefined;
+
+  constructor(def: ActorDefinition, opts: InstanceOptions) {
+    this.def = def;
+    this.opts = opts;
+    this.id = opts.id ?? nuid.next().toLowerCase();
+    assertToken("actor id", this.id);
+    this.log = opts.logger.child({ actor: def.kind, id: this.id });
+  }
+
+  get kind(): string {
+    return this.def.kind;
+  }
+
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  get inflightCount(): number {
+    return this.inflight;
+  }
+
+  async start(): Promise<void> {
+    this.nc = this.opts.connection ?? (await connectNats(this.opts.nats, { name: `shoal-${this.def.kind}-${this.id}` }));
+    const js = jetstream(this.nc);
+    const jsm = await jetstreamManager(this.nc);
+    this.ctx = {
+      kind: this.def.kind,
+      id: this.id,
+      nc: this.nc,
+      js,
+      jsm,
+      log: this.log,
+      signal: this.abort.signal,
+      runtime: this.opts.runtime,
+      nats: this.opts.nats,
+      setStatus: (info) => {
+        this.status = { ...info };
+      },
+    };
+    try {
+      this.presence = await new Kvm(js).create(KV_NAMES.actors, { history: PRESENCE_HISTORY, ttl: this.opts.runtime.presenceTtlMs });
+      await this.beat();
+      this.wiring = (await this.def.start(this.ctx)) ?? {};
+      await this.serve();
+      for (const loop of this.wiring.loops ?? []) this.loops.push(this.runLoop(loop));
+      this.hbTimer = setInterval(() => void this.beat(), this.opts.runtime.heartbeatMs);
+      this.hbTimer.unref();
+      this.log.info({ contract: this.def.contract }, "actor started");
+    } catch (e) {
+      await this.stop(0).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async serve(): Promise<void> {
+    const endpoints = this.wiring.endpoints ?? [];
+    if (endpoints.length > 0) {
+      if (!this.def.service) throw new ShoalError("InvalidConfig", `actor ${this.def.kind} has endpoints but no service definition`);
+      const { name, version, queue } = this.def.service;
+      this.service = await new Svcm(this.nc).add({ name, version, description: this.def.description, queue, metadata: { kind: this.def.kind, instance: this.id } });
+      for (const ep of endpoints) {
+        this.service.addEndpoint(ep.name, {
+          subject: ep.subject,
+          ...(ep.queue !== undefined ? { queue: ep.queue } : {}),
+          ...(ep.metadata ? { metadata: ep.metadata } : {}),
+          handler: (err, msg) => {
+            if (err) {
+              this.log.error({ err }, "service endpoint failed");
+              return;
+            }
+            void this.dispatch(ep.handler, msg, true);
+          },
+        });
+      }
+    }
+    for (const c of this.wiring.controls ?? []) {
+      const sub = this.nc.subscribe(c.subject, { callback: (err, msg) => (err ? this.log.error({ err }, "control subscription failed") : void this.dispatch(c.handler, msg, false)) });
+      this.subs.push(sub);
+    }
+  }
+
+  /**
+   * Runs one handler with the runtime's guarantees: a reply is always sent
+   * when the request has a reply subject — the handler's result, or a typed
+   * error for a throw or rejection — and nothing escapes to kill the process.
+   */
+  private async dispatch(handler: Handler, msg: Msg, isService: boolean): Promise<void> {
+    const requestId = msg.headers?.get("Shoal-Request-Id") || nuid.next();
+    const log = this.log.child({ req: requestId });
+    let responded = false;
+    const send = (reply: Reply) => {
+      if (responded || !msg.reply) return;
+      responded = true;
+      const { data, headers } = encodeReply(reply);
+      msg.respond(data, headers ? { headers } : undefined);
+    };
+    const sendError = (e: unknown) => {
+      const err = toShoalError(e);
+      if (err.code === "InternalError") log.error({ err: e, subject: msg.subject }, "handler failed");
+      else if (err.spec.http >= 500) log.warn({ err: e, code: err.code, subject: msg.subject }, "request failed");
+      else log.info({ code: err.code, subject: msg.subject, msg: err.message }, "request refused");
+      if (responded || !msg.reply) return;
+      responded = true;
+      const wire = errorToWire(err);
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(wire.headers)) h.set(k, v);
+      if (isService) (msg as ServiceMsg).respondError(err.spec.nats, err.message, wire.body, { headers: h });
+      else msg.respond(wire.body, { headers: h });
+    };
+    if (this.draining) {
+      sendError(new ShoalError("ShuttingDown"));
+      return;
+    }
+    this.inflight++;
+    const req: Request = {
+      subject: msg.subject,
+      data: msg.data,
+      headers: msg.headers,
+      msg,
+      log,
+      requestId,
+      header: (name) => msg.headers?.get(name) || undefined,
+      json: () => parseJsonObject(msg.data),
+      respond: send,
+      get responded() {
+        return responded;
+      },
+    };
+    try {
+      const out = await handler(req, this.ctx);
+      if (!responded) send(out);
+    } catch (e) {
+      if (responded) log.error({ err: e }, "handler failed after replying");
+      else sendError(e);
+    } finally {
+      this.inflight--;
+      if (this.inflight === 0) this.idle?.();
+    }
+  }
+
+  private async runLoop(loop: { name: string; run: (ctx: ActorContext) => Promise<void> }): Promise<void> {
+    let failures = 0;
+    while (!this.abort.signal.aborted) {
+      try {
+        await loop.run(this.ctx);
+        failures = 0;
+        if (!this.abort.signal.aborted) await sleep(100, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      } catch (e) {
+        if (this.abort.signal.aborted) return;
+        failures++;
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));
+        this.log.error({ err: e, loop: loop.name, failures, retryInMs: delay }, "actor loop failed; restarting");
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  private heartbeat(): Heartbeat {
+    return {
+      v: 1,
+      kind: this.def.kind,
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      started: this.started,
+      now: Date.now(),
+      intervalMs: this.opts.runtime.heartbeatMs,
+      status: this.draining ? "draining" : "running",
+      inflight: this.inflight,
+      ...(Object.keys(this.status).length ? { info: this.status } : {}),
+    };
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.nc || this.nc.isClosed()) return;
+    const body = JSON.stringify(this.heartbeat());
+    try {
+      this.nc.publish(heartbeatSubject(this.def.kind, this.id), body);
+      await this.presence?.put(actorPresenceKey(this.def.kind, this.id), body);
+    } catch (e) {
+      // A missed beat is not fatal: presence catches up at the next one.
+      this.log.warn({ err: e }, "heartbeat failed");
+    }
+  }
+
+  /**
+   * Graceful stop: stop taking requests, let in-flight ones finish (up to the
+   * deadline), stop loops, remove presence, close the connection. Idempotent.
+   */
+  stop(deadlineMs = this.opts.runtime.drainTimeoutMs): Promise<void> {
+    this.stopped ??= this.doStop(deadlineMs);
+    return this.stopped;
+  }
+
+  private async doStop(deadlineMs: number): Promise<void> {
+    const until = Date.now() + deadlineMs;
+    const left = () => Math.max(0, until - Date.now());
+    this.draining = true;
+    this.abort.abort(new ShoalError("ShuttingDown"));
+    if (this.hbTimer) clearInterval(this.hbTimer);
+    // No new requests: the queue group hands them to other instances.
+    await withTimeout(Promise.allSettled([this.service?.stop(), ...this.subs.map((s) => s.drain())]), left());
+    if (this.inflight > 0) {
+      await withTimeout(new Promise<void>((r) => (this.idle = r)), left());
+      if (this.inflight > 0) this.log.warn({ inflight: this.inflight }, "drain deadline passed with requests in flight");
+    }
+    await withTimeout(Promise.allSettled(this.loops), left());
+    try {
+      await withTimeout(Promise.resolve(this.wiring.close?.()), left());
+    } catch (e) {
+      this.log.error({ err: e }, "actor close failed");
+    }
+    if (this.presence && this.nc && !this.nc.isClosed()) {
+      await withTimeout(this.presence.delete(actorPresenceKey(this.def.kind, this.id)).catch(() => undefined), Math.min(left() + 500, 2000));
+    }
+    if (this.nc && !this.nc.isClosed()) {
+      await withTimeout(this.nc.drain().catch(() => undefined), Math.max(left(), 500));
+      if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+    }
+    this.log.info("actor stopped");
+  }
+}
+
+function encodeReply(reply: Reply): { data: Uint8Array | string; headers?: MsgHdrs } {
+  if (reply === undefined) return { data: "" };
+  if (typeof reply === "string" || reply instanceof Uint8Array) return { data: reply };
+  if (RAW in reply) {
+    const r = reply as RawReply;
+    if (!r.headers) return { data: r.data };
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(r.headers)) h.set(k, v);
+    return { data: r.data, headers: h };
+  }
+  return { data: JSON.stringify(reply) };
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((r) => (t = setTimeout(() => r(undefined), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(t);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Running several actors in one process (`shoal dev`, `shoal start`), each
+ * with its own connection, and stopping them together on SIGINT/SIGTERM
+ * within a drain deadline.
+ */
+import type { NatsConfig, RuntimeConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { ActorInstance, type ActorDefinition } from "./actor.ts";
+
+export interface StartActorsOptions {
+  nats: NatsConfig;
+  runtime: RuntimeConfig;
+  logger: Logger;
+}
+
+export interface RunningActors {
+  readonly instances: readonly ActorInstance[];
+  /** Drains every instance (in parallel) within the runtime's drain deadline. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+/** Starts one instance of each definition. If one fails to start, the others are stopped and the error rethrown. */
+export async function startActors(defs: readonly ActorDefinition[], opts: StartActorsOptions): Promise<RunningActors> {
+  const instances: ActorInstance[] = [];
+  const stop = async (deadlineMs = opts.runtime.drainTimeoutMs) => {
+    await Promise.allSettled(instances.map((i) => i.stop(deadlineMs)));
+  };
+  try {
+    for (const def of defs) {
+      const inst = new ActorInstance(def, { nats: opts.nats, runtime: opts.runtime, logger: opts.logger });
+      instances.push(inst);
+      await inst.start();
+    }
+  } catch (e) {
+    await stop(1000);
+    throw e;
+  }
+  return { instances, stop };
+}
+
+/**
+ * On the first SIGINT or SIGTERM, runs `stop` (which should finish within
+ * `deadlineMs`); if it has not finished by deadline + 2 s, or on a second
+ * signal, exits at once with status 130. Returns a function that removes the
+ * handlers.
+ */
+export function installSignalHandlers(stop: () => Promise<void>, deadlineMs: number, exit: (code: number) => void = (c) => process.exit(c)): () => void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`shoal: ${signal} again, exiting now\n`);
+      exit(130);
+      return;
+    }
+    stopping = true;
+    const force = setTimeout(() => {
+      process.stderr.write("shoal: drain deadline passed, exiting\n");
+      exit(130);
+    }, deadlineMs + 2000);
+    force.unref();
+    stop().then(
+      () => clearTimeout(force),
+      (e: unknown) => {
+        clearTimeout(force);
+        process.stderr.write(`shoal: stop failed: ${String(e)}\n`);
+        exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+}

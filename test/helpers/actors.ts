@@ -1,0 +1,100 @@
+/**
+ * Test-only actors and a fixture that runs an ActorInstance against a test
+ * server, stopped in teardown.
+ */
+import { Writable } from "node:stream";
+import type { ExecutionContext } from "ava";
+import { ActorInstance, defineActor, type ActorDefinition, type ActorWiring, type ActorContext } from "../../src/runtime/index.ts";
+import { buildConfig, type RuntimeConfig } from "../../src/config.ts";
+import { createLogger, type Logger } from "../../src/log.ts";
+import { ShoalError } from "../../src/errors/index.ts";
+import { controlSubject } from "../../src/subjects/index.ts";
+
+/** A logger whose JSON lines are kept for assertions. */
+export function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = createLogger({ level: "debug", destination: sink });
+  return {
+    logger,
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+export const FAST_RUNTIME: RuntimeConfig = buildConfig({ runtime: { heartbeatMs: 100, presenceTtlMs: 600, drainTimeoutMs: 3000 } }).runtime;
+
+export const ECHO_SUBJECT = "shoal.test.echo";
+
+/**
+ * An actor whose endpoints misbehave on purpose: `echo` answers, `throw`
+ * throws synchronously, `reject` rejects, `refuse` throws a typed client
+ * error, `slow` waits for the ms in its payload, `silent` returns nothing.
+ */
+export function makeTestActor(kind = "tester", extra: Partial<ActorWiring> = {}): ActorDefinition {
+  return defineActor({
+    kind,
+    description: "test actor",
+    contract: { serves: [`${ECHO_SUBJECT}.*`] },
+    service: { name: `shoal-${kind}`, version: "0.0.1", queue: `shoal-${kind}` },
+    start: (ctx: ActorContext) => ({
+      endpoints: [
+        { name: "echo", subject: `${ECHO_SUBJECT}.echo`, handler: (req) => ({ echo: new TextDecoder().decode(req.data), id: ctx.id }) },
+        {
+          name: "throw",
+          subject: `${ECHO_SUBJECT}.throw`,
+          handler: () => {
+            throw new Error("secret internal detail: /var/lib/db password=hunter2");
+          },
+        },
+        { name: "reject", subject: `${ECHO_SUBJECT}.reject`, handler: async () => Promise.reject(new TypeError("boom in a promise")) },
+        {
+          name: "refuse",
+          subject: `${ECHO_SUBJECT}.refuse`,
+          handler: () => {
+            throw new ShoalError("NoSuchKey", undefined, { detail: { key: "k" } });
+          },
+        },
+        {
+          name: "slow",
+          subject: `${ECHO_SUBJECT}.slow`,
+          handler: async (req) => {
+            const ms = Number(new TextDecoder().decode(req.data)) || 500;
+            await new Promise((r) => setTimeout(r, ms));
+            return { slept: ms };
+          },
+        },
+        { name: "silent", subject: `${ECHO_SUBJECT}.silent`, handler: () => undefined },
+        { name: "json", subject: `${ECHO_SUBJECT}.json`, handler: (req) => req.json() },
+      ],
+      controls: [{ subject: controlSubject(kind, "ping"), handler: () => ({ pong: ctx.id }) }],
+      ...extra,
+    }),
+  });
+}
+
+export async function runActor(
+  t: ExecutionContext,
+  url: string,
+  def: ActorDefinition = makeTestActor(),
+  opts: { logger?: Logger; runtime?: RuntimeConfig; id?: string } = {},
+): Promise<ActorInstance> {
+  const inst = new ActorInstance(def, {
+    nats: buildConfig({ nats: { servers: url } }).nats,
+    runtime: opts.runtime ?? FAST_RUNTIME,
+    logger: opts.logger ?? createLogger({ level: "silent" }),
+    ...(opts.id ? { id: opts.id } : {}),
+  });
+  t.teardown(() => inst.stop(1000));
+  await inst.start();
+  return inst;
+}

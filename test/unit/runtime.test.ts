@@ -1,0 +1,75 @@
+import test from "ava";
+import fc from "fast-check";
+import { backoffDelay, retry, summarizePresence, isAlive, decodeHeartbeat, type Heartbeat } from "../../src/runtime/index.ts";
+import { ShoalError } from "../../src/errors/index.ts";
+
+test("backoff is bounded by its cap, never negative, and grows until the cap without jitter", (t) => {
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 60_000 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), (attempt, baseMs, maxMs, jitter, r) => {
+        const d = backoffDelay(attempt, { baseMs, maxMs, jitter }, () => r);
+        const next = backoffDelay(attempt + 1, { baseMs, maxMs, jitter: 0 });
+        const cur = backoffDelay(attempt, { baseMs, maxMs, jitter: 0 });
+        return d >= 0 && d <= Math.max(maxMs, 0) && next >= cur && cur <= maxMs;
+      }),
+    ),
+  );
+});
+
+test("retry retries retryable errors, stops on the first non-retryable one, and respects attempts", async (t) => {
+  let n = 0;
+  const v = await retry(
+    async () => {
+      n++;
+      if (n < 3) throw new ShoalError("Timeout");
+      return "ok";
+    },
+    { baseMs: 1, maxMs: 2 },
+  );
+  t.is(v, "ok");
+  t.is(n, 3);
+
+  n = 0;
+  await t.throwsAsync(() => retry(async () => (n++, Promise.reject(new ShoalError("NoSuchKey"))), { baseMs: 1 }), { message: /key does not exist/ });
+  t.is(n, 1);
+
+  n = 0;
+  await t.throwsAsync(() => retry(async () => (n++, Promise.reject(new ShoalError("ServiceUnavailable"))), { baseMs: 1, maxMs: 1, attempts: 4 }));
+  t.is(n, 4);
+});
+
+test("retry gives up at its deadline (injected clock)", async (t) => {
+  let now = 0;
+  let n = 0;
+  await t.throwsAsync(() =>
+    retry(
+      async () => {
+        n++;
+        now += 1000;
+        throw new ShoalError("Timeout");
+      },
+      { attempts: 100, deadlineMs: 3500, baseMs: 1, maxMs: 1, jitter: 0, now: () => now },
+    ),
+  );
+  t.is(n, 4);
+});
+
+const hb = (kind: string, id: string, at: number, intervalMs = 1000): Heartbeat => ({ v: 1, kind, id, host: "h", pid: 1, started: 0, now: at, intervalMs, status: "running", inflight: 0 });
+
+test("presence: alive within three intervals, stale after", (t) => {
+  t.true(isAlive(hb("storage", "a", 10_000), 12_999));
+  t.true(isAlive(hb("storage", "a", 10_000), 13_000));
+  t.false(isAlive(hb("storage", "a", 10_000), 13_001));
+  const p = summarizePresence([hb("storage", "a", 10_000), hb("storage", "b", 1_000), hb("replicator", "c", 9_500)], 11_000);
+  t.deepEqual(p.byKind.get("storage")?.map((h) => h.id), ["a"]);
+  t.deepEqual(p.stale.map((h) => h.id), ["b"]);
+  t.is(p.live.length, 2);
+});
+
+test("heartbeat decoding refuses garbage with typed errors", (t) => {
+  t.is(decodeHeartbeat(JSON.stringify(hb("k", "i", 5))).id, "i");
+  for (const bad of ["nope", "1", JSON.stringify({ v: 2 }), JSON.stringify({ ...hb("k", "i", 5), now: "x" }), JSON.stringify({ ...hb("k", "i", 5), status: "zombie" })]) {
+    const e = t.throws(() => decodeHeartbeat(bad), { instanceOf: ShoalError });
+    t.true(e?.code === "MalformedPayload" || e?.code === "UnsupportedVersion");
+  }
+});

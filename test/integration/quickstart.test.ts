@@ -75,7 +75,11 @@ test("the Quickstart's first command brings up shoal dev, which answers and stop
 
   process.kill(-child.pid!, "SIGINT");
   const code = await Promise.race([exited, sleep(30_000).then(() => "hung" as const)]);
-  t.is(code, 0, out);
+  t.not(code, "hung", "stopped within 30 s of Ctrl-C");
+  // npm and bash re-raise SIGINT (exit status 130 / signal), as in a terminal;
+  // what matters is that shoal itself drained and stopped cleanly.
+  t.regex(out, /^shoal dev: stopped$/m, out);
+  t.notRegex(out, /drain deadline passed|stop failed/);
   // the nats-server it started is gone (nothing listens on its port), and its data was kept
   const port = Number(new URL(url!).port);
   t.false(await listening(port), `something still listens on ${port}`);

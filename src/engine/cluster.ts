@@ -28,7 +28,7 @@ export interface ClusterOptions {
    * Maps the route URL a server should use to reach a peer (e.g. through a
    * fault proxy). Receives (from, to, directUrl).
    */
-  routeVia?: (from: number, to: number, direct: string) => string;
+  routeVia?: (from: number, to: number, direct: string) => string | Promise<string>;
   readyTimeoutMs?: number;
 }
 
@@ -74,7 +74,7 @@ export class NatsCluster {
     }
     const cluster = new NatsCluster(opts, servers);
     try {
-      cluster.rewireRoutes();
+      await cluster.rewireRoutes();
       await Promise.all(servers.map((s) => s.start()));
       await cluster.waitReady(opts.readyTimeoutMs ?? 30_000);
     } catch (e) {
@@ -84,17 +84,17 @@ export class NatsCluster {
     return cluster;
   }
 
-  /** Points each server's routes at every peer (through routeVia when set). Takes effect on restart. */
-  rewireRoutes(): void {
-    this.servers.forEach((s, i) => {
+  /** Points each server's routes at every peer (through routeVia when set). Takes effect on (re)start. */
+  async rewireRoutes(): Promise<void> {
+    for (const [i, s] of this.servers.entries()) {
       const routes: string[] = [];
-      this.servers.forEach((peer, j) => {
-        if (i === j) return;
+      for (const [j, peer] of this.servers.entries()) {
+        if (i === j) continue;
         const direct = peer.clusterUrl;
-        routes.push(this.opts.routeVia ? this.opts.routeVia(i, j, direct) : direct);
-      });
+        routes.push(this.opts.routeVia ? await this.opts.routeVia(i, j, direct) : direct);
+      }
       s.setRoutes(routes);
-    });
+    }
   }
 
   /** Client URLs of the running servers, for a connection's server list. */

@@ -14,6 +14,7 @@ import { connect, type NatsConnection, type ConnectionOptions } from "@nats-io/t
 import { NatsServer, type NatsServerOptions } from "../../src/engine/server.ts";
 import { NatsCluster, type ClusterOptions } from "../../src/engine/cluster.ts";
 import type { AccountAuth } from "../../src/engine/config.ts";
+import { startProxy, type FaultProxy } from "./faultproxy.ts";
 
 export const TEST_AUTH: AccountAuth = Object.freeze({ sysUser: "sys", sysPassword: "sys-test", appUser: "shoal", appPassword: "shoal-test" });
 
@@ -53,4 +54,50 @@ export async function connectTo(t: ExecutionContext, servers: string | string[],
 /** A connection to the system account ($SYS requests). */
 export function connectSys(t: ExecutionContext, servers: string | string[]): Promise<NatsConnection> {
   return connectTo(t, servers, { user: TEST_AUTH.sysUser, pass: TEST_AUTH.sysPassword });
+}
+
+/**
+ * A cluster whose every directed route i→j, and every server's client port,
+ * passes through its own fault proxy. `isolate(name)` cuts one server off from
+ * its peers (and its clients, with `clients: true`); `healAll()` undoes it.
+ */
+export interface ProxiedCluster {
+  cluster: NatsCluster;
+  /** routes[i][j]: proxy on the route from server i to server j. */
+  routes: Map<string, FaultProxy>;
+  /** Proxy in front of each server's client port, by server name. */
+  clients: Map<string, FaultProxy>;
+  /** Client URLs through the proxies. */
+  urls: string[];
+  isolate(name: string, opts?: { clients?: boolean }): void;
+  healAll(): void;
+}
+
+export async function startProxiedCluster(t: ExecutionContext, size = 3, opts: Partial<ClusterOptions> = {}): Promise<ProxiedCluster> {
+  const routes = new Map<string, FaultProxy>();
+  const names = Array.from({ length: size }, (_, i) => `${opts.namePrefix ?? "n"}${i + 1}`);
+  const cluster = await startCluster(t, size, {
+    ...opts,
+    routeVia: async (from, to, direct) => {
+      const p = await startProxy(t, Number(new URL(direct).port));
+      routes.set(`${names[from]}>${names[to]}`, p);
+      return `nats-route://127.0.0.1:${p.port}`;
+    },
+  });
+  const clients = new Map<string, FaultProxy>();
+  for (const s of cluster.servers) clients.set(s.name, await startProxy(t, s.ports.client));
+  const all = () => [...routes.values(), ...clients.values()];
+  return {
+    cluster,
+    routes,
+    clients,
+    urls: cluster.servers.map((s) => clients.get(s.name)!.url()),
+    isolate(name, o = {}) {
+      for (const [k, p] of routes) if (k.startsWith(`${name}>`) || k.endsWith(`>${name}`)) p.cut();
+      if (o.clients) clients.get(name)?.cut();
+    },
+    healAll() {
+      for (const p of all()) p.heal();
+    },
+  };
 }

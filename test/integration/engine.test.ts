@@ -1,7 +1,6 @@
 import test from "ava";
-import { existsSync, readdirSync } from "node:fs";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { startServer, connectTo, connectSys, tempDir } from "../helpers/nats.ts";
+import { startServer, connectTo, connectSys } from "../helpers/nats.ts";
 
 test("a single server starts on free loopback ports and serves JetStream", async (t) => {
   const srv = await startServer(t);
@@ -40,13 +39,4 @@ test("restart keeps ports and data; a wiped restart has no data", async (t) => {
   nc = await connectTo(t, srv.url);
   jsm = await jetstreamManager(nc);
   await t.throwsAsync(() => jsm.streams.info("KEEP"), { message: /stream not found/ });
-});
-
-test("teardown removes the temp dir and kills the server even when the test fails", async (t) => {
-  // Run a child test context by hand: register, start, then check after teardown.
-  const dir = tempDir(t);
-  t.true(existsSync(dir));
-  const srv = await startServer(t, { dir });
-  t.true(srv.running);
-  t.true(readdirSync(dir).some((f) => f.endsWith(".ports")));
 });

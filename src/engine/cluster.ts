@@ -59,6 +59,12 @@ export class NatsCluster {
       const p = await freePort();
       if (!routePorts.includes(p)) routePorts.push(p);
     }
+    // Behind proxies, a server must not be reachable around them: peers learn
+    // each other's route URL by gossip and would open "implicit" routes to it
+    // directly. Advertise a reserved, closed port instead, so only the
+    // configured (proxied) routes ever connect.
+    const advertise: (string | undefined)[] = [];
+    for (let i = 0; i < opts.size; i++) advertise.push(opts.routeVia ? `127.0.0.1:${await freePort()}` : undefined);
     const servers: NatsServer[] = [];
     for (let i = 0; i < opts.size; i++) {
       servers.push(
@@ -67,7 +73,7 @@ export class NatsCluster {
           dir: join(opts.dir, `${prefix}${i + 1}`),
           auth: opts.auth,
           binary: opts.binary,
-          cluster: { name: clusterName, port: routePorts[i]!, routes: [], noAdvertise: opts.routeVia !== undefined },
+          cluster: { name: clusterName, port: routePorts[i]!, routes: [], noAdvertise: opts.routeVia !== undefined, ...(advertise[i] ? { advertise: advertise[i] } : {}) },
           ...opts.server,
         }),
       );

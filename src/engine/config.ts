@@ -32,8 +32,10 @@ export interface ServerConfig {
     port: number;
     /** Route URLs (`nats-route://127.0.0.1:PORT`). */
     routes: string[];
-    /** Do not gossip route URLs (needed when routes go through fault proxies). */
+    /** Do not advertise this server's client URLs to clients (so clients behind a proxy stay behind it). */
     noAdvertise?: boolean;
+    /** Route URL this server gossips to its peers (host:port). */
+    advertise?: string;
   };
   auth: AccountAuth;
   /** Extra raw lines appended to the file (escape hatch for tests). */
@@ -65,6 +67,7 @@ export function renderServerConfig(c: ServerConfig): string {
       `  name: ${q(c.cluster.name)}`,
       `  listen: ${q(`${c.host}:${c.cluster.port}`)}`,
       `  no_advertise: ${c.cluster.noAdvertise ? "true" : "false"}`,
+      ...(c.cluster.advertise ? [`  advertise: ${q(c.cluster.advertise)}`] : []),
       `  routes: [`,
       ...c.cluster.routes.map((r) => `    ${q(r)}`),
       `  ]`,

@@ -29,7 +29,7 @@ export interface NatsServerOptions {
   /** Monitoring port: -1 (default) for a free one. */
   httpPort?: number;
   auth: AccountAuth;
-  cluster?: { name: string; port?: number; routes: string[]; noAdvertise?: boolean };
+  cluster?: { name: string; port?: number; routes: string[]; noAdvertise?: boolean; advertise?: string };
   maxMemoryStore?: string;
   maxFileStore?: string;
   maxPayload?: string;
@@ -116,7 +116,7 @@ export class NatsServer {
       maxFileStore: o.maxFileStore,
       maxPayload: o.maxPayload,
       cluster: o.cluster
-        ? { name: o.cluster.name, port: p?.cluster ?? o.cluster.port ?? -1, routes: o.cluster.routes, noAdvertise: o.cluster.noAdvertise }
+        ? { name: o.cluster.name, port: p?.cluster ?? o.cluster.port ?? -1, routes: o.cluster.routes, noAdvertise: o.cluster.noAdvertise, advertise: o.cluster.advertise }
         : undefined,
       auth: o.auth,
       extra: o.extra,

@@ -100,10 +100,8 @@ export function errorFromWire(get: (name: string) => string | undefined, body?: 
       const parsed = JSON.parse(body) as { error?: { detail?: unknown } };
       const d = parsed?.error?.detail;
       if (d && typeof d === "object" && !Array.isArray(d)) {
-        detail = {};
-        for (const [k, v] of Object.entries(d)) {
-          if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") detail[k] = v;
-        }
+        // fromEntries defines own properties: a "__proto__" key stays data, never a prototype.
+        detail = Object.fromEntries(Object.entries(d).filter(([, v]) => typeof v === "string" || typeof v === "number" || typeof v === "boolean"));
       }
     } catch {
       // not JSON: the headers are enough

@@ -56,6 +56,32 @@ export function objectStoreStream(bucket: string, shard?: number): string {
   return `OBJ_${objectStoreName(bucket, shard)}`;
 }
 
+/** Chunk subject of one object version: `$O.<store>.C.<nuid>` (ADR-20). */
+export function chunkSubject(store: string, nuid: string): string {
+  return `$O.${store}.C.${assertToken("nuid", nuid)}`;
+}
+
+/** Metadata subject of one key: `$O.<store>.M.<base64url-padded(key)>` (ADR-20, as @nats-io/obj writes it). */
+export function metaSubject(store: string, key: string): string {
+  return `$O.${store}.M.${Buffer.from(key, "utf8").toString("base64url")}${"=".repeat((3 - (Buffer.byteLength(key, "utf8") % 3)) % 3)}`;
+}
+
+/** Every metadata subject of a store: `$O.<store>.M.>`. */
+export function metaSubjectAll(store: string): string {
+  return `$O.${store}.M.>`;
+}
+
+/** Every chunk subject of a store: `$O.<store>.C.>`. */
+export function chunkSubjectAll(store: string): string {
+  return `$O.${store}.C.>`;
+}
+
+/** Key of a metadata subject (inverse of metaSubject). */
+export function keyFromMetaSubject(subject: string): string {
+  const token = subject.slice(subject.lastIndexOf(".") + 1);
+  return Buffer.from(token, "base64url").toString("utf8");
+}
+
 // --- request/reply API ----------------------------------------------------------
 
 export const STORAGE_SERVICE = "shoal-storage";

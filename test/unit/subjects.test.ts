@@ -39,3 +39,20 @@ test("tokens with wildcards, dots or spaces are refused", (t) => {
   for (const bad of ["", "a.b", "*", ">", "a b", "x\ny"]) t.throws(() => assertToken("t", bad), { instanceOf: TypeError });
   t.throws(() => heartbeatSubject("storage", "a.b"));
 });
+
+// ADR-20 (and the Go client) encode the key's UTF-8 bytes. @nats-io/obj uses
+// btoa(), which agrees for ASCII keys (and throws on others), so the
+// comparison with it is over ASCII; the round trip is over all of Unicode.
+test("meta subjects match @nats-io/obj's base64url-padded encoding for ASCII keys and invert for any key", async (t) => {
+  const { metaSubject, keyFromMetaSubject } = await import("../../src/subjects/index.ts");
+  const { Base64UrlPaddedCodec } = await import("../../node_modules/@nats-io/obj/lib/base64.js");
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 300 }), fc.string({ minLength: 1, maxLength: 300, unit: "grapheme" }), (ascii, any) => {
+        const s = metaSubject("b", ascii);
+        const u = metaSubject("b", any);
+        return s === `$O.b.M.${Base64UrlPaddedCodec.encode(ascii)}` && keyFromMetaSubject(s) === ascii && keyFromMetaSubject(u) === any && u === `$O.b.M.${Buffer.from(any).toString("base64").replaceAll("+", "-").replaceAll("/", "_")}`;
+      }),
+    ),
+  );
+});

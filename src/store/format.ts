@@ -1,0 +1,193 @@
+/**
+ * The object format: the standard NATS Object Store metadata (ADR-20) plus
+ * what Shoal adds, carried in the metadata's `headers` record (never a side
+ * file), so `nats object ls/get/info` and @nats-io/obj read Shoal's data as is.
+ *
+ *   Content-Type        the object's media type
+ *   Shoal-Etag          S3 ETag: hex MD5 of the body, or "<hex>-<parts>" for multipart
+ *   Shoal-Meta-<name>   user metadata (S3 x-amz-meta-<name>)
+ *   Shoal-Chunk-Seqs    stream sequences of the chunks, as runs "start+count,…"
+ *
+ * Chunk i (0-based) covers bytes [i·chunkSize, min((i+1)·chunkSize, size)).
+ */
+import { ShoalError } from "../errors/index.ts";
+
+export const DIGEST_PREFIX = "SHA-256=";
+export const H_CONTENT_TYPE = "Content-Type";
+export const H_ETAG = "Shoal-Etag";
+export const H_META_PREFIX = "Shoal-Meta-";
+export const H_CHUNK_SEQS = "Shoal-Chunk-Seqs";
+
+/** ADR-20 metadata as stored (JSON on `$O.<store>.M.<base64url(key)>`). */
+export interface StoredMeta {
+  name: string;
+  description?: string;
+  headers?: Record<string, string[]>;
+  options?: { max_chunk_size?: number; link?: { bucket: string; name?: string } };
+  metadata?: Record<string, string>;
+  bucket: string;
+  nuid: string;
+  size: number;
+  chunks: number;
+  mtime: string;
+  digest: string;
+  deleted?: boolean;
+}
+
+/** What Shoal reads out of one object's metadata. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  etag: string;
+  /** Base64url (padded) SHA-256 of the body, as in the digest field. */
+  sha256: string;
+  contentType: string;
+  mtime: string;
+  /** Stream sequence of the metadata message: the object's revision. */
+  revision: number;
+  chunkSize: number;
+  chunks: number;
+  nuid: string;
+  /** Chunk sequences when known (written by Shoal); undefined for stock objects. */
+  chunkSeqs: number[] | undefined;
+  userMeta: Record<string, string>;
+}
+
+// --- chunk sequence runs ----------------------------------------------------------
+
+/** Encodes ascending sequences as runs: [5,6,7,10] → "5+3,10+1". */
+export function encodeRuns(seqs: readonly number[]): string {
+  const runs: string[] = [];
+  let i = 0;
+  while (i < seqs.length) {
+    const start = seqs[i]!;
+    let n = 1;
+    while (i + n < seqs.length && seqs[i + n] === start + n) n++;
+    runs.push(`${start}+${n}`);
+    i += n;
+  }
+  return runs.join(",");
+}
+
+/** Decodes runs, validating shape, order and the expected count. */
+export function decodeRuns(text: string, expected: number): number[] {
+  if (text === "") {
+    if (expected === 0) return [];
+    throw new ShoalError("MalformedPayload", "empty chunk index");
+  }
+  const out: number[] = [];
+  let prev = 0;
+  for (const part of text.split(",")) {
+    const m = /^(\d{1,16})\+(\d{1,9})$/.exec(part);
+    if (!m) throw new ShoalError("MalformedPayload", `bad chunk index run ${JSON.stringify(part.slice(0, 40))}`);
+    const start = Number(m[1]);
+    const n = Number(m[2]);
+    if (start <= prev || n < 1 || out.length + n > expected) throw new ShoalError("MalformedPayload", "chunk index out of order or too long");
+    for (let k = 0; k < n; k++) out.push(start + k);
+    prev = start + n - 1;
+  }
+  if (out.length !== expected) throw new ShoalError("MalformedPayload", `chunk index lists ${out.length} chunks, expected ${expected}`);
+  return out;
+}
+
+// --- ranges --------------------------------------------------------------------------
+
+/** An inclusive byte range, resolved against the object size. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Parses an S3/HTTP range spec — `bytes=a-b`, `bytes=a-`, `bytes=-n` (the
+ * `bytes=` prefix optional) — against `size`. Returns undefined when the whole
+ * object is meant. Throws InvalidRange when unsatisfiable, InvalidArgument when
+ * malformed. Multiple ranges are not supported (S3 does not either).
+ */
+export function parseRange(spec: string | undefined, size: number): ByteRange | undefined {
+  if (spec === undefined || spec === "") return undefined;
+  const m = /^(?:bytes=)?(\d*)-(\d*)$/.exec(spec.trim());
+  if (!m || (m[1] === "" && m[2] === "")) throw new ShoalError("InvalidArgument", `malformed range ${JSON.stringify(spec.slice(0, 60))}; expected bytes=a-b, bytes=a- or bytes=-n`);
+  const unsatisfiable = () => new ShoalError("InvalidRange", `range ${spec} is not satisfiable for an object of ${size} bytes`, { detail: { size } });
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) throw unsatisfiable();
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  if (!Number.isSafeInteger(start) || start >= size) throw unsatisfiable();
+  if (m[2] === "") return { start, end: size - 1 };
+  const end = Number(m[2]);
+  if (!Number.isSafeInteger(end) || end < start) throw new ShoalError("InvalidArgument", `malformed range ${spec}: end before start`);
+  return { start, end: Math.min(end, size - 1) };
+}
+
+/** Which chunks hold a byte range, and where the range starts and ends within them. */
+export function chunksForRange(r: ByteRange, chunkSize: number): { first: number; last: number; skip: number; take: number } {
+  const first = Math.floor(r.start / chunkSize);
+  const last = Math.floor(r.end / chunkSize);
+  return { first, last, skip: r.start - first * chunkSize, take: r.end - r.start + 1 };
+}
+
+// --- metadata ------------------------------------------------------------------------
+
+function header(meta: StoredMeta, name: string): string | undefined {
+  const h = meta.headers;
+  if (!h) return undefined;
+  const want = name.toLowerCase();
+  for (const [k, v] of Object.entries(h)) if (k.toLowerCase() === want && Array.isArray(v) && typeof v[0] === "string") return v[0];
+  return undefined;
+}
+
+/** Validates stored metadata JSON. Throws MalformedPayload (corrupt or foreign data). */
+export function decodeStoredMeta(data: Uint8Array | string): StoredMeta {
+  let v: unknown;
+  try {
+    v = JSON.parse(typeof data === "string" ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8"));
+  } catch {
+    throw new ShoalError("MalformedPayload", "object metadata is not JSON");
+  }
+  const m = v as Partial<StoredMeta>;
+  if (!m || typeof m !== "object" || typeof m.name !== "string" || typeof m.nuid !== "string") throw new ShoalError("MalformedPayload", "object metadata lacks name or nuid");
+  if (!m.deleted && (typeof m.size !== "number" || typeof m.chunks !== "number" || typeof m.digest !== "string")) {
+    throw new ShoalError("MalformedPayload", "object metadata lacks size, chunks or digest");
+  }
+  return m as StoredMeta;
+}
+
+/** ObjectInfo from stored metadata and the metadata message's sequence. */
+export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
+  const userMeta: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta.headers ?? {})) {
+    if (k.toLowerCase().startsWith(H_META_PREFIX.toLowerCase()) && typeof v?.[0] === "string") userMeta[k.slice(H_META_PREFIX.length).toLowerCase()] = v[0];
+  }
+  const seqs = header(meta, H_CHUNK_SEQS);
+  const digest = meta.digest ?? "";
+  const sha256 = digest.startsWith(DIGEST_PREFIX) ? digest.slice(DIGEST_PREFIX.length) : "";
+  const etag = header(meta, H_ETAG) ?? (sha256 ? Buffer.from(sha256, "base64url").toString("hex").slice(0, 32) : "");
+  return {
+    key: meta.name,
+    size: meta.size,
+    etag,
+    sha256,
+    contentType: header(meta, H_CONTENT_TYPE) ?? "application/octet-stream",
+    mtime: meta.mtime,
+    revision,
+    chunkSize: meta.options?.max_chunk_size ?? 128 * 1024,
+    chunks: meta.chunks,
+    nuid: meta.nuid,
+    chunkSeqs: seqs === undefined ? undefined : decodeRuns(seqs, meta.chunks),
+    userMeta,
+  };
+}
+
+/** Headers record for a new object's metadata. */
+export function buildHeaders(o: { contentType?: string; etag: string; chunkSeqs: readonly number[]; userMeta?: Record<string, string> }): Record<string, string[]> {
+  const h: Record<string, string[]> = {
+    [H_CONTENT_TYPE]: [o.contentType || "application/octet-stream"],
+    [H_ETAG]: [o.etag],
+    [H_CHUNK_SEQS]: [encodeRuns(o.chunkSeqs)],
+  };
+  for (const [k, v] of Object.entries(o.userMeta ?? {})) h[`${H_META_PREFIX}${k.toLowerCase()}`] = [v];
+  return h;
+}

@@ -65,3 +65,29 @@ test("shoal dev --servers 3 starts a local 3-node cluster that takes R3 streams,
   t.regex(out, /shoal dev: stopped/);
   t.true(existsSync(join(data, "cluster-3", "shoal-dev-1", "jetstream")), "data kept for the next start");
 });
+
+test("shoal dev takes a free port instead of a requested port that is already taken", async (t) => {
+  const { createServer } = await import("node:net");
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+  t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
+  const taken = (blocker.address() as { port: number }).port;
+  const data = tempDir(t);
+  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--nats-port", String(taken), "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  t.teardown(() => child.kill("SIGKILL"));
+  const deadline = Date.now() + 30_000;
+  let url: string | undefined;
+  while (!url && Date.now() < deadline && child.exitCode === null) {
+    url = /^NATS: (\S+)$/m.exec(out)?.[1];
+    if (!url) await sleep(100);
+  }
+  t.truthy(url, out);
+  t.not(Number(new URL(url!).port), taken);
+  t.regex(out, new RegExp(`port ${taken} is taken; using a free port`));
+  child.kill("SIGINT");
+  t.is(await Promise.race([exited, sleep(30_000).then(() => "hung")]), 0);
+});

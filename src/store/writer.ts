@@ -1,0 +1,236 @@
+/**
+ * Writing objects: chunks are published with a bounded window of pending
+ * acks (not one at a time), MD5 and SHA-256 are computed while streaming, the
+ * metadata is committed last (rollup, compare-and-set on the key's last
+ * sequence), the replaced version's chunks are purged after the commit, and
+ * any failure or abort purges the chunks written so far: a failed write is
+ * invisible and leaves nothing behind.
+ */
+import { createHash } from "node:crypto";
+import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
+import { ShoalError } from "../errors/index.ts";
+import { chunkSubject, metaSubject } from "../subjects/index.ts";
+import { buildHeaders, DIGEST_PREFIX, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
+import { headObject } from "./reader.ts";
+
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+export const DEFAULT_WINDOW_BYTES = 8 * 1024 * 1024;
+const WRONG_LAST_SEQUENCE = 10071;
+
+/** The three handles the store needs from one connection. */
+export interface Jet {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+export interface StoreRef {
+  /** Object store name (`<token>[__<shard>]`). */
+  name: string;
+  /** Backing stream (`OBJ_<name>`). */
+  stream: string;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  userMeta?: Record<string, string>;
+  /** Bytes per chunk (clamped to the server's max_payload). */
+  chunkSize?: number;
+  /** Most bytes published but not yet acknowledged. */
+  windowBytes?: number;
+  /** Fail with PreconditionFailed when a live object has this key. */
+  ifNoneMatch?: boolean;
+  /** Fail with PreconditionFailed unless the live object's ETag is this. */
+  ifMatch?: string;
+  /** Verify the body against these before committing (BadDigest otherwise). */
+  expectMd5Hex?: string;
+  expectSha256B64?: string;
+  /** Refuse bodies larger than this (EntityTooLarge), checked while streaming. */
+  maxSize?: number;
+  /** Use this ETag instead of the body's MD5 (multipart: md5-of-md5s-N). */
+  etagOverride?: string;
+  signal?: AbortSignal;
+  /** Per-publish ack deadline. */
+  timeoutMs?: number;
+}
+
+/** Splits a byte stream into chunks of exactly `size` (the last may be shorter). */
+export async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
+  let have = 0;
+  for await (const piece of source) {
+    if (piece.byteLength === 0) continue;
+    let p = piece;
+    while (have + p.byteLength >= size) {
+      const need = size - have;
+      parts.push(p.subarray(0, need));
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      parts = [];
+      have = 0;
+      p = p.subarray(need);
+    }
+    if (p.byteLength > 0) {
+      parts.push(p);
+      have += p.byteLength;
+    }
+  }
+  if (have > 0) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+}
+
+function apiCode(e: unknown): number | undefined {
+  const c = (e as { api_error?: { err_code?: number }; code?: unknown })?.api_error?.err_code;
+  if (typeof c === "number") return c;
+  return /wrong last sequence/i.test(String((e as Error)?.message)) ? WRONG_LAST_SEQUENCE : undefined;
+}
+
+export async function purgeSubject(jsm: JetStreamManager, store: StoreRef, subject: string): Promise<void> {
+  await jsm.streams.purge(store.stream, { filter: subject });
+}
+
+/**
+ * Streams `source` into the object store under `key` and commits it.
+ * Returns the committed object's info.
+ */
+export async function putObject(
+  { nc, js, jsm }: Jet,
+  store: StoreRef,
+  key: string,
+  source: AsyncIterable<Uint8Array>,
+  opts: PutOptions = {},
+): Promise<ObjectInfo> {
+  const maxPayload = nc.info?.max_payload ?? DEFAULT_CHUNK_SIZE;
+  const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? DEFAULT_CHUNK_SIZE, maxPayload));
+  const windowBytes = Math.max(chunkSize, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
+  const timeout = opts.timeoutMs ?? 10_000;
+  const id = nuid.next();
+  const chunkSubj = chunkSubject(store.name, id);
+  const metaSubj = metaSubject(store.name, key);
+  const md5 = createHash("md5");
+  const sha = createHash("sha256");
+  const seqs: number[] = [];
+  const pending: Array<{ index: number; bytes: number; ack: Promise<PubAck> }> = [];
+  let inflight = 0;
+  let size = 0;
+  let wrote = false;
+
+  const settleOldest = async () => {
+    const p = pending.shift()!;
+    const ack = await p.ack;
+    seqs[p.index] = ack.seq;
+    inflight -= p.bytes;
+  };
+
+  try {
+    // Preconditions are checked before any byte is written, and again by CAS at commit.
+    let prev = await headObject(jsm, store, key);
+    checkPreconditions(prev, opts);
+    let index = 0;
+    for await (const chunk of rechunk(source, chunkSize)) {
+      opts.signal?.throwIfAborted();
+      size += chunk.byteLength;
+      if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `object exceeds ${opts.maxSize} bytes`);
+      md5.update(chunk);
+      sha.update(chunk);
+      wrote = true;
+      const ack = js.publish(chunkSubj, chunk, { timeout });
+      ack.catch(() => undefined); // observed in settleOldest; never unhandled
+      pending.push({ index: index++, bytes: chunk.byteLength, ack });
+      inflight += chunk.byteLength;
+      while (inflight > windowBytes) await settleOldest();
+    }
+    while (pending.length > 0) await settleOldest();
+    opts.signal?.throwIfAborted();
+
+    const md5hex = md5.digest("hex");
+    const sha256 = sha.digest("base64url");
+    const sha256Padded = sha256 + "=".repeat((4 - (sha256.length % 4)) % 4);
+    if (opts.expectMd5Hex !== undefined && opts.expectMd5Hex.toLowerCase() !== md5hex) throw new ShoalError("BadDigest", "the body's MD5 does not match the one supplied");
+    if (opts.expectSha256B64 !== undefined && Buffer.from(opts.expectSha256B64, "base64").toString("hex") !== Buffer.from(sha256, "base64url").toString("hex")) {
+      throw new ShoalError("BadDigest", "the body's SHA-256 does not match the one supplied");
+    }
+
+    const meta: StoredMeta = {
+      name: key,
+      description: "",
+      headers: buildHeaders({ contentType: opts.contentType, etag: opts.etagOverride ?? md5hex, chunkSeqs: seqs, userMeta: opts.userMeta }),
+      options: { max_chunk_size: chunkSize },
+      bucket: store.name,
+      nuid: id,
+      size,
+      chunks: seqs.length,
+      mtime: new Date().toISOString(),
+      digest: `${DIGEST_PREFIX}${sha256Padded}`,
+      deleted: false,
+    };
+    // Commit: rollup the key's subject, guarded by the revision we last saw, so
+    // we always know exactly which version we replaced (and purge its chunks).
+    for (let attempt = 0; ; attempt++) {
+      const h = natsHeaders();
+      h.set("Nats-Rollup", "sub");
+      h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
+      try {
+        const ack = await js.publish(metaSubj, JSON.stringify(meta), { headers: h, timeout });
+        const info = toObjectInfo(meta, ack.seq);
+        if (prev?.info && prev.info.nuid !== id) {
+          await purgeSubject(jsm, store, chunkSubject(store.name, prev.info.nuid)).catch(() => undefined);
+        }
+        return info;
+      } catch (e) {
+        if (apiCode(e) !== WRONG_LAST_SEQUENCE || attempt >= 20) throw e;
+        // Someone committed the same key meanwhile: re-read and re-check.
+        prev = await headObject(jsm, store, key);
+        checkPreconditions(prev, opts);
+      }
+    }
+  } catch (e) {
+    // Let in-flight publishes land, then remove every chunk of this attempt.
+    await Promise.allSettled(pending.map((p) => p.ack));
+    if (wrote) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
+    if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("InvalidRequest", "the upload was aborted", { cause: e });
+    throw e;
+  }
+}
+
+export interface Head {
+  /** The live object, or undefined when the key has none (absent or deleted). */
+  info: ObjectInfo | undefined;
+  /** Revision of the live object. */
+  revision: number | undefined;
+  /** Revision of a delete marker, when that is the key's last message. */
+  markerRevision: number | undefined;
+}
+
+function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
+  if (opts.ifNoneMatch && prev?.info) throw new ShoalError("PreconditionFailed", "an object with this key exists (If-None-Match: *)");
+  if (opts.ifMatch !== undefined) {
+    const want = opts.ifMatch.replaceAll('"', "");
+    if (!prev?.info || (want !== "*" && prev.info.etag !== want)) throw new ShoalError("PreconditionFailed", "the object's ETag does not match If-Match");
+  }
+}
+
+/**
+ * Deletes a key: a delete marker replaces the metadata (rollup), then the
+ * object's chunks are purged. Idempotent: deleting a missing key succeeds.
+ * Markers are what the event stream and the list index observe; the storage
+ * actor's tombstone sweep purges old ones so they do not pile up.
+ */
+export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: string, timeoutMs = 10_000): Promise<{ deleted: boolean }> {
+  for (let attempt = 0; ; attempt++) {
+    const prev = await headObject(jsm, store, key);
+    if (!prev?.info) return { deleted: false };
+    const h = natsHeaders();
+    h.set("Nats-Rollup", "sub");
+    h.set("Nats-Expected-Last-Subject-Sequence", String(prev.revision));
+    const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize } };
+    try {
+      await js.publish(metaSubject(store.name, key), JSON.stringify(marker), { headers: h, timeout: timeoutMs });
+    } catch (e) {
+      if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
+      throw e;
+    }
+    await purgeSubject(jsm, store, chunkSubject(store.name, prev.info.nuid)).catch(() => undefined);
+    return { deleted: true };
+  }
+}

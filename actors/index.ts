@@ -4,5 +4,6 @@
  * actors/<kind>/ (index.ts: contract and wiring; logic.ts: pure decisions).
  */
 import type { ActorRegistry } from "../src/cli/actors.ts";
+import { storage } from "./storage/index.ts";
 
-export const ACTORS: ActorRegistry = Object.freeze({});
+export const ACTORS: ActorRegistry = Object.freeze({ storage });

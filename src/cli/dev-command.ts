@@ -26,7 +26,7 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   const nats = { servers: engine.urls, user: c.appUser, pass: c.appPassword, sysUser: c.sysUser, sysPass: c.sysPassword };
   let running: { stop(): Promise<void> } | undefined;
   try {
-    running = await startActors(Object.values(deps.actors), { nats, runtime: config.runtime, logger: log });
+    running = await startActors(Object.values(deps.actors), { nats, runtime: config.runtime, storage: config.storage, logger: log });
   } catch (e) {
     await engine.stop();
     throw e;

@@ -14,7 +14,7 @@ export async function runStart(args: string[], deps: CliDeps): Promise<number> {
   const config = configFor(values, commonFlagsLayer(values));
   const defs = selectActors(deps.actors, values.actors);
   const log = createLogger({ level: config.log.level });
-  const running = await startActors(defs, { nats: config.nats, runtime: config.runtime, logger: log });
+  const running = await startActors(defs, { nats: config.nats, runtime: config.runtime, storage: config.storage, logger: log });
   log.info({ actors: defs.map((d) => d.kind), servers: config.nats.servers }, "actors started");
   await new Promise<void>((resolve) => installSignalHandlers(async () => {
     await running.stop();

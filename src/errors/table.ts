@@ -43,6 +43,7 @@ export const ERRORS = {
   BucketNotEmpty: { s3: "BucketNotEmpty", http: 409, nats: 409, retryable: false, message: "The bucket you tried to delete is not empty." },
   PreconditionFailed: { s3: "PreconditionFailed", http: 412, nats: 412, retryable: false, message: "At least one of the preconditions you specified did not hold." },
   NotModified: { s3: "NotModified", http: 304, nats: 304, retryable: false, message: "Not modified." },
+  Aborted: { s3: "IncompleteBody", http: 400, nats: 499, retryable: false, message: "The request was aborted before it completed." },
   Conflict: { s3: "OperationAborted", http: 409, nats: 409, retryable: true, message: "A conflicting operation is in progress; retry." },
 
   // --- auth (gateway) -------------------------------------------------------

@@ -15,7 +15,7 @@ import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import { ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, actorPresenceKey, assertToken, heartbeatSubject } from "../subjects/index.ts";
 import { parseJsonObject } from "../subjects/payload.ts";
-import type { NatsConfig, RuntimeConfig } from "../config.ts";
+import type { NatsConfig, RuntimeConfig, StorageConfig } from "../config.ts";
 import { connectNats } from "../connect.ts";
 import type { Logger } from "../log.ts";
 import type { Heartbeat } from "./presence.ts";
@@ -45,6 +45,8 @@ export interface ActorContext {
   readonly runtime: RuntimeConfig;
   /** The NATS config slice (for actors that must open a system-account connection). */
   readonly nats: NatsConfig;
+  /** Storage settings (default replicas) for actors that create buckets. */
+  readonly storage: StorageConfig;
   /** Sets the free-form status carried by the next heartbeats. */
   setStatus(info: Record<string, unknown>): void;
 }
@@ -129,6 +131,7 @@ export function defineActor(def: ActorDefinition): ActorDefinition {
 export interface InstanceOptions {
   nats: NatsConfig;
   runtime: RuntimeConfig;
+  storage?: StorageConfig;
   logger: Logger;
   /** Instance id (default: a fresh nuid). */
   id?: string;
@@ -194,6 +197,7 @@ export class ActorInstance {
       signal: this.abort.signal,
       runtime: this.opts.runtime,
       nats: this.opts.nats,
+      storage: this.opts.storage ?? { defaultReplicas: 1 },
       setStatus: (info) => {
         this.status = { ...info };
       },
@@ -380,6 +384,16 @@ export class ActorInstance {
     }
     this.log.info("actor stopped");
   }
+}
+
+/** Answers `msg` (when it has a reply subject) with the typed error for `e`. */
+export function respondError(msg: Msg, e: unknown): void {
+  if (!msg.reply) return;
+  const err = toShoalError(e);
+  const wire = errorToWire(err);
+  const h = natsHeaders();
+  for (const [k, v] of Object.entries(wire.headers)) h.set(k, v);
+  msg.respond(wire.body, { headers: h });
 }
 
 function encodeReply(reply: Reply): { data: Uint8Array | string; headers?: MsgHdrs } {

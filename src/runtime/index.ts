@@ -1,6 +1,7 @@
 export {
   defineActor,
   rawReply,
+  respondError,
   ActorInstance,
   type ActorDefinition,
   type ActorContract,

@@ -3,13 +3,14 @@
  * with its own connection, and stopping them together on SIGINT/SIGTERM
  * within a drain deadline.
  */
-import type { NatsConfig, RuntimeConfig } from "../config.ts";
+import type { NatsConfig, RuntimeConfig, StorageConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { ActorInstance, type ActorDefinition } from "./actor.ts";
 
 export interface StartActorsOptions {
   nats: NatsConfig;
   runtime: RuntimeConfig;
+  storage?: StorageConfig;
   logger: Logger;
 }
 
@@ -27,7 +28,7 @@ export async function startActors(defs: readonly ActorDefinition[], opts: StartA
   };
   try {
     for (const def of defs) {
-      const inst = new ActorInstance(def, { nats: opts.nats, runtime: opts.runtime, logger: opts.logger });
+      const inst = new ActorInstance(def, { nats: opts.nats, runtime: opts.runtime, logger: opts.logger, ...(opts.storage ? { storage: opts.storage } : {}) });
       instances.push(inst);
       await inst.start();
     }

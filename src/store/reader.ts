@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
-import { ShoalError } from "../errors/index.ts";
+import { ShoalError, toShoalError } from "../errors/index.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { retry } from "../runtime/backoff.ts";
 import { chunksForRange, decodeStoredMeta, toObjectInfo, type ByteRange, type ObjectInfo } from "./format.ts";
@@ -21,9 +21,55 @@ function isNotFound(e: unknown): boolean {
   return err?.api_error?.err_code === 10059 || /stream not found/i.test(err?.message ?? "");
 }
 
-/** Direct Get with a deadline and bounded retries of the transient failures. */
+/**
+ * Streams known to exist, per manager. A Direct Get to a stream that does not
+ * exist is not answered at all (the JetStream API subjects have a responder,
+ * so it times out rather than failing fast), so existence is checked once,
+ * then again whenever a Direct Get fails.
+ */
+const known = new WeakMap<JetStreamManager, Set<string>>();
+
+export async function assertStream(jsm: JetStreamManager, stream: string): Promise<void> {
+  const set = known.get(jsm) ?? new Set<string>();
+  known.set(jsm, set);
+  if (set.has(stream)) return;
+  try {
+    await jsm.streams.info(stream);
+  } catch (e) {
+    if (isNotFound(e)) throw new ShoalError("NoSuchBucket", undefined, { cause: e });
+    throw e;
+  }
+  set.add(stream);
+}
+
+/** Forgets a stream (after deleting it). */
+export function forgetStream(jsm: JetStreamManager, stream: string): void {
+  known.get(jsm)?.delete(stream);
+}
+
+/**
+ * Direct Get with a deadline and bounded retries of the transient failures.
+ * Nobody answers a Direct Get for a stream that does not exist (no
+ * responders), which also happens briefly during a failover: the first such
+ * failure checks whether the stream exists, and NoSuchBucket ends it.
+ */
 async function directGet(jsm: JetStreamManager, stream: string, query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]): Promise<StoredMsg | null> {
-  return retry(() => jsm.direct.getMessage(stream, query), { attempts: 5, baseMs: 50, maxMs: 1000, deadlineMs: 15_000 });
+  let checked = false;
+  return retry(
+    async () => {
+      try {
+        return await jsm.direct.getMessage(stream, query);
+      } catch (e) {
+        if (!checked && toShoalError(e).retryable) {
+          checked = true;
+          known.get(jsm)?.delete(stream);
+          await assertStream(jsm, stream);
+        }
+        throw e;
+      }
+    },
+    { attempts: 5, baseMs: 50, maxMs: 1000, deadlineMs: 15_000 },
+  );
 }
 
 /**
@@ -33,6 +79,7 @@ async function directGet(jsm: JetStreamManager, stream: string, query: Parameter
  * Throws NoSuchBucket when the store's stream does not exist.
  */
 export async function headObject(jsm: JetStreamManager, store: StoreRef, key: string): Promise<Head | undefined> {
+  await assertStream(jsm, store.stream);
   let m: StoredMsg | null;
   try {
     m = await directGet(jsm, store.stream, { last_by_subj: metaSubject(store.name, key) });

@@ -188,7 +188,7 @@ export async function putObject(
     // Let in-flight publishes land, then remove every chunk of this attempt.
     await Promise.allSettled(pending.map((p) => p.ack));
     if (wrote) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
-    if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("InvalidRequest", "the upload was aborted", { cause: e });
+    if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }
 }

@@ -102,6 +102,11 @@ export function objectSubjectWildcard(op: ObjectOp): string {
   return `${PREFIX}.${API_VERSION}.obj.${op}.*`;
 }
 
+/** Where a streamed PUT's body goes: `shoal.v1.xfer.<bucket>.<id>` (served by the instance that accepted it). */
+export function transferSubject(bucket: string, id: string): string {
+  return `${PREFIX}.${API_VERSION}.xfer.${bucketToken(bucket)}.${assertToken("transfer id", id)}`;
+}
+
 /** `shoal.v1.bucket.<op>` */
 export function bucketSubject(op: BucketOp): string {
   return `${PREFIX}.${API_VERSION}.bucket.${op}`;

@@ -98,3 +98,17 @@ export async function runActor(
   await inst.start();
   return inst;
 }
+
+/** A server, `instances` storage actors and an SDK client, all torn down after the test. */
+export async function startShoal(t: ExecutionContext, o: { instances?: number; url?: string } = {}) {
+  const { startServer } = await import("./nats.ts");
+  const { storage } = await import("../../actors/storage/index.ts");
+  const { ShoalClient } = await import("../../src/client/index.ts");
+  const srv = o.url ? undefined : await startServer(t);
+  const url = o.url ?? srv!.url;
+  const actors = [];
+  for (let i = 0; i < (o.instances ?? 1); i++) actors.push(await runActor(t, url, storage));
+  const client = await ShoalClient.connect({ servers: url });
+  t.teardown(() => client.close());
+  return { srv, url, actors, client };
+}

@@ -1,0 +1,319 @@
+/**
+ * storage — serves the bucket and object API over NATS request/reply.
+ *
+ * Serves (NATS micro service `shoal-storage`, queue group `shoal-storage`):
+ *   shoal.v1.bucket.{create,delete,list,info}
+ *   shoal.v1.obj.{put,get,head,delete,list,deletemany,copy}.<bucket>
+ * Consumes: shoal.v1.xfer.<bucket>.<id> (bodies of streamed PUTs it accepted)
+ * Publishes: chunks and metadata into the object stores OBJ_<bucket>
+ *   ($O.<bucket>.C.<nuid>, $O.<bucket>.M.<key>), streamed GET bodies to the
+ *   requester's inbox.
+ * KV: shoal_buckets (the bucket registry, compare-and-set).
+ *
+ * Decisions live in ./logic.ts; the store format and chunk path in src/store.
+ */
+import { nuid } from "@nats-io/nats-core";
+import type { KV } from "@nats-io/kv";
+import { defineActor, rawReply, respondError, type ActorContext, type Request, type EndpointSpec } from "../../src/runtime/index.ts";
+import { ShoalError, toShoalError } from "../../src/errors/index.ts";
+import {
+  BUCKET_OPS,
+  KV as KV_NAMES,
+  STORAGE_QUEUE,
+  STORAGE_SERVICE,
+  bucketFromToken,
+  bucketSubject,
+  objectSubjectWildcard,
+  transferSubject,
+  type ObjectOp,
+} from "../../src/subjects/index.ts";
+import { H } from "../../src/subjects/headers.ts";
+import { assertBucketName } from "../../src/store/names.ts";
+import { putObject, deleteObject, type Jet, type StoreRef } from "../../src/store/writer.ts";
+import { readObject, statObject, assertStream, forgetStream } from "../../src/store/reader.ts";
+import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/bucket.ts";
+import { KeyIndex } from "../../src/store/index.ts";
+import { openRegistry, registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
+import { StreamReceiver, sendStream, DEFAULT_IDLE_MS, DEFAULT_WINDOW } from "../../src/transfer/index.ts";
+import {
+  INLINE_MAX,
+  checkConditions,
+  decodeBucketCreate,
+  decodeBucketName,
+  decodeCopy,
+  decodeDeleteMany,
+  decodeGet,
+  decodeKeyOnly,
+  decodeList,
+  decodePut,
+  infoJson,
+  objectHeaders,
+  resolveRange,
+} from "./logic.ts";
+
+/** Bucket named by the last token of an object subject. */
+function bucketOf(subject: string): string {
+  return assertBucketName(bucketFromToken(subject.slice(subject.lastIndexOf(".") + 1)));
+}
+
+async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (data.byteLength > 0) yield data;
+}
+
+async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of it) parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+  return Buffer.concat(parts);
+}
+
+export const storage = defineActor({
+  kind: "storage",
+  description: "Shoal object and bucket API",
+  contract: {
+    serves: [...BUCKET_OPS.map((op) => bucketSubject(op)), ...(["put", "get", "head", "delete", "list", "deletemany", "copy"] as const).map((op) => objectSubjectWildcard(op))],
+    consumes: ["shoal.v1.xfer.<bucket>.<id>", "$O.<bucket>.M.> (list index)"],
+    publishes: ["$O.<bucket>.C.<nuid>", "$O.<bucket>.M.<key>", "<requester inbox> (streamed GET bodies)"],
+    kv: [KV_NAMES.buckets],
+  },
+  service: { name: STORAGE_SERVICE, version: "1.0.0", queue: STORAGE_QUEUE },
+  start: async (ctx: ActorContext) => {
+    const jet: Jet = { nc: ctx.nc, js: ctx.js, jsm: ctx.jsm };
+    const registry: KV = await openRegistry(ctx.js);
+    const indexes = new Map<string, Promise<KeyIndex>>();
+    const idleMs = DEFAULT_IDLE_MS;
+
+    const indexFor = (bucket: string): Promise<KeyIndex> => {
+      let p = indexes.get(bucket);
+      if (!p) {
+        const store = storeRef(bucket);
+        p = (async () => {
+          await storeInfo(ctx.jsm, store); // NoSuchBucket when absent
+          const idx = new KeyIndex(ctx.js, ctx.jsm, store);
+          await idx.start();
+          return idx;
+        })();
+        p.catch(() => indexes.delete(bucket));
+        indexes.set(bucket, p);
+      }
+      return p;
+    };
+    const dropIndex = async (bucket: string) => {
+      const p = indexes.get(bucket);
+      indexes.delete(bucket);
+      await (await p?.catch(() => undefined))?.stop();
+    };
+
+    // --- objects -----------------------------------------------------------------
+
+    const put = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const store = storeRef(bucket);
+      const p = decodePut(req.header, req.headers ? req.headers.keys() : []);
+      const opts = {
+        ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+        userMeta: p.userMeta,
+        ifNoneMatch: p.ifNoneMatch,
+        ...(p.ifMatch !== undefined ? { ifMatch: p.ifMatch } : {}),
+        ...(p.md5Hex !== undefined ? { expectMd5Hex: p.md5Hex } : {}),
+        ...(p.sha256B64 !== undefined ? { expectSha256B64: p.sha256B64 } : {}),
+        signal: ctx.signal,
+      };
+      if (!p.stream) {
+        const info = await putObject(jet, store, p.key, once(req.data), opts);
+        return infoJson(bucket, info);
+      }
+      // Streamed body: accept on a subject of our own, then commit when the end marker arrives.
+      await assertStream(ctx.jsm, store.stream);
+      const subject = transferSubject(bucket, nuid.next());
+      const receiver = new StreamReceiver(ctx.nc, subject, { idleMs });
+      req.respond({ v: 1, subject, window: DEFAULT_WINDOW });
+      try {
+        const info = await putObject(jet, store, p.key, receiver, opts);
+        if (receiver.endMsg) receiver.endMsg.respond(JSON.stringify(infoJson(bucket, info)));
+      } catch (e) {
+        const err = toShoalError(e);
+        if (receiver.endMsg) respondError(receiver.endMsg, err);
+        else StreamReceiver.refuse(ctx.nc, receiver.lastReply, err);
+        req.log.info({ code: err.code, key: p.key.slice(0, 128) }, "streamed put failed");
+      }
+      return undefined;
+    };
+
+    const get = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const store = storeRef(bucket);
+      const g = decodeGet(req.json());
+      const info = await statObject(ctx.jsm, store, g.key);
+      checkConditions(info, g);
+      const range = resolveRange(g.range, info.size);
+      const n = range ? range.end - range.start + 1 : info.size;
+      const headers = objectHeaders(info, range);
+      if (n <= INLINE_MAX) {
+        const body = await collect(readObject(ctx.jsm, store, info, range ? { range } : {}));
+        return rawReply(body, { ...headers, [H.inline]: "1" });
+      }
+      if (!g.stream) {
+        throw new ShoalError("EntityTooLarge", `the object (or range) is ${n} bytes; a reply holds at most ${INLINE_MAX}: ask for a range, or stream it (give "stream": "<inbox>", as the SDK and \`shoal get\` do)`);
+      }
+      req.respond(rawReply("", { ...headers, [H.inline]: "0" }));
+      try {
+        await sendStream(ctx.nc, g.stream, readObject(ctx.jsm, store, info, range ? { range, signal: ctx.signal } : { signal: ctx.signal }), {
+          windowBytes: g.window ?? DEFAULT_WINDOW,
+          idleMs,
+          signal: ctx.signal,
+        });
+      } catch (e) {
+        req.log.info({ code: toShoalError(e).code, key: g.key.slice(0, 128) }, "streamed get ended early");
+      }
+      return undefined;
+    };
+
+    const head = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const k = decodeKeyOnly(req.json());
+      const info = await statObject(ctx.jsm, storeRef(bucket), k.key);
+      checkConditions(info, k);
+      return rawReply(JSON.stringify(infoJson(bucket, info)), objectHeaders(info));
+    };
+
+    const del = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const { key } = decodeKeyOnly(req.json());
+      const store = storeRef(bucket);
+      await assertStream(ctx.jsm, store.stream);
+      return { v: 1, ...(await deleteObject(jet, store, key)) };
+    };
+
+    const list = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const opts = decodeList(req.json());
+      const page = await (await indexFor(bucket)).list(opts);
+      return { v: 1, bucket, prefix: opts.prefix ?? "", delimiter: opts.delimiter ?? null, maxKeys: opts.maxKeys, ...page };
+    };
+
+    const deleteMany = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const keys = decodeDeleteMany(req.json());
+      const store = storeRef(bucket);
+      await assertStream(ctx.jsm, store.stream);
+      const deleted: string[] = [];
+      const errors: Array<{ key: string; code: string; message: string }> = [];
+      // bounded parallelism: 16 deletes at a time
+      for (let i = 0; i < keys.length; i += 16) {
+        await Promise.all(
+          keys.slice(i, i + 16).map(async (key) => {
+            try {
+              decodeKeyOnly({ key });
+              await deleteObject(jet, store, key);
+              deleted.push(key);
+            } catch (e) {
+              const err = toShoalError(e);
+              errors.push({ key, code: err.code, message: err.message });
+            }
+          }),
+        );
+      }
+      return { v: 1, deleted, errors };
+    };
+
+    const copy = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const c = decodeCopy(req.json());
+      const src = storeRef(c.sourceBucket);
+      const info = await statObject(ctx.jsm, src, c.sourceKey);
+      checkConditions(info, c);
+      const dest = storeRef(bucket);
+      await assertStream(ctx.jsm, dest.stream);
+      const replace = c.metadataDirective === "REPLACE";
+      const out = await putObject(jet, dest, c.key, readObject(ctx.jsm, src, info, { signal: ctx.signal }), {
+        contentType: replace ? (c.contentType ?? "application/octet-stream") : info.contentType,
+        userMeta: replace ? c.metadata : info.userMeta,
+        signal: ctx.signal,
+      });
+      return infoJson(bucket, out);
+    };
+
+    // --- buckets -------------------------------------------------------------------
+
+    const bucketJson = (cfg: BucketConfig) => ({ name: cfg.name, replicas: cfg.replicas, created: cfg.created });
+
+    const createBucket = async (req: Request) => {
+      const { bucket, replicas } = decodeBucketCreate(req.json(), ctx.storage.defaultReplicas);
+      const cfg: BucketConfig = { v: 1, name: bucket, replicas, shards: 1, created: new Date().toISOString() };
+      await registerBucket(registry, cfg);
+      try {
+        await ensureStore(ctx.jsm, storeRef(bucket), replicas, `shoal bucket ${bucket}`);
+      } catch (e) {
+        await unregisterBucket(registry, bucket).catch(() => undefined);
+        throw e;
+      }
+      return { v: 1, ...bucketJson(cfg) };
+    };
+
+    const deleteBucket = async (req: Request) => {
+      const { bucket, force } = decodeBucketName(req.json(), ["force"]);
+      const cfg = await getBucket(registry, bucket);
+      const store: StoreRef = storeRef(bucket);
+      const exists = await storeInfo(ctx.jsm, store).then(() => true, (e: unknown) => (e instanceof ShoalError && e.code === "NoSuchBucket" ? false : Promise.reject(e)));
+      if (!cfg && !exists) throw new ShoalError("NoSuchBucket", undefined, { detail: { bucket } });
+      if (exists && !force) {
+        const page = await (await indexFor(bucket)).list({ maxKeys: 1 });
+        if (page.keyCount > 0) throw new ShoalError("BucketNotEmpty", undefined, { detail: { bucket } });
+      }
+      await dropIndex(bucket);
+      await deleteStore(ctx.jsm, store);
+      forgetStream(ctx.jsm, store.stream);
+      if (cfg) await unregisterBucket(registry, bucket);
+      return { v: 1, bucket, deleted: true };
+    };
+
+    const listAll = async () => ({ v: 1, buckets: (await listBuckets(registry)).map(bucketJson) });
+
+    const bucketInfo = async (req: Request) => {
+      const { bucket } = decodeBucketName(req.json());
+      const cfg = await getBucket(registry, bucket);
+      const si = await storeInfo(ctx.jsm, storeRef(bucket));
+      const idx = await indexFor(bucket);
+      await idx.catchUp();
+      return {
+        v: 1,
+        name: bucket,
+        replicas: si.config.num_replicas,
+        created: cfg?.created ?? si.created,
+        registered: cfg !== undefined,
+        objects: idx.size,
+        bytes: si.state.bytes,
+        messages: si.state.messages,
+        stream: si.config.name,
+        cluster: si.cluster
+          ? {
+              leader: si.cluster.leader ?? null,
+              replicas: (si.cluster.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: r.offline ?? false, lag: r.lag ?? 0 })),
+            }
+          : null,
+      };
+    };
+
+    const objectEndpoints: Array<[ObjectOp, EndpointSpec["handler"]]> = [
+      ["put", put],
+      ["get", get],
+      ["head", head],
+      ["delete", del],
+      ["list", list],
+      ["deletemany", deleteMany],
+      ["copy", copy],
+    ];
+    return {
+      endpoints: [
+        ...objectEndpoints.map(([op, handler]) => ({ name: `obj-${op}`, subject: objectSubjectWildcard(op), handler })),
+        { name: "bucket-create", subject: bucketSubject("create"), handler: createBucket },
+        { name: "bucket-delete", subject: bucketSubject("delete"), handler: deleteBucket },
+        { name: "bucket-list", subject: bucketSubject("list"), handler: listAll },
+        { name: "bucket-info", subject: bucketSubject("info"), handler: bucketInfo },
+      ],
+      close: async () => {
+        await Promise.all([...indexes.keys()].map((b) => dropIndex(b)));
+      },
+    };
+  },
+});

@@ -1,0 +1,238 @@
+/**
+ * Pure decisions of the storage actor: decoding and validating requests,
+ * evaluating preconditions, building reply headers. No I/O; unit-tested.
+ */
+import { ShoalError } from "../../src/errors/index.ts";
+import { assertBucketName, assertKey } from "../../src/store/names.ts";
+import { parseRange, type ByteRange, type ObjectInfo } from "../../src/store/format.ts";
+import { MAX_KEYS, type ListOptions } from "../../src/store/index.ts";
+import { field, onlyFields } from "../../src/subjects/payload.ts";
+import { H } from "../../src/subjects/headers.ts";
+
+/** Largest body a GET returns inline in its reply (the rest streams). */
+export const INLINE_MAX = 512 * 1024;
+/** Most user metadata, as S3 allows (2 KiB of names and values). */
+export const MAX_USER_META_BYTES = 2048;
+export const MAX_DELETE_KEYS = 1000;
+
+type Get = (name: string) => string | undefined;
+
+export interface PutRequest {
+  key: string;
+  contentType: string | undefined;
+  userMeta: Record<string, string>;
+  ifNoneMatch: boolean;
+  ifMatch: string | undefined;
+  md5Hex: string | undefined;
+  sha256B64: string | undefined;
+  stream: boolean;
+}
+
+const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export function decodePut(get: Get, names: Iterable<string>): PutRequest {
+  const key = assertKey(get(H.key));
+  const userMeta: Record<string, string> = {};
+  let metaBytes = 0;
+  for (const n of names) {
+    if (!n.toLowerCase().startsWith(H.metaPrefix.toLowerCase())) continue;
+    const name = n.slice(H.metaPrefix.length).toLowerCase();
+    const value = get(n) ?? "";
+    if (!name || !TOKEN_CHARS.test(name)) throw new ShoalError("InvalidArgument", `invalid metadata name ${JSON.stringify(name)}`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(value)) throw new ShoalError("InvalidArgument", `metadata ${name} holds control characters`);
+    metaBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+    userMeta[name] = value;
+  }
+  if (metaBytes > MAX_USER_META_BYTES) throw new ShoalError("RequestHeaderTooLarge", `user metadata is ${metaBytes} bytes; at most ${MAX_USER_META_BYTES} are allowed`);
+  const inm = get(H.ifNoneMatch);
+  if (inm !== undefined && inm.trim() !== "*") throw new ShoalError("NotImplemented", "If-None-Match on PUT supports only *");
+  const md5 = get(H.contentMd5);
+  let md5Hex: string | undefined;
+  if (md5 !== undefined) {
+    const b = Buffer.from(md5, "base64");
+    if (b.length !== 16 || b.toString("base64") !== md5.trim()) throw new ShoalError("InvalidArgument", "Content-MD5 must be the base64 of 16 bytes");
+    md5Hex = b.toString("hex");
+  }
+  const sha = get(H.sha256);
+  if (sha !== undefined && Buffer.from(sha, "base64").length !== 32) throw new ShoalError("InvalidArgument", "Shoal-Sha256 must be the base64 of 32 bytes");
+  const ct = get(H.contentType);
+  if (ct !== undefined && (ct.length > 256 || /[\u0000-\u001f\u007f]/.test(ct))) throw new ShoalError("InvalidArgument", "invalid Content-Type");
+  return { key, contentType: ct, userMeta, ifNoneMatch: inm !== undefined, ifMatch: get(H.ifMatch), md5Hex, sha256B64: sha, stream: get(H.stream) === "1" };
+}
+
+export interface Conditions {
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  ifUnmodifiedSince?: string;
+}
+
+export interface GetRequest extends Conditions {
+  key: string;
+  range: string | undefined;
+  /** Inbox to stream a large body to. */
+  stream: string | undefined;
+  window: number | undefined;
+}
+
+function optDate(o: Record<string, unknown>, name: string): string | undefined {
+  const v = field.optString(o, name);
+  if (v !== undefined && Number.isNaN(Date.parse(v))) throw new ShoalError("InvalidArgument", `${name} is not a date`);
+  return v;
+}
+
+export function decodeGet(o: Record<string, unknown>): GetRequest {
+  onlyFields(o, ["key", "range", "ifMatch", "ifNoneMatch", "ifModifiedSince", "ifUnmodifiedSince", "stream", "window"]);
+  const stream = field.optString(o, "stream");
+  if (stream !== undefined && !/^[^\s*>]+$/.test(stream)) throw new ShoalError("MalformedPayload", "stream must be a subject");
+  return {
+    key: assertKey(field.string(o, "key")),
+    range: field.optString(o, "range"),
+    ifMatch: field.optString(o, "ifMatch"),
+    ifNoneMatch: field.optString(o, "ifNoneMatch"),
+    ifModifiedSince: optDate(o, "ifModifiedSince"),
+    ifUnmodifiedSince: optDate(o, "ifUnmodifiedSince"),
+    stream,
+    window: field.optInt(o, "window", 64 * 1024, 64 * 1024 * 1024),
+  };
+}
+
+export function decodeKeyOnly(o: Record<string, unknown>, extra: string[] = []): { key: string } & Conditions {
+  onlyFields(o, ["key", "ifMatch", "ifNoneMatch", "ifModifiedSince", "ifUnmodifiedSince", ...extra]);
+  return {
+    key: assertKey(field.string(o, "key")),
+    ifMatch: field.optString(o, "ifMatch"),
+    ifNoneMatch: field.optString(o, "ifNoneMatch"),
+    ifModifiedSince: optDate(o, "ifModifiedSince"),
+    ifUnmodifiedSince: optDate(o, "ifUnmodifiedSince"),
+  };
+}
+
+const etagList = (v: string) => v.split(",").map((s) => s.trim().replace(/^W\//, "").replaceAll('"', ""));
+
+/**
+ * HTTP/S3 precondition order (RFC 9110 §13.2.2): If-Match, else
+ * If-Unmodified-Since; then If-None-Match, else If-Modified-Since.
+ * Throws PreconditionFailed or NotModified.
+ */
+export function checkConditions(info: ObjectInfo, c: Conditions): void {
+  const mtime = Math.floor(Date.parse(info.mtime) / 1000);
+  if (c.ifMatch !== undefined) {
+    const l = etagList(c.ifMatch);
+    if (!l.includes("*") && !l.includes(info.etag)) throw new ShoalError("PreconditionFailed");
+  } else if (c.ifUnmodifiedSince !== undefined && mtime > Math.floor(Date.parse(c.ifUnmodifiedSince) / 1000)) {
+    throw new ShoalError("PreconditionFailed");
+  }
+  if (c.ifNoneMatch !== undefined) {
+    const l = etagList(c.ifNoneMatch);
+    if (l.includes("*") || l.includes(info.etag)) throw new ShoalError("NotModified");
+  } else if (c.ifModifiedSince !== undefined && mtime <= Math.floor(Date.parse(c.ifModifiedSince) / 1000)) {
+    throw new ShoalError("NotModified");
+  }
+}
+
+/** Reply headers describing an object (and the range served). */
+export function objectHeaders(info: ObjectInfo, range?: ByteRange): Record<string, string> {
+  const h: Record<string, string> = {
+    [H.objectSize]: String(info.size),
+    [H.size]: String(range ? range.end - range.start + 1 : info.size),
+    [H.etag]: info.etag,
+    [H.sha256Reply]: info.sha256,
+    [H.contentType]: info.contentType,
+    [H.mtime]: info.mtime,
+    [H.revision]: String(info.revision),
+  };
+  if (range) h[H.contentRange] = `bytes ${range.start}-${range.end}/${info.size}`;
+  for (const [k, v] of Object.entries(info.userMeta)) h[`${H.metaPrefix}${k}`] = v;
+  return h;
+}
+
+/** JSON form of an object's info (HEAD, PUT replies, `nats req`). */
+export function infoJson(bucket: string, info: ObjectInfo): Record<string, unknown> {
+  return {
+    v: 1,
+    bucket,
+    key: info.key,
+    size: info.size,
+    etag: info.etag,
+    sha256: info.sha256,
+    contentType: info.contentType,
+    mtime: info.mtime,
+    revision: info.revision,
+    metadata: info.userMeta,
+  };
+}
+
+export function resolveRange(spec: string | undefined, size: number): ByteRange | undefined {
+  return parseRange(spec, size);
+}
+
+export function decodeList(o: Record<string, unknown>): ListOptions {
+  onlyFields(o, ["prefix", "delimiter", "maxKeys", "startAfter", "continuationToken"]);
+  const delimiter = field.optString(o, "delimiter");
+  return {
+    prefix: field.optString(o, "prefix") ?? "",
+    ...(delimiter ? { delimiter } : {}),
+    maxKeys: field.optInt(o, "maxKeys", 0, 100_000) ?? MAX_KEYS,
+    ...(field.optString(o, "startAfter") !== undefined ? { startAfter: field.optString(o, "startAfter")! } : {}),
+    ...(field.optString(o, "continuationToken") !== undefined ? { continuationToken: field.optString(o, "continuationToken")! } : {}),
+  };
+}
+
+export function decodeDeleteMany(o: Record<string, unknown>): string[] {
+  onlyFields(o, ["keys"]);
+  const keys = field.optStringArray(o, "keys", MAX_DELETE_KEYS);
+  if (!keys || keys.length === 0) throw new ShoalError("MalformedPayload", `keys must list 1 to ${MAX_DELETE_KEYS} keys`);
+  return keys;
+}
+
+export interface CopyRequest extends Conditions {
+  sourceBucket: string;
+  sourceKey: string;
+  key: string;
+  /** COPY keeps the source's content type and metadata; REPLACE uses the ones given. */
+  metadataDirective: "COPY" | "REPLACE";
+  contentType: string | undefined;
+  metadata: Record<string, string>;
+}
+
+export function decodeCopy(o: Record<string, unknown>): CopyRequest {
+  onlyFields(o, ["sourceBucket", "sourceKey", "key", "metadataDirective", "contentType", "metadata", "ifMatch", "ifNoneMatch", "ifModifiedSince", "ifUnmodifiedSince"]);
+  const directive = field.optString(o, "metadataDirective") ?? "COPY";
+  if (directive !== "COPY" && directive !== "REPLACE") throw new ShoalError("InvalidArgument", "metadataDirective must be COPY or REPLACE");
+  const md = o["metadata"];
+  const metadata: Record<string, string> = {};
+  if (md !== undefined) {
+    if (typeof md !== "object" || md === null || Array.isArray(md)) throw new ShoalError("MalformedPayload", "metadata must be an object of strings");
+    for (const [k, v] of Object.entries(md)) {
+      if (typeof v !== "string" || !TOKEN_CHARS.test(k)) throw new ShoalError("MalformedPayload", "metadata must be an object of strings");
+      metadata[k.toLowerCase()] = v;
+    }
+  }
+  return {
+    sourceBucket: assertBucketName(field.string(o, "sourceBucket")),
+    sourceKey: assertKey(field.string(o, "sourceKey")),
+    key: assertKey(field.string(o, "key")),
+    metadataDirective: directive,
+    contentType: field.optString(o, "contentType"),
+    metadata,
+    ifMatch: field.optString(o, "ifMatch"),
+    ifNoneMatch: field.optString(o, "ifNoneMatch"),
+    ifModifiedSince: optDate(o, "ifModifiedSince"),
+    ifUnmodifiedSince: optDate(o, "ifUnmodifiedSince"),
+  };
+}
+
+export function decodeBucketCreate(o: Record<string, unknown>, defaultReplicas: number): { bucket: string; replicas: 1 | 3 | 5 } {
+  onlyFields(o, ["bucket", "replicas"]);
+  const bucket = assertBucketName(field.string(o, "bucket"));
+  const r = o["replicas"] === undefined ? defaultReplicas : o["replicas"];
+  if (r !== 1 && r !== 3 && r !== 5) throw new ShoalError("InvalidReplicas", `replicas must be 1, 3 or 5, got ${JSON.stringify(r)}`);
+  return { bucket, replicas: r };
+}
+
+export function decodeBucketName(o: Record<string, unknown>, extra: string[] = []): { bucket: string; force: boolean } {
+  onlyFields(o, ["bucket", ...extra]);
+  return { bucket: assertBucketName(field.string(o, "bucket")), force: field.optBool(o, "force") ?? false };
+}

@@ -1,0 +1,364 @@
+/**
+ * The TypeScript SDK. Every other edge (CLI, S3 gateway, console) uses it.
+ *
+ *   const shoal = await ShoalClient.connect({ servers: "nats://127.0.0.1:4222" });
+ *   await shoal.createBucket("photos");
+ *   await shoal.put("photos", "cat.jpg", fs.createReadStream("cat.jpg"), { contentType: "image/jpeg" });
+ *   const { info, body } = await shoal.get("photos", "cat.jpg", { range: "bytes=0-1023" });
+ *   for await (const entry of shoal.list("photos", { prefix: "2026/", delimiter: "/" })) …
+ *
+ * Errors are ShoalError with the code the service sent. Idempotent calls are
+ * retried with short per-attempt timeouts and backoff, so a stream-leader
+ * failover costs seconds, not stacked 5 s timeouts.
+ */
+import { Readable } from "node:stream";
+import { createInbox, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
+import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
+import { bucketSubject, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
+import { H } from "../subjects/headers.ts";
+import { connectNats } from "../connect.ts";
+import { buildConfig, type NatsConfig } from "../config.ts";
+import { retry } from "../runtime/backoff.ts";
+import { sendStream, StreamReceiver, DEFAULT_WINDOW } from "../transfer/index.ts";
+
+/** Bodies up to this size go inline in one request. */
+export const INLINE_PUT_MAX = 512 * 1024;
+
+export type Body = Uint8Array | string | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array> | NodeJS.ReadableStream;
+
+export interface ObjectMeta {
+  bucket: string;
+  key: string;
+  size: number;
+  etag: string;
+  sha256: string;
+  contentType: string;
+  mtime: string;
+  revision: number;
+  metadata: Record<string, string>;
+}
+
+export interface GetResult {
+  info: ObjectMeta;
+  /** Size of what `body` yields (the range, or the whole object). */
+  length: number;
+  /** `bytes a-b/size` when a range was served. */
+  contentRange: string | undefined;
+  body: AsyncIterable<Uint8Array>;
+  /** The body as a Node Readable. */
+  stream(): Readable;
+  /** The body collected (only for small objects!). */
+  bytes(): Promise<Uint8Array>;
+}
+
+export interface Conditions {
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string | Date;
+  ifUnmodifiedSince?: string | Date;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  metadata?: Record<string, string>;
+  /** Only create: fail with PreconditionFailed if the key exists. */
+  ifNoneMatch?: boolean;
+  ifMatch?: string;
+  /** Base64 MD5 of the body, verified by the service (BadDigest). */
+  contentMd5?: string;
+  signal?: AbortSignal;
+  /** Flow-control window of a streamed upload. */
+  windowBytes?: number;
+}
+
+export interface ListEntry {
+  key: string;
+  size: number;
+  etag: string;
+  mtime: string;
+  revision: number;
+}
+
+export interface ListPage {
+  contents: ListEntry[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  nextContinuationToken?: string;
+  keyCount: number;
+}
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  maxKeys?: number;
+  startAfter?: string;
+  continuationToken?: string;
+}
+
+export interface BucketInfo {
+  name: string;
+  replicas: number;
+  created: string;
+  objects?: number;
+  bytes?: number;
+  cluster?: { leader: string | null; replicas: Array<{ name: string; current: boolean; offline: boolean; lag: number }> } | null;
+}
+
+export interface ClientOptions {
+  /** Per-attempt timeout of a request. */
+  timeoutMs?: number;
+  /** Overall deadline of a retried (idempotent) call. */
+  deadlineMs?: number;
+}
+
+const dateStr = (d: string | Date | undefined) => (d === undefined ? undefined : d instanceof Date ? d.toUTCString() : d);
+
+function conditions(c: Conditions): Record<string, string> {
+  const o: Record<string, string> = {};
+  if (c.ifMatch !== undefined) o["ifMatch"] = c.ifMatch;
+  if (c.ifNoneMatch !== undefined) o["ifNoneMatch"] = c.ifNoneMatch;
+  if (c.ifModifiedSince !== undefined) o["ifModifiedSince"] = dateStr(c.ifModifiedSince)!;
+  if (c.ifUnmodifiedSince !== undefined) o["ifUnmodifiedSince"] = dateStr(c.ifUnmodifiedSince)!;
+  return o;
+}
+
+async function* toIterable(body: Body): AsyncGenerator<Uint8Array> {
+  if (typeof body === "string") {
+    yield Buffer.from(body);
+  } else if (body instanceof Uint8Array) {
+    yield body;
+  } else if (typeof (body as ReadableStream).getReader === "function") {
+    const reader = (body as ReadableStream<Uint8Array>).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } else {
+    for await (const c of body as AsyncIterable<Uint8Array | string>) yield typeof c === "string" ? Buffer.from(c) : c;
+  }
+}
+
+function metaFromHeaders(bucket: string, key: string, m: Msg): ObjectMeta {
+  const g = (n: string) => m.headers?.get(n) ?? "";
+  const metadata: Record<string, string> = {};
+  for (const k of m.headers?.keys() ?? []) if (k.toLowerCase().startsWith(H.metaPrefix.toLowerCase())) metadata[k.slice(H.metaPrefix.length).toLowerCase()] = g(k);
+  return {
+    bucket,
+    key,
+    size: Number(g(H.objectSize)),
+    etag: g(H.etag),
+    sha256: g(H.sha256Reply),
+    contentType: g(H.contentType),
+    mtime: g(H.mtime),
+    revision: Number(g(H.revision)),
+    metadata,
+  };
+}
+
+export class ShoalClient {
+  readonly nc: NatsConnection;
+  private readonly timeoutMs: number;
+  private readonly deadlineMs: number;
+  private readonly owned: boolean;
+
+  constructor(nc: NatsConnection, opts: ClientOptions & { owned?: boolean } = {}) {
+    this.nc = nc;
+    this.timeoutMs = opts.timeoutMs ?? 3000;
+    this.deadlineMs = opts.deadlineMs ?? 20_000;
+    this.owned = opts.owned ?? false;
+  }
+
+  /** Connects with a NATS config slice, or just server URLs. */
+  static async connect(cfg: Omit<Partial<NatsConfig>, "servers"> & { servers: string | readonly string[] }, opts: ClientOptions = {}): Promise<ShoalClient> {
+    const nats = buildConfig({ nats: { ...cfg, servers: typeof cfg.servers === "string" ? cfg.servers : [...cfg.servers] } }).nats;
+    const nc = await connectNats(nats, { name: "shoal-sdk" });
+    return new ShoalClient(nc, { ...opts, owned: true });
+  }
+
+  async close(): Promise<void> {
+    if (this.owned && !this.nc.isClosed()) await this.nc.close();
+  }
+
+  /** One request; a service error reply becomes the ShoalError it names. */
+  private async request(subject: string, data: Uint8Array | string, o: { headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Msg> {
+    let h;
+    if (o.headers) {
+      h = natsHeaders();
+      for (const [k, v] of Object.entries(o.headers)) h.set(k, v);
+    }
+    let m: Msg;
+    try {
+      m = await this.nc.request(subject, data, { timeout: o.timeoutMs ?? this.timeoutMs, ...(h ? { headers: h } : {}) });
+    } catch (e) {
+      throw toShoalError(e);
+    }
+    const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.data.length < 65536 ? m.string() : undefined);
+    if (err) throw err;
+    return m;
+  }
+
+  /** Retries an idempotent call on retryable failures within the deadline. */
+  private idempotent<T>(fn: () => Promise<T>): Promise<T> {
+    return retry(fn, { attempts: 10, baseMs: 100, maxMs: 1000, deadlineMs: this.deadlineMs });
+  }
+
+  private json<T>(subject: string, body: Record<string, unknown>, idempotent: boolean): Promise<T> {
+    const call = async () => (await this.request(subject, JSON.stringify({ v: 1, ...body }))).json<T>();
+    return idempotent ? this.idempotent(call) : call();
+  }
+
+  private bucketCall<T>(op: BucketOp, body: Record<string, unknown>, idempotent: boolean): Promise<T> {
+    return this.json<T>(bucketSubject(op), body, idempotent);
+  }
+
+  private objCall<T>(op: ObjectOp, bucket: string, body: Record<string, unknown>, idempotent: boolean): Promise<T> {
+    return this.json<T>(objectSubject(op, bucket), body, idempotent);
+  }
+
+  // --- buckets ------------------------------------------------------------------
+
+  createBucket(name: string, opts: { replicas?: 1 | 3 | 5 } = {}): Promise<BucketInfo> {
+    return this.bucketCall("create", { bucket: name, ...(opts.replicas ? { replicas: opts.replicas } : {}) }, false);
+  }
+
+  deleteBucket(name: string, opts: { force?: boolean } = {}): Promise<{ deleted: boolean }> {
+    return this.bucketCall("delete", { bucket: name, ...(opts.force ? { force: true } : {}) }, true);
+  }
+
+  async listBuckets(): Promise<BucketInfo[]> {
+    return (await this.bucketCall<{ buckets: BucketInfo[] }>("list", {}, true)).buckets;
+  }
+
+  bucketInfo(name: string): Promise<BucketInfo> {
+    return this.bucketCall("info", { bucket: name }, true);
+  }
+
+  // --- objects ------------------------------------------------------------------
+
+  async put(bucket: string, key: string, body: Body, opts: PutOptions = {}): Promise<ObjectMeta> {
+    const headers: Record<string, string> = { [H.key]: key };
+    if (opts.contentType) headers[H.contentType] = opts.contentType;
+    if (opts.ifNoneMatch) headers[H.ifNoneMatch] = "*";
+    if (opts.ifMatch) headers[H.ifMatch] = opts.ifMatch;
+    if (opts.contentMd5) headers[H.contentMd5] = opts.contentMd5;
+    for (const [k, v] of Object.entries(opts.metadata ?? {})) headers[`${H.metaPrefix}${k}`] = v;
+    const small = typeof body === "string" ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
+    if (small && small.byteLength <= INLINE_PUT_MAX) {
+      const call = async () => (await this.request(objectSubject("put", bucket), small, { headers, timeoutMs: this.timeoutMs + 5000 })).json<ObjectMeta>();
+      // An unconditional put of the same bytes is idempotent: retry it.
+      return opts.ifNoneMatch || opts.ifMatch ? call() : this.idempotent(call);
+    }
+    const accept = await this.request(objectSubject("put", bucket), "", { headers: { ...headers, [H.stream]: "1" } });
+    const { subject, window } = accept.json<{ subject: string; window: number }>();
+    let committed: ObjectMeta | undefined;
+    await sendStream(this.nc, subject, toIterable(body), {
+      windowBytes: Math.min(opts.windowBytes ?? DEFAULT_WINDOW, window),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      end: async (h) => {
+        let m: Msg;
+        try {
+          m = await this.nc.request(subject, "", { headers: h, timeout: 60_000 });
+        } catch (e) {
+          throw toShoalError(e);
+        }
+        const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
+        if (err) throw err;
+        committed = m.json<ObjectMeta>();
+      },
+    });
+    return committed!;
+  }
+
+  async get(bucket: string, key: string, opts: Conditions & { range?: string; windowBytes?: number } = {}): Promise<GetResult> {
+    return this.idempotent(async () => {
+      const inbox = createInbox();
+      const receiver = new StreamReceiver(this.nc, inbox);
+      let m: Msg;
+      try {
+        m = await this.request(
+          objectSubject("get", bucket),
+          JSON.stringify({ v: 1, key, ...conditions(opts), ...(opts.range ? { range: opts.range } : {}), stream: inbox, window: opts.windowBytes ?? DEFAULT_WINDOW }),
+        );
+      } catch (e) {
+        receiver.sub.unsubscribe();
+        throw e;
+      }
+      const info = metaFromHeaders(bucket, key, m);
+      const inline = m.headers?.get(H.inline) === "1";
+      let body: AsyncIterable<Uint8Array>;
+      if (inline) {
+        receiver.sub.unsubscribe();
+        const data = m.data;
+        body = (async function* () {
+          if (data.byteLength) yield data;
+        })();
+      } else body = receiver;
+      const length = Number(m.headers?.get(H.size) ?? info.size);
+      return {
+        info,
+        length,
+        contentRange: m.headers?.get(H.contentRange) || undefined,
+        body,
+        stream: () => Readable.from(body, { objectMode: false }),
+        bytes: async () => {
+          const parts: Uint8Array[] = [];
+          for await (const c of body) parts.push(c);
+          return Buffer.concat(parts);
+        },
+      };
+    });
+  }
+
+  /** Whole body as bytes (small objects). */
+  async getBytes(bucket: string, key: string, opts: Conditions & { range?: string } = {}): Promise<Uint8Array> {
+    return (await this.get(bucket, key, opts)).bytes();
+  }
+
+  head(bucket: string, key: string, opts: Conditions = {}): Promise<ObjectMeta> {
+    return this.objCall("head", bucket, { key, ...conditions(opts) }, true);
+  }
+
+  delete(bucket: string, key: string): Promise<{ deleted: boolean }> {
+    return this.objCall("delete", bucket, { key }, true);
+  }
+
+  deleteMany(bucket: string, keys: string[]): Promise<{ deleted: string[]; errors: Array<{ key: string; code: string; message: string }> }> {
+    return this.objCall("deletemany", bucket, { keys }, true);
+  }
+
+  copy(src: { bucket: string; key: string }, dest: { bucket: string; key: string }, opts: Conditions & { metadataDirective?: "COPY" | "REPLACE"; contentType?: string; metadata?: Record<string, string> } = {}): Promise<ObjectMeta> {
+    return this.objCall(
+      "copy",
+      dest.bucket,
+      {
+        sourceBucket: src.bucket,
+        sourceKey: src.key,
+        key: dest.key,
+        ...conditions(opts),
+        ...(opts.metadataDirective ? { metadataDirective: opts.metadataDirective } : {}),
+        ...(opts.contentType ? { contentType: opts.contentType } : {}),
+        ...(opts.metadata ? { metadata: opts.metadata } : {}),
+      },
+      false,
+    );
+  }
+
+  listPage(bucket: string, opts: ListOptions = {}): Promise<ListPage> {
+    return this.objCall("list", bucket, { ...opts }, true);
+  }
+
+  /** Every entry (objects, and common prefixes as `{ prefix }`), page by page. */
+  async *list(bucket: string, opts: Omit<ListOptions, "continuationToken"> = {}): AsyncGenerator<ListEntry | { prefix: string }> {
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(bucket, { ...opts, ...(token ? { continuationToken: token } : {}) });
+      const items: Array<ListEntry | { prefix: string }> = [...page.contents, ...page.commonPrefixes.map((prefix) => ({ prefix }))];
+      items.sort((a, b) => Buffer.compare(Buffer.from("key" in a ? a.key : a.prefix), Buffer.from("key" in b ? b.key : b.prefix)));
+      yield* items;
+      token = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (token);
+  }
+}
+
+export { ShoalError };

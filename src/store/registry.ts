@@ -1,0 +1,65 @@
+/**
+ * The bucket registry: KV shoal_buckets, one key per S3 bucket, value = its
+ * config, written with compare-and-set. The object store stream is created
+ * after the registry entry and removed before it, so an entry without a
+ * stream means "being created or deleted".
+ */
+import { Kvm, type KV } from "@nats-io/kv";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { ShoalError } from "../errors/index.ts";
+import { KV as KV_NAMES } from "../subjects/index.ts";
+
+export interface BucketConfig {
+  v: 1;
+  name: string;
+  replicas: 1 | 3 | 5;
+  shards: number;
+  created: string;
+}
+
+export async function openRegistry(js: JetStreamClient, replicas = 1): Promise<KV> {
+  return new Kvm(js).create(KV_NAMES.buckets, { history: 5, replicas });
+}
+
+export function decodeBucketConfig(data: Uint8Array): BucketConfig {
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    throw new ShoalError("MalformedPayload", "bucket registry entry is not JSON");
+  }
+  const c = v as Partial<BucketConfig>;
+  if (c?.v !== 1 || typeof c.name !== "string" || ![1, 3, 5].includes(c.replicas as number) || typeof c.created !== "string") {
+    throw new ShoalError("MalformedPayload", "bucket registry entry is malformed");
+  }
+  return { v: 1, name: c.name, replicas: c.replicas as 1 | 3 | 5, shards: typeof c.shards === "number" ? c.shards : 1, created: c.created };
+}
+
+export async function getBucket(kv: KV, name: string): Promise<BucketConfig | undefined> {
+  const e = await kv.get(name);
+  if (!e || e.operation !== "PUT") return undefined;
+  return decodeBucketConfig(e.value);
+}
+
+/** Registers a bucket; BucketAlreadyExists when the name is taken (CAS on create). */
+export async function registerBucket(kv: KV, cfg: BucketConfig): Promise<number> {
+  try {
+    return await kv.create(cfg.name, JSON.stringify(cfg));
+  } catch (e) {
+    if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) throw new ShoalError("BucketAlreadyExists", undefined, { cause: e, detail: { bucket: cfg.name } });
+    throw e;
+  }
+}
+
+export async function unregisterBucket(kv: KV, name: string): Promise<void> {
+  await kv.delete(name);
+}
+
+export async function listBuckets(kv: KV): Promise<BucketConfig[]> {
+  const out: BucketConfig[] = [];
+  for await (const k of await kv.keys()) {
+    const c = await getBucket(kv, k).catch(() => undefined);
+    if (c) out.push(c);
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

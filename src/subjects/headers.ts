@@ -1,0 +1,30 @@
+/**
+ * NATS headers of the v1 object API (documented in docs/api.md).
+ */
+export const H = {
+  /** Object key (UTF-8) on PUT. */
+  key: "Shoal-Key",
+  /** "1" on a PUT request that will stream its body (reply: transfer subject). */
+  stream: "Shoal-Stream",
+  contentType: "Content-Type",
+  /** Base64 MD5 of the body: verified before commit (BadDigest). */
+  contentMd5: "Content-MD5",
+  /** Base64 SHA-256 of the body: verified before commit (BadDigest). */
+  sha256: "Shoal-Sha256",
+  ifMatch: "If-Match",
+  ifNoneMatch: "If-None-Match",
+  /** User metadata prefix: `Shoal-Meta-<name>`. */
+  metaPrefix: "Shoal-Meta-",
+  // replies
+  size: "Shoal-Size",
+  objectSize: "Shoal-Object-Size",
+  etag: "Shoal-Etag",
+  sha256Reply: "Shoal-Sha256",
+  mtime: "Shoal-Mtime",
+  revision: "Shoal-Revision",
+  contentRange: "Shoal-Content-Range",
+  /** On a GET reply: "1" when the body is in this reply, "0" when it streams to the inbox. */
+  inline: "Shoal-Inline",
+  /** Request id echoed in logs. */
+  requestId: "Shoal-Request-Id",
+} as const;

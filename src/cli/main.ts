@@ -11,6 +11,7 @@ import { ensureNatsServer } from "../engine/binary.ts";
 import { parseFlags } from "./args.ts";
 import { runDev } from "./dev-command.ts";
 import { runStart } from "./start-command.ts";
+import { runObjectCommand } from "./objects.ts";
 import type { ActorRegistry } from "./actors.ts";
 
 export interface CliDeps {
@@ -28,6 +29,14 @@ const HELP = `shoal — a distributed S3-style object store on NATS JetStream
 Usage:
   shoal dev [--data DIR] [--nats-port N] [--servers N]   run everything locally (npm start)
   shoal start --actors LIST [--nats URL]                 run actors against a NATS cluster
+  shoal mb <bucket> [--replicas 1|3|5]                   make a bucket
+  shoal rb <bucket> [--force]                            remove a bucket (--force: with its objects)
+  shoal ls [<bucket>[/<prefix>]] [-r]                    list buckets, or objects (-r: no folders)
+  shoal put <file|-> <bucket>/<key> [--content-type T]   upload (- = stdin)
+  shoal get <bucket>/<key> [file|-] [--range a-b]        download (- = stdout)
+  shoal rm <bucket>/<key>...                             delete objects
+  shoal cp <bucket>/<key> <bucket>/<key>                 server-side copy
+  shoal stat <bucket>[/<key>]                            bucket or object details
   shoal setup                                            find or install nats-server (>= 2.9)
   shoal version
   shoal help
@@ -61,6 +70,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         return await runDev(rest, deps, stdout);
       case "start":
         return await runStart(rest, deps);
+      case "mb":
+      case "rb":
+      case "ls":
+      case "put":
+      case "get":
+      case "rm":
+      case "cp":
+      case "stat":
+        return await runObjectCommand(command, rest, stdout, stderr);
       case "setup": {
         const { values } = parseFlags(rest, {});
         const b = ensureNatsServer({ install: true, log: (l) => stderr.write(`${l}\n`) });

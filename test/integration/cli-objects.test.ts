@@ -1,0 +1,60 @@
+import test from "ava";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startShoal } from "../helpers/actors.ts";
+import { tempDir } from "../helpers/nats.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+test("shoal mb/put/ls/stat/get/cp/rm/rb round trip, with --json and not-found exit codes", async (t) => {
+  const { url } = await startShoal(t);
+  // Async spawn: the storage actor runs in this process and must keep serving.
+  const run = (args: string[], input?: Buffer) =>
+    new Promise<{ status: number | null; stdout: Buffer; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["bin/shoal.js", ...args, "--nats", url], { cwd: root, timeout: 30_000 });
+      const out: Buffer[] = [];
+      let err = "";
+      child.stdout.on("data", (c: Buffer) => out.push(c));
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      child.stdin.end(input ?? Buffer.alloc(0));
+      child.on("close", (status) => resolve({ status, stdout: Buffer.concat(out), stderr: err }));
+    });
+  const dir = tempDir(t);
+  const file = join(dir, "in.bin");
+  const body = randomBytes(3 * 1024 * 1024 + 5);
+  writeFileSync(file, body);
+
+  const mb = await run(["mb", "cli-bucket"]);
+  t.is(mb.status, 0, mb.stderr);
+  const put = await run(["put", file, "cli-bucket/dir/in.bin", "--json"]);
+  t.is(put.status, 0, put.stderr);
+  t.is(JSON.parse(put.stdout.toString()).size, body.length);
+  t.is((await run(["put", "-", "cli-bucket/stdin.txt"], Buffer.from("from stdin"))).status, 0);
+
+  const ls = await run(["ls", "cli-bucket", "--json"]);
+  t.deepEqual(JSON.parse(ls.stdout.toString()).map((e: { key?: string; prefix?: string }) => e.key ?? e.prefix), ["dir/", "stdin.txt"]);
+  const lsr = await run(["ls", "cli-bucket/dir/", "-r"]);
+  t.regex(lsr.stdout.toString(), /dir\/in\.bin/);
+
+  const out = join(dir, "out.bin");
+  t.is((await run(["get", "cli-bucket/dir/in.bin", out])).status, 0);
+  t.true(readFileSync(out).equals(body));
+  const ranged = await run(["get", "cli-bucket/dir/in.bin", "-", "--range", "10-19"]);
+  t.true(ranged.stdout.equals(body.subarray(10, 20)));
+  t.is((await run(["get", "cli-bucket/stdin.txt"])).stdout.toString(), "from stdin");
+
+  t.is((await run(["cp", "cli-bucket/stdin.txt", "cli-bucket/copy.txt"])).status, 0);
+  const stat = await run(["stat", "cli-bucket/copy.txt", "--json"]);
+  t.is(JSON.parse(stat.stdout.toString()).size, 10);
+
+  const missing = await run(["get", "cli-bucket/nope"]);
+  t.is(missing.status, 3);
+  t.regex(missing.stderr, /key does not exist/);
+  t.is((await run(["stat", "no-such-bucket"])).status, 3);
+  t.is((await run(["rb", "cli-bucket"])).status, 1, "not empty");
+  t.is((await run(["rm", "cli-bucket/copy.txt", "cli-bucket/stdin.txt", "cli-bucket/dir/in.bin"])).status, 0);
+  t.is((await run(["rb", "cli-bucket"])).status, 0);
+  t.is((await run(["put", file])).status, 2, "usage error");
+});

@@ -13,9 +13,17 @@ import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstre
 import { ShoalError } from "../errors/index.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { buildHeaders, DIGEST_PREFIX, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
-import { headObject } from "./reader.ts";
+import { assertStream, headObject } from "./reader.ts";
+import { HEADER_ROOM, rechunk } from "../transfer/rechunk.ts";
 
-export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+/**
+ * Default chunk: the server's max_payload less room for headers, so that a
+ * chunk travels unchanged (no copy, no re-split) as one flow-controlled
+ * transfer message from the SDK to the storage actor.
+ */
+export function defaultChunkSize(maxPayload: number): number {
+  return maxPayload - HEADER_ROOM;
+}
 export const DEFAULT_WINDOW_BYTES = 8 * 1024 * 1024;
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -56,29 +64,6 @@ export interface PutOptions {
   timeoutMs?: number;
 }
 
-/** Splits a byte stream into chunks of exactly `size` (the last may be shorter). */
-export async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
-  let parts: Uint8Array[] = [];
-  let have = 0;
-  for await (const piece of source) {
-    if (piece.byteLength === 0) continue;
-    let p = piece;
-    while (have + p.byteLength >= size) {
-      const need = size - have;
-      parts.push(p.subarray(0, need));
-      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-      parts = [];
-      have = 0;
-      p = p.subarray(need);
-    }
-    if (p.byteLength > 0) {
-      parts.push(p);
-      have += p.byteLength;
-    }
-  }
-  if (have > 0) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
-}
-
 function apiCode(e: unknown): number | undefined {
   const c = (e as { api_error?: { err_code?: number }; code?: unknown })?.api_error?.err_code;
   if (typeof c === "number") return c;
@@ -100,8 +85,8 @@ export async function putObject(
   source: AsyncIterable<Uint8Array>,
   opts: PutOptions = {},
 ): Promise<ObjectInfo> {
-  const maxPayload = nc.info?.max_payload ?? DEFAULT_CHUNK_SIZE;
-  const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? DEFAULT_CHUNK_SIZE, maxPayload));
+  const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? defaultChunkSize(maxPayload), maxPayload));
   const windowBytes = Math.max(chunkSize, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
   const timeout = opts.timeoutMs ?? 10_000;
   const id = nuid.next();
@@ -123,9 +108,15 @@ export async function putObject(
   };
 
   try {
-    // Preconditions are checked before any byte is written, and again by CAS at commit.
-    let prev = await headObject(jsm, store, key);
-    checkPreconditions(prev, opts);
+    // Conditional puts check before any byte is written; unconditional ones
+    // read the current version while the chunks go out (one round trip less
+    // for small objects). Either way the commit is compare-and-set.
+    await assertStream(jsm, store.stream); // NoSuchBucket before any write (cached after the first time)
+    const conditional = opts.ifNoneMatch === true || opts.ifMatch !== undefined;
+    const prevP = headObject(jsm, store, key);
+    prevP.catch(() => undefined);
+    let prev = conditional ? await prevP : undefined;
+    if (conditional) checkPreconditions(prev, opts);
     let index = 0;
     for await (const chunk of rechunk(source, chunkSize)) {
       opts.signal?.throwIfAborted();
@@ -142,6 +133,7 @@ export async function putObject(
     }
     while (pending.length > 0) await settleOldest();
     opts.signal?.throwIfAborted();
+    if (!conditional) prev = await prevP;
 
     const md5hex = md5.digest("hex");
     const sha256 = sha.digest("base64url");

@@ -12,6 +12,7 @@
  */
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { ShoalError, errorFromWire, errorToWire, toShoalError, isErrorCode } from "../errors/index.ts";
+import { HEADER_ROOM, rechunk } from "./rechunk.ts";
 
 export const H_SEQ = "Shoal-Seq";
 export const H_END = "Shoal-End";
@@ -40,7 +41,7 @@ export async function sendStream(
 ): Promise<number> {
   const window = opts.windowBytes ?? DEFAULT_WINDOW;
   const idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
-  const maxMessage = Math.min(opts.maxMessage ?? 1024 * 1024, nc.info?.max_payload ?? 1024 * 1024) - 1024;
+  const maxMessage = Math.min(opts.maxMessage ?? Infinity, (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM);
   const ackInbox = createInbox();
   let acked = 0;
   let waiter: (() => void) | undefined;
@@ -85,17 +86,15 @@ export async function sendStream(
   let sent = 0;
   let seq = 0;
   try {
-    for await (const piece of source) {
-      for (let o = 0; o < piece.byteLength; o += maxMessage) {
-        const data = piece.subarray(o, o + maxMessage);
-        if (opts.signal?.aborted) throw new ShoalError("Aborted", undefined, { cause: opts.signal.reason });
-        await waitCredit(() => sent - acked + data.byteLength > window && sent - acked > 0);
-        if (peerError) throw peerError;
-        const h = natsHeaders();
-        h.set(H_SEQ, String(seq++));
-        nc.publish(subject, data, { reply: ackInbox, headers: h });
-        sent += data.byteLength;
-      }
+    // Full-size messages: the receiver's chunks then map 1:1 onto them.
+    for await (const data of rechunk(source, maxMessage)) {
+      if (opts.signal?.aborted) throw new ShoalError("Aborted", undefined, { cause: opts.signal.reason });
+      await waitCredit(() => sent - acked + data.byteLength > window && sent - acked > 0);
+      if (peerError) throw peerError;
+      const h = natsHeaders();
+      h.set(H_SEQ, String(seq++));
+      nc.publish(subject, data, { reply: ackInbox, headers: h });
+      sent += data.byteLength;
     }
     await waitCredit(() => acked < sent);
     if (peerError) throw peerError;

@@ -1,0 +1,263 @@
+/**
+ * Shoal's NATS API (SDK → storage actor → JetStream) against the stock
+ * @nats-io/obj client and raw JetStream, measured in the same run on the same
+ * servers. The storage actor runs in its own process (`shoal start`), so its
+ * peak RSS is its own.
+ *
+ *   npm run bench -- storage          (BENCH_QUICK=1 for a short run)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, DeliverPolicy } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
+import { NatsServer } from "../src/engine/server.ts";
+import { NatsCluster } from "../src/engine/cluster.ts";
+import { ShoalClient } from "../src/client/index.ts";
+
+const QUICK = process.env["BENCH_QUICK"] === "1";
+const MiB = 1024 * 1024;
+const BIG = (QUICK ? 16 : 64) * MiB;
+const RUNS = QUICK ? 1 : 3;
+const auth = { sysUser: "sys", sysPassword: "s", appUser: "shoal", appPassword: "a" };
+const root = new URL("../", import.meta.url).pathname;
+const dirs: string[] = [];
+const procs: ChildProcess[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
+  dirs.push(d);
+  return d;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const body = randomBytes(BIG);
+async function* slices(buf: Buffer, size = 256 * 1024) {
+  for (let o = 0; o < buf.length; o += size) yield buf.subarray(o, o + size);
+}
+function webStream(buf: Buffer): ReadableStream<Uint8Array> {
+  let o = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (o >= buf.length) return c.close();
+      c.enqueue(buf.subarray(o, (o += 256 * 1024)));
+    },
+  });
+}
+async function mbps(fn: (i: number) => Promise<void>, bytes = BIG): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await fn(i);
+    ts.push((performance.now() - t0) / 1000);
+  }
+  return bytes / MiB / median(ts);
+}
+
+/** Starts `shoal start --actors storage` against `url`; resolves when it serves. */
+async function startActor(url: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["bin/shoal.js", "start", "--actors", "storage", "--nats", url, "--log-level", "warn"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  procs.push(child);
+  const nc = await connect({ servers: url });
+  for (let i = 0; i < 200; i++) {
+    try {
+      await nc.request("$SRV.PING.shoal-storage", "", { timeout: 200 });
+      break;
+    } catch {
+      await sleep(50);
+    }
+  }
+  await nc.close();
+  return child;
+}
+const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
+async function throughput(label: string, nc: NatsConnection, shoal: ShoalClient, replicas: 1 | 3) {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc, { timeout: 20_000 });
+  const rows: string[] = [];
+  // raw JetStream: 1 MiB messages, 16 in flight; ordered consumer read
+  await jsm.streams.add({ name: `RAW${replicas}`, subjects: [`raw${replicas}.>`], num_replicas: replicas, allow_direct: true });
+  const rawPut = await mbps(async (i) => {
+    const inflight: Promise<unknown>[] = [];
+    for (let o = 0; o < BIG; o += MiB) {
+      inflight.push(js.publish(`raw${replicas}.${i}`, body.subarray(o, o + MiB)));
+      if (inflight.length >= 16) await inflight.shift();
+    }
+    await Promise.all(inflight);
+  });
+  const rawGet = await mbps(async () => {
+    const c = await js.consumers.get(`RAW${replicas}`, { filter_subjects: `raw${replicas}.0`, deliver_policy: DeliverPolicy.All });
+    let got = 0;
+    for await (const m of await c.consume()) if ((got += m.data.length) >= BIG) break;
+  });
+  const os = await new Objm(nc).create(`stock${replicas}`, { replicas });
+  const stockPut = await mbps(async (i) => void (await os.put({ name: `o${i}` }, webStream(body))));
+  const stockGet = await mbps(async () => void (await os.getBlob("o0")));
+  await shoal.createBucket(`shoal${replicas}`, { replicas });
+  const shoalPut = await mbps(async (i) => void (await shoal.put(`shoal${replicas}`, `o${i}`, slices(body))));
+  const shoalGet = await mbps(async () => {
+    const r = await shoal.get(`shoal${replicas}`, "o0");
+    for await (const _ of r.body) void _;
+  });
+  const row = (name: string, p: number, g: number) => rows.push(`| ${label} | ${name} | ${p.toFixed(0)} | ${g.toFixed(0)} | ${(p / rawPut).toFixed(2)} | ${(g / rawGet).toFixed(2)} |`);
+  row("raw JetStream (pipelined 1 MiB publishes / ordered consumer)", rawPut, rawGet);
+  row("stock @nats-io/obj put / getBlob", stockPut, stockGet);
+  row("**Shoal NATS API (SDK → storage actor)**", shoalPut, shoalGet);
+  return { rows, shoalPut, shoalGet, stockPut, stockGet };
+}
+
+async function smallOps(nc: NatsConnection, shoal: ShoalClient) {
+  const os = await new Objm(nc).create("stocksmall");
+  await shoal.createBucket("small");
+  const data = randomBytes(4096);
+  const N = QUICK ? 300 : 2000;
+  const ops = async (conc: number, fn: (i: number) => Promise<unknown>) => {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: conc }, async () => {
+      while (next < N) await fn(next++);
+    }));
+    return N / ((performance.now() - t0) / 1000);
+  };
+  const rows: string[] = [];
+  for (const conc of [1, 16]) {
+    const sp = await ops(conc, (i) => shoal.put("small", `k${i % 500}`, data));
+    const kp = await ops(conc, (i) => os.putBlob({ name: `k${i % 500}` }, data));
+    const sg = await ops(conc, (i) => shoal.getBytes("small", `k${i % 500}`));
+    const kg = await ops(conc, (i) => os.getBlob(`k${i % 500}`));
+    rows.push(`| 4 KiB PUT, concurrency ${conc} | ${sp.toFixed(0)} ops/s | ${kp.toFixed(0)} ops/s | ${(sp / kp).toFixed(2)} |`);
+    rows.push(`| 4 KiB GET, concurrency ${conc} | ${sg.toFixed(0)} ops/s | ${kg.toFixed(0)} ops/s | ${(sg / kg).toFixed(2)} |`);
+  }
+  return rows;
+}
+
+async function listing(nc: NatsConnection, shoal: ShoalClient) {
+  const KEYS = QUICK ? 10_000 : 100_000;
+  await shoal.createBucket("many");
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < KEYS) {
+      const i = next++;
+      await shoal.put("many", `dir${i % 100}/obj-${String(i).padStart(7, "0")}`, "x");
+    }
+  }));
+  const fill = KEYS / ((performance.now() - t0) / 1000);
+  const lat: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now();
+    const page = await shoal.listPage("many", { prefix: `dir${i % 100}/`, maxKeys: 1000, startAfter: `dir${i % 100}/obj-${String((i * 37) % KEYS).padStart(7, "0")}` });
+    lat.push(performance.now() - t);
+    void page;
+  }
+  const full: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    await shoal.listPage("many", { maxKeys: 1000, startAfter: `dir${(i * 7) % 100}/` });
+    full.push(performance.now() - t);
+  }
+  // stock: the only way to list is the whole bucket's metadata
+  const os = await new Objm(nc).create("manystock");
+  for (let i = 0; i < Math.min(KEYS, 20_000); i += 1) await os.putBlob({ name: `k${i}` }, new Uint8Array(1));
+  const ts = performance.now();
+  const all = await os.list();
+  const stockMs = performance.now() - ts;
+  return [
+    `| LIST 1000-key page (prefix + start-after) of ${KEYS} objects | p50 ${pct(lat, 0.5).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms |`,
+    `| LIST 1000-key page (no prefix) | p50 ${pct(full, 0.5).toFixed(1)} ms, p99 ${pct(full, 0.99).toFixed(1)} ms |`,
+    `| stock @nats-io/obj list() of ${all.length} objects (its only way to list) | ${stockMs.toFixed(0)} ms |`,
+    `| (filling: ${fill.toFixed(0)} tiny PUTs/s at concurrency 64) | |`,
+  ];
+}
+
+async function bigRss(url: string, actor: ChildProcess, shoal: ShoalClient) {
+  const GB = QUICK ? 256 * MiB : 1024 * MiB;
+  await shoal.createBucket("huge");
+  const chunk = randomBytes(MiB);
+  async function* gen() {
+    for (let o = 0; o < GB; o += MiB) yield chunk;
+  }
+  const t0 = performance.now();
+  await shoal.put("huge", "one", gen());
+  const put = GB / MiB / ((performance.now() - t0) / 1000);
+  const t1 = performance.now();
+  const r = await shoal.get("huge", "one");
+  let n = 0;
+  for await (const c of r.body) n += c.byteLength;
+  const get = GB / MiB / ((performance.now() - t1) / 1000);
+  void url;
+  return `| ${GB / MiB} MiB object in and out: storage actor peak RSS | ${peakRss(actor.pid!).toFixed(0)} MiB (PUT ${put.toFixed(0)} MB/s, GET ${get.toFixed(0)} MB/s, ${n === GB ? "bytes match" : "SIZE MISMATCH"}) |`;
+}
+
+async function failover() {
+  const cluster = await NatsCluster.start({ size: 3, dir: tmp(), auth, server: { maxFileStore: "20GB" } });
+  try {
+    const url = cluster.urls.join(",");
+    await startActor(url);
+    const shoal = await ShoalClient.connect({ servers: url }, { timeoutMs: 1000, deadlineMs: 30_000 });
+    await shoal.createBucket("failover", { replicas: 3 });
+    for (let i = 0; i < 20; i++) await shoal.put("failover", `warm${i}`, "x");
+    const nc = await connect({ servers: cluster.urls });
+    const leader = (await (await jetstreamManager(nc)).streams.info("OBJ_failover")).cluster?.leader;
+    await nc.close();
+    const victim = cluster.server(leader!);
+    await victim.kill();
+    const t0 = performance.now();
+    let ok = false;
+    while (!ok && performance.now() - t0 < 30_000) {
+      try {
+        await shoal.put("failover", "after", "x");
+        ok = true;
+      } catch {
+        await sleep(20);
+      }
+    }
+    const ms = performance.now() - t0;
+    await shoal.close();
+    return `| Failover: PUTs succeed again after SIGKILL of the bucket stream's leader (R3, 3 nodes) | ${ok ? `${(ms / 1000).toFixed(2)} s` : "did not recover in 30 s"} |`;
+  } finally {
+    await cluster.kill();
+  }
+}
+
+const out: string[] = [];
+try {
+  const srv = new NatsServer({ name: "b1", dir: tmp(), auth, maxFileStore: "40GB" });
+  await srv.start();
+  const actor = await startActor(srv.url);
+  const nc = await connect({ servers: srv.url });
+  const shoal = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 10_000 });
+  const r1 = await throughput("R1, 1 server", nc, shoal, 1);
+  const small = await smallOps(nc, shoal);
+  const lists = await listing(nc, shoal);
+  const rss = await bigRss(srv.url, actor, shoal);
+  await shoal.close();
+  await nc.close();
+  actor.kill("SIGTERM");
+  await srv.stop();
+
+  const cl = await NatsCluster.start({ size: 3, dir: tmp(), auth, server: { maxFileStore: "20GB" } });
+  const actor3 = await startActor(cl.urls.join(","));
+  const nc3 = await connect({ servers: cl.urls });
+  const shoal3 = await ShoalClient.connect({ servers: cl.urls.join(",") }, { timeoutMs: 10_000 });
+  const r3 = await throughput("R3, 3 servers", nc3, shoal3, 3);
+  await shoal3.close();
+  await nc3.close();
+  actor3.kill("SIGTERM");
+  await cl.stop();
+  const fo = await failover();
+
+  out.push(`\nShoal storage benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS}${QUICK ? " (BENCH_QUICK)" : ""}`);
+  out.push("", "| setup | path | PUT MB/s | GET MB/s | PUT vs raw | GET vs raw |", "|---|---|---|---|---|---|", ...r1.rows, ...r3.rows);
+  out.push("", `Shoal vs stock @nats-io/obj: R1 PUT ×${(r1.shoalPut / r1.stockPut).toFixed(1)}, GET ×${(r1.shoalGet / r1.stockGet).toFixed(1)}; R3 PUT ×${(r3.shoalPut / r3.stockPut).toFixed(1)}, GET ×${(r3.shoalGet / r3.stockGet).toFixed(1)}`);
+  out.push("", "| small objects | Shoal | stock @nats-io/obj | ratio |", "|---|---|---|---|", ...small);
+  out.push("", "| measurement | result |", "|---|---|", ...lists, rss, fo);
+  console.log(out.join("\n"));
+} finally {
+  for (const p of procs) p.kill("SIGKILL");
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}

@@ -193,69 +193,110 @@ async function bigRss(url: string, actor: ChildProcess, shoal: ShoalClient) {
   return `| ${GB / MiB} MiB object in and out: storage actor peak RSS | ${peakRss(actor.pid!).toFixed(0)} MiB (PUT ${put.toFixed(0)} MB/s, GET ${get.toFixed(0)} MB/s, ${n === GB ? "bytes match" : "SIZE MISMATCH"}) |`;
 }
 
-async function failover() {
-  const cluster = await NatsCluster.start({ size: 3, dir: tmp(), auth, server: { maxFileStore: "20GB" } });
-  try {
-    const url = cluster.urls.join(",");
-    await startActor(url);
-    const shoal = await ShoalClient.connect({ servers: url }, { timeoutMs: 1000, deadlineMs: 30_000 });
-    await shoal.createBucket("failover", { replicas: 3 });
-    for (let i = 0; i < 20; i++) await shoal.put("failover", `warm${i}`, "x");
-    const nc = await connect({ servers: cluster.urls });
-    const leader = (await (await jetstreamManager(nc)).streams.info("OBJ_failover")).cluster?.leader;
-    await nc.close();
-    const victim = cluster.server(leader!);
-    await victim.kill();
-    const t0 = performance.now();
-    let ok = false;
-    while (!ok && performance.now() - t0 < 30_000) {
-      try {
-        await shoal.put("failover", "after", "x");
-        ok = true;
-      } catch {
-        await sleep(20);
-      }
-    }
-    const ms = performance.now() - t0;
-    await shoal.close();
-    return `| Failover: PUTs succeed again after SIGKILL of the bucket stream's leader (R3, 3 nodes) | ${ok ? `${(ms / 1000).toFixed(2)} s` : "did not recover in 30 s"} |`;
-  } finally {
-    await cluster.kill();
+/** Steps the stream's leadership until its leader does (or does not) also lead the meta group; returns it. */
+async function placeLeader(cluster: NatsCluster, nc: NatsConnection, stream: string, alsoMeta: boolean): Promise<string> {
+  const jsm = await jetstreamManager(nc);
+  let leader: string | undefined;
+  for (let i = 0; i < 20; i++) {
+    leader = (await jsm.streams.info(stream)).cluster?.leader;
+    if (leader !== undefined && (leader === (await cluster.metaLeader())) === alsoMeta) break;
+    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, "", { timeout: 5000 }).catch(() => undefined);
+    await sleep(1000);
   }
+  return leader!;
 }
 
-const out: string[] = [];
+/** Seconds from `t0` until `op` first succeeds (retried every 10 ms), or undefined after 30 s. */
+async function until(t0: number, op: () => Promise<unknown>): Promise<number | undefined> {
+  while (performance.now() - t0 < 30_000) {
+    try {
+      await op();
+      return (performance.now() - t0) / 1000;
+    } catch {
+      await sleep(10);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Time from SIGKILL of the bucket stream's leader until a put succeeds again
+ * through Shoal (SDK retrying; the actor's publishes ride the failover), and,
+ * as the baseline, until a raw JetStream publish (250 ms attempts) into the
+ * same stream succeeds: both run at once against the same election. Two
+ * placements: the victim leads only the stream, or the stream and the
+ * JetStream meta group.
+ */
+async function failover(): Promise<string[]> {
+  const rows: string[] = [];
+  const fmt = (x: number | undefined) => (x === undefined ? "no recovery in 30 s" : `${x.toFixed(2)} s`);
+  for (const alsoMeta of [false, true]) {
+    const cluster = await NatsCluster.start({ size: 3, dir: tmp(), auth });
+    try {
+      const url = cluster.urls.join(",");
+      await startActor(url);
+      const shoal = await ShoalClient.connect({ servers: url }, { timeoutMs: 1000, deadlineMs: 30_000 });
+      await shoal.createBucket("failover", { replicas: 3 });
+      for (let i = 0; i < 20; i++) await shoal.put("failover", `warm${i}`, "x");
+      const nc = await connect({ servers: cluster.urls });
+      const js = jetstream(nc);
+      const victim = await placeLeader(cluster, nc, "OBJ_failover", alsoMeta);
+      await cluster.server(victim).kill();
+      const t0 = performance.now();
+      const [shoalS, raw] = await Promise.all([
+        until(t0, () => shoal.put("failover", "after", "x")),
+        until(t0, () => js.publish("$O.failover.C.bench-probe", "x", { timeout: 250 })),
+      ]);
+      await nc.close();
+      await shoal.close();
+      const what = alsoMeta ? "stream + meta leader" : "stream leader only";
+      rows.push(`| Failover (SIGKILL of ${what}, R3): PUTs succeed again after | Shoal ${fmt(shoalS)}, raw JetStream ${fmt(raw)} |`);
+    } finally {
+      await cluster.kill();
+    }
+  }
+  return rows;
+}
+
+// BENCH_ONLY=r1,small,list,rss,r3,failover runs a subset.
+const only = process.env["BENCH_ONLY"]?.split(",");
+const want = (part: string) => !only || only.includes(part);
+const out: string[] = [`\nShoal storage benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS}${QUICK ? " (BENCH_QUICK)" : ""}`];
+const measurements: string[] = [];
 try {
-  const srv = new NatsServer({ name: "b1", dir: tmp(), auth, maxFileStore: "40GB" });
-  await srv.start();
-  const actor = await startActor(srv.url);
-  const nc = await connect({ servers: srv.url });
-  const shoal = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 10_000 });
-  const r1 = await throughput("R1, 1 server", nc, shoal, 1);
-  const small = await smallOps(nc, shoal);
-  const lists = await listing(nc, shoal);
-  const rss = await bigRss(srv.url, actor, shoal);
-  await shoal.close();
-  await nc.close();
-  actor.kill("SIGTERM");
-  await srv.stop();
-
-  const cl = await NatsCluster.start({ size: 3, dir: tmp(), auth, server: { maxFileStore: "20GB" } });
-  const actor3 = await startActor(cl.urls.join(","));
-  const nc3 = await connect({ servers: cl.urls });
-  const shoal3 = await ShoalClient.connect({ servers: cl.urls.join(",") }, { timeoutMs: 10_000 });
-  const r3 = await throughput("R3, 3 servers", nc3, shoal3, 3);
-  await shoal3.close();
-  await nc3.close();
-  actor3.kill("SIGTERM");
-  await cl.stop();
-  const fo = await failover();
-
-  out.push(`\nShoal storage benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS}${QUICK ? " (BENCH_QUICK)" : ""}`);
-  out.push("", "| setup | path | PUT MB/s | GET MB/s | PUT vs raw | GET vs raw |", "|---|---|---|---|---|---|", ...r1.rows, ...r3.rows);
-  out.push("", `Shoal vs stock @nats-io/obj: R1 PUT ×${(r1.shoalPut / r1.stockPut).toFixed(1)}, GET ×${(r1.shoalGet / r1.stockGet).toFixed(1)}; R3 PUT ×${(r3.shoalPut / r3.stockPut).toFixed(1)}, GET ×${(r3.shoalGet / r3.stockGet).toFixed(1)}`);
-  out.push("", "| small objects | Shoal | stock @nats-io/obj | ratio |", "|---|---|---|---|", ...small);
-  out.push("", "| measurement | result |", "|---|---|", ...lists, rss, fo);
+  if (want("r1") || want("small") || want("list") || want("rss")) {
+    const srv = new NatsServer({ name: "b1", dir: tmp(), auth, maxFileStore: "40GB" });
+    await srv.start();
+    const actor = await startActor(srv.url);
+    const nc = await connect({ servers: srv.url });
+    const shoal = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 10_000 });
+    if (want("r1")) {
+      const r1 = await throughput("R1, 1 server", nc, shoal, 1);
+      out.push("", "| setup | path | PUT MB/s | GET MB/s | PUT vs raw | GET vs raw |", "|---|---|---|---|---|---|", ...r1.rows);
+      out.push("", `Shoal vs stock @nats-io/obj at R1: PUT ×${(r1.shoalPut / r1.stockPut).toFixed(1)}, GET ×${(r1.shoalGet / r1.stockGet).toFixed(1)}`);
+    }
+    if (want("small")) out.push("", "| small objects | Shoal | stock @nats-io/obj | ratio |", "|---|---|---|---|", ...(await smallOps(nc, shoal)));
+    if (want("list")) measurements.push(...(await listing(nc, shoal)));
+    if (want("rss")) measurements.push(await bigRss(srv.url, actor, shoal));
+    await shoal.close();
+    await nc.close();
+    actor.kill("SIGTERM");
+    await srv.stop();
+  }
+  if (want("r3")) {
+    const cl = await NatsCluster.start({ size: 3, dir: tmp(), auth, server: { maxFileStore: "20GB" } });
+    await startActor(cl.urls.join(","));
+    const nc3 = await connect({ servers: cl.urls });
+    const shoal3 = await ShoalClient.connect({ servers: cl.urls.join(",") }, { timeoutMs: 10_000 });
+    const r3 = await throughput("R3, 3 servers", nc3, shoal3, 3);
+    out.push("", "| setup | path | PUT MB/s | GET MB/s | PUT vs raw | GET vs raw |", "|---|---|---|---|---|---|", ...r3.rows);
+    out.push("", `Shoal vs stock @nats-io/obj at R3: PUT ×${(r3.shoalPut / r3.stockPut).toFixed(1)}, GET ×${(r3.shoalGet / r3.stockGet).toFixed(1)}`);
+    await shoal3.close();
+    await nc3.close();
+    await cl.stop();
+  }
+  if (want("failover")) measurements.push(...(await failover()));
+  if (measurements.length > 0) out.push("", "| measurement | result |", "|---|---|", ...measurements);
   console.log(out.join("\n"));
 } finally {
   for (const p of procs) p.kill("SIGKILL");

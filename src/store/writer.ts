@@ -9,8 +9,10 @@
 import { createHash } from "node:crypto";
 import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/nats-core";
+import type { MsgHdrs } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
 import { ShoalError } from "../errors/index.ts";
+import { retry } from "../runtime/backoff.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { buildHeaders, DIGEST_PREFIX, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
 import { assertStream, headObject } from "./reader.ts";
@@ -60,8 +62,36 @@ export interface PutOptions {
   /** Use this ETag instead of the body's MD5 (multipart: md5-of-md5s-N). */
   etagOverride?: string;
   signal?: AbortSignal;
-  /** Per-publish ack deadline. */
+  /** How long one publish may keep retrying (through a stream-leader failover) before the put fails. */
   timeoutMs?: number;
+  /** Ack deadline of one publish attempt. */
+  attemptTimeoutMs?: number;
+}
+
+/** Publish deadlines: one attempt, and all attempts of one message. */
+export interface PublishTiming {
+  attemptMs: number;
+  deadlineMs: number;
+  signal?: AbortSignal;
+}
+export const DEFAULT_PUBLISH_TIMING: PublishTiming = Object.freeze({ attemptMs: 1000, deadlineMs: 15_000 });
+
+/**
+ * Publishes with a message id and retries retryable failures (timeouts, no
+ * responders, JetStream unavailable) with the same id until the deadline.
+ * JetStream's duplicate window makes an attempt whose ack was lost count
+ * once: the retry is answered `duplicate` with the first attempt's sequence.
+ * This is what lets a put ride through a stream-leader failover instead of
+ * failing and starting over.
+ */
+export function publishOnce(js: JetStreamClient, subject: string, data: Uint8Array | string, msgID: string, t: PublishTiming, headers?: MsgHdrs): Promise<PubAck> {
+  return retry(() => js.publish(subject, data, { msgID, timeout: t.attemptMs, ...(headers ? { headers } : {}) }), {
+    attempts: 1000,
+    baseMs: 50,
+    maxMs: 250,
+    deadlineMs: t.deadlineMs,
+    ...(t.signal ? { signal: t.signal } : {}),
+  });
 }
 
 function apiCode(e: unknown): number | undefined {
@@ -88,23 +118,39 @@ export async function putObject(
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
   const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? defaultChunkSize(maxPayload), maxPayload));
   const windowBytes = Math.max(chunkSize, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
-  const timeout = opts.timeoutMs ?? 10_000;
+  const timing: PublishTiming = {
+    attemptMs: opts.attemptTimeoutMs ?? DEFAULT_PUBLISH_TIMING.attemptMs,
+    deadlineMs: opts.timeoutMs ?? DEFAULT_PUBLISH_TIMING.deadlineMs,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
   const id = nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
   const metaSubj = metaSubject(store.name, key);
   const md5 = createHash("md5");
   const sha = createHash("sha256");
   const seqs: number[] = [];
-  const pending: Array<{ index: number; bytes: number; ack: Promise<PubAck> }> = [];
+  const pending: Array<{ index: number; data: Uint8Array; ack: Promise<PubAck> }> = [];
   let inflight = 0;
   let size = 0;
   let wrote = false;
+  // Set when the commit's outcome is unknown: the chunks must then stay (a
+  // sweep removes them later if no metadata refers to them).
+  let ambiguous = false;
+  const chunkId = (index: number) => `${id}.${index}`;
 
+  // The oldest pending chunk: its first attempt went out pipelined; if that
+  // failed in a retryable way, publish it again with the same id.
   const settleOldest = async () => {
-    const p = pending.shift()!;
-    const ack = await p.ack;
+    const p = pending[0]!;
+    let ack: PubAck;
+    try {
+      ack = await p.ack;
+    } catch {
+      ack = await publishOnce(js, chunkSubj, p.data, chunkId(p.index), timing);
+    }
+    pending.shift();
     seqs[p.index] = ack.seq;
-    inflight -= p.bytes;
+    inflight -= p.data.byteLength;
   };
 
   try {
@@ -113,7 +159,7 @@ export async function putObject(
     // for small objects). Either way the commit is compare-and-set.
     await assertStream(jsm, store.stream); // NoSuchBucket before any write (cached after the first time)
     const conditional = opts.ifNoneMatch === true || opts.ifMatch !== undefined;
-    const prevP = headObject(jsm, store, key);
+    const prevP = headWithRetry(jsm, store, key, timing);
     prevP.catch(() => undefined);
     let prev = conditional ? await prevP : undefined;
     if (conditional) checkPreconditions(prev, opts);
@@ -125,9 +171,9 @@ export async function putObject(
       md5.update(chunk);
       sha.update(chunk);
       wrote = true;
-      const ack = js.publish(chunkSubj, chunk, { timeout });
+      const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs });
       ack.catch(() => undefined); // observed in settleOldest; never unhandled
-      pending.push({ index: index++, bytes: chunk.byteLength, ack });
+      pending.push({ index: index++, data: chunk, ack });
       inflight += chunk.byteLength;
       while (inflight > windowBytes) await settleOldest();
     }
@@ -163,8 +209,17 @@ export async function putObject(
       h.set("Nats-Rollup", "sub");
       h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
       try {
-        const ack = await js.publish(metaSubj, JSON.stringify(meta), { headers: h, timeout });
-        const info = toObjectInfo(meta, ack.seq);
+        let seq: number;
+        try {
+          seq = (await publishOnce(js, metaSubj, JSON.stringify(meta), `${id}.m${attempt}`, timing, h)).seq;
+        } catch (e) {
+          if (apiCode(e) !== undefined) throw e; // the server refused it: it did not land
+          const landed = await commitLanded(jsm, store, key, id);
+          if (landed === undefined) ambiguous = true;
+          if (typeof landed !== "number") throw e;
+          seq = landed;
+        }
+        const info = toObjectInfo(meta, seq);
         if (prev?.info && prev.info.nuid !== id) {
           await purgeSubject(jsm, store, chunkSubject(store.name, prev.info.nuid)).catch(() => undefined);
         }
@@ -172,16 +227,35 @@ export async function putObject(
       } catch (e) {
         if (apiCode(e) !== WRONG_LAST_SEQUENCE || attempt >= 20) throw e;
         // Someone committed the same key meanwhile: re-read and re-check.
-        prev = await headObject(jsm, store, key);
+        prev = await headWithRetry(jsm, store, key, timing);
         checkPreconditions(prev, opts);
       }
     }
   } catch (e) {
-    // Let in-flight publishes land, then remove every chunk of this attempt.
+    // Let in-flight publishes land, then remove every chunk of this attempt,
+    // unless the commit may have landed after all.
     await Promise.allSettled(pending.map((p) => p.ack));
-    if (wrote) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
+    if (wrote && !ambiguous) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
+  }
+}
+
+function headWithRetry(jsm: JetStreamManager, store: StoreRef, key: string, t: PublishTiming): Promise<Head | undefined> {
+  return retry(() => headObject(jsm, store, key), { attempts: 1000, baseMs: 50, maxMs: 500, deadlineMs: t.deadlineMs, ...(t.signal ? { signal: t.signal } : {}) });
+}
+
+/**
+ * After a commit publish failed without an answer: the revision when the
+ * key's live metadata is ours (it landed), false when it is readable and not
+ * ours (it did not), undefined when it cannot be read (it may have).
+ */
+async function commitLanded(jsm: JetStreamManager, store: StoreRef, key: string, id: string): Promise<number | false | undefined> {
+  try {
+    const head = await headObject(jsm, store, key);
+    return head?.info?.nuid === id && head.revision !== undefined ? head.revision : false;
+  } catch {
+    return undefined;
   }
 }
 
@@ -208,16 +282,17 @@ function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
  * Markers are what the event stream and the list index observe; the storage
  * actor's tombstone sweep purges old ones so they do not pile up.
  */
-export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: string, timeoutMs = 10_000): Promise<{ deleted: boolean }> {
+export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: string, timing: PublishTiming = DEFAULT_PUBLISH_TIMING): Promise<{ deleted: boolean }> {
+  const id = nuid.next();
   for (let attempt = 0; ; attempt++) {
-    const prev = await headObject(jsm, store, key);
+    const prev = await headWithRetry(jsm, store, key, timing);
     if (!prev?.info) return { deleted: false };
     const h = natsHeaders();
     h.set("Nats-Rollup", "sub");
     h.set("Nats-Expected-Last-Subject-Sequence", String(prev.revision));
     const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize } };
     try {
-      await js.publish(metaSubject(store.name, key), JSON.stringify(marker), { headers: h, timeout: timeoutMs });
+      await publishOnce(js, metaSubject(store.name, key), JSON.stringify(marker), `${id}.d${attempt}`, timing, h);
     } catch (e) {
       if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
       throw e;

@@ -19,10 +19,20 @@ async function routesOf(srv: NatsServer): Promise<number> {
   return (await srv.monitor<{ num_routes: number }>("/routez")).num_routes;
 }
 
+/** Route count once it reaches `want`, or the last count after 10 s (routes connect with retries under load). */
+async function routesReach(srv: NatsServer, want: number): Promise<number> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const n = await routesOf(srv);
+    if (n >= want || Date.now() > until) return n;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 test("routes go only through the proxies; an isolated server falls behind while the majority writes, then converges", async (t) => {
   const pc = await startProxiedCluster(t, 3);
   const [a, b, c] = pc.cluster.servers as [NatsServer, NatsServer, NatsServer];
-  for (const s of pc.cluster.servers) t.true((await routesOf(s)) >= 2, `${s.name} has its routes`);
+  for (const s of pc.cluster.servers) t.true((await routesReach(s, 2)) >= 2, `${s.name} has its routes`);
 
   // Clients reach the majority (a, b) directly; c will be cut off.
   const nc = await connectTo(t, [a.url, b.url], { maxReconnectAttempts: -1, reconnectTimeWait: 100 });

@@ -1,0 +1,16 @@
+import { NatsServer } from "/work/main/src/engine/server.ts";
+import { connect, headers } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { mkdtempSync } from "node:fs";
+const s = new NatsServer({ name: "x", dir: mkdtempSync("/tmp/dd/s"), auth: { sysUser: "s", sysPassword: "s", appUser: "a", appPassword: "a" } });
+await s.start();
+const nc = await connect({ servers: s.url });
+const jsm = await jetstreamManager(nc);
+await jsm.streams.add({ name: "B", subjects: ["b.>"], allow_rollup_hdrs: true });
+const js = jetstream(nc);
+const pub = async (id: string, exp: number) => { const h = headers(); h.set("Nats-Rollup","sub"); h.set("Nats-Expected-Last-Subject-Sequence", String(exp)); return js.publish("b.k", "v", { headers: h, msgID: id }).then(a => JSON.stringify(a), e => String(e)); };
+console.log(await pub("m1", 0));
+console.log(await pub("m1", 0));
+console.log(await js.publish("b.c", "x", { msgID: "c1" }).then(a=>JSON.stringify(a)));
+console.log(await js.publish("b.c", "x", { msgID: "c1" }).then(a=>JSON.stringify(a)));
+await nc.close(); await s.stop();

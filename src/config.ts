@@ -28,6 +28,12 @@ export interface RuntimeConfig {
 export interface StorageConfig {
   /** Replica count of a bucket created without one: 1, 3 or 5. */
   readonly defaultReplicas: 1 | 3 | 5;
+  /** Delete markers older than this are purged by the sweep. */
+  readonly markerTtlMs: number;
+  /** Chunks no metadata refers to, last written longer ago than this, are purged by the sweep. */
+  readonly orphanGraceMs: number;
+  /** How often each storage instance sweeps every bucket; 0 = never (on request only). */
+  readonly sweepIntervalMs: number;
 }
 
 export interface DevConfig {
@@ -52,7 +58,7 @@ export interface ShoalConfig {
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
   runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
-  storage: { defaultReplicas: 1 },
+  storage: { defaultReplicas: 1, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, sweepIntervalMs: 600_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1, s3Port: 9000 },
   log: { level: "info" },
 });
@@ -135,7 +141,12 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
   return deepFreeze({
     nats,
     runtime: { heartbeatMs, presenceTtlMs, drainTimeoutMs: int("runtime.drainTimeoutMs", g("runtime", "drainTimeoutMs"), 0, 600_000) },
-    storage: { defaultReplicas: replicas },
+    storage: {
+      defaultReplicas: replicas,
+      markerTtlMs: int("storage.markerTtlMs", g("storage", "markerTtlMs"), 0, 365 * 86_400_000),
+      orphanGraceMs: int("storage.orphanGraceMs", g("storage", "orphanGraceMs"), 1000, 365 * 86_400_000),
+      sweepIntervalMs: int("storage.sweepIntervalMs", g("storage", "sweepIntervalMs"), 0, 7 * 86_400_000),
+    },
     dev: {
       dataDir: str("dev.dataDir", g("dev", "dataDir")),
       natsPort: int("dev.natsPort", g("dev", "natsPort"), 0, 65535),
@@ -152,7 +163,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
   return {
     nats: { servers: e("SHOAL_NATS_URL"), user: e("SHOAL_NATS_USER"), pass: e("SHOAL_NATS_PASS"), creds: e("SHOAL_NATS_CREDS"), sysUser: e("SHOAL_NATS_SYS_USER"), sysPass: e("SHOAL_NATS_SYS_PASS") },
     runtime: { heartbeatMs: e("SHOAL_HEARTBEAT_MS"), drainTimeoutMs: e("SHOAL_DRAIN_TIMEOUT_MS") },
-    storage: { defaultReplicas: e("SHOAL_DEFAULT_REPLICAS") },
+    storage: {
+      defaultReplicas: e("SHOAL_DEFAULT_REPLICAS"),
+      markerTtlMs: e("SHOAL_MARKER_TTL_MS"),
+      orphanGraceMs: e("SHOAL_ORPHAN_GRACE_MS"),
+      sweepIntervalMs: e("SHOAL_SWEEP_INTERVAL_MS"),
+    },
     dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
     log: { level: e("SHOAL_LOG_LEVEL") },
   };

@@ -9,6 +9,9 @@
  *   ($O.<bucket>.C.<nuid>, $O.<bucket>.M.<key>), streamed GET bodies to the
  *   requester's inbox.
  * KV: shoal_buckets (the bucket registry, compare-and-set).
+ * Control: shoal.ctl.storage.sweep ({"v":1,"bucket"?}) sweeps now and replies
+ *   with what it removed; a loop sweeps every bucket every
+ *   storage.sweepIntervalMs (src/store/sweep.ts: old delete markers, orphan chunks).
  *
  * Decisions live in ./logic.ts; the store format and chunk path in src/store.
  */
@@ -23,6 +26,7 @@ import {
   STORAGE_SERVICE,
   bucketFromToken,
   bucketSubject,
+  controlSubject,
   objectSubjectWildcard,
   transferSubject,
   type ObjectOp,
@@ -33,6 +37,7 @@ import { putObject, deleteObject, type Jet, type StoreRef } from "../../src/stor
 import { readObject, statObject, assertStream, forgetStream } from "../../src/store/reader.ts";
 import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/bucket.ts";
 import { KeyIndex } from "../../src/store/index.ts";
+import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
 import { openRegistry, registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
 import { StreamReceiver, sendStream, DEFAULT_IDLE_MS, DEFAULT_WINDOW } from "../../src/transfer/index.ts";
 import {
@@ -40,6 +45,7 @@ import {
   checkConditions,
   decodeBucketCreate,
   decodeBucketName,
+  decodeSweep,
   decodeCopy,
   decodeDeleteMany,
   decodeGet,
@@ -58,6 +64,19 @@ function bucketOf(subject: string): string {
 
 async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
   if (data.byteLength > 0) yield data;
+}
+
+/** Sleeps `ms`, returning early (without throwing) when `signal` aborts. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -294,6 +313,41 @@ export const storage = defineActor({
       };
     };
 
+    // --- sweep ---------------------------------------------------------------------
+
+    const sweepOpts = { markerTtlMs: ctx.storage.markerTtlMs, orphanGraceMs: ctx.storage.orphanGraceMs };
+    const sweep = async (only?: string): Promise<SweepReport[]> => {
+      const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);
+      const reports: SweepReport[] = [];
+      for (const name of names) {
+        if (ctx.signal.aborted) break;
+        const store = storeRef(name);
+        if (only !== undefined) await storeInfo(ctx.jsm, store); // NoSuchBucket
+        try {
+          reports.push(await sweepStore(ctx.js, ctx.jsm, store, sweepOpts));
+        } catch (e) {
+          if (only !== undefined) throw e;
+          ctx.log.warn({ err: e, bucket: name }, "sweep of a bucket failed; next round retries");
+        }
+      }
+      const removed = reports.filter((r) => r.markersPurged + r.orphansPurged > 0);
+      if (removed.length > 0) ctx.log.info({ reports: removed }, "sweep removed garbage");
+      return reports;
+    };
+    const sweepControl = async (req: Request) => {
+      const o = req.data.byteLength > 0 ? decodeSweep(req.json()) : {};
+      return { v: 1, reports: await sweep(o.bucket) };
+    };
+    const sweepLoop = async () => {
+      const every = ctx.storage.sweepIntervalMs;
+      if (every === 0) return;
+      while (!ctx.signal.aborted) {
+        // jittered, so instances started together do not sweep in lockstep
+        await sleepUnlessAborted(every * (0.8 + 0.4 * Math.random()), ctx.signal);
+        if (!ctx.signal.aborted) await sweep();
+      }
+    };
+
     const objectEndpoints: Array<[ObjectOp, EndpointSpec["handler"]]> = [
       ["put", put],
       ["get", get],
@@ -311,6 +365,8 @@ export const storage = defineActor({
         { name: "bucket-list", subject: bucketSubject("list"), handler: listAll },
         { name: "bucket-info", subject: bucketSubject("info"), handler: bucketInfo },
       ],
+      controls: [{ subject: controlSubject("storage", "sweep"), handler: sweepControl }],
+      loops: [{ name: "sweep", run: sweepLoop }],
       close: async () => {
         await Promise.all([...indexes.keys()].map((b) => dropIndex(b)));
       },

@@ -232,6 +232,13 @@ export function decodeBucketCreate(o: Record<string, unknown>, defaultReplicas: 
   return { bucket, replicas: r };
 }
 
+/** `{"v":1,"bucket"?}` of the sweep control: a named bucket, or all when absent. */
+export function decodeSweep(o: Record<string, unknown>): { bucket?: string } {
+  onlyFields(o, ["bucket"]);
+  const b = field.optString(o, "bucket");
+  return b === undefined ? {} : { bucket: assertBucketName(b) };
+}
+
 export function decodeBucketName(o: Record<string, unknown>, extra: string[] = []): { bucket: string; force: boolean } {
   onlyFields(o, ["bucket", ...extra]);
   return { bucket: assertBucketName(field.string(o, "bucket")), force: field.optBool(o, "force") ?? false };

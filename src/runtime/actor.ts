@@ -15,7 +15,7 @@ import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import { ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, actorPresenceKey, assertToken, heartbeatSubject } from "../subjects/index.ts";
 import { parseJsonObject } from "../subjects/payload.ts";
-import type { NatsConfig, RuntimeConfig, StorageConfig } from "../config.ts";
+import { DEFAULTS, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../config.ts";
 import { connectNats } from "../connect.ts";
 import type { Logger } from "../log.ts";
 import type { Heartbeat } from "./presence.ts";
@@ -197,7 +197,7 @@ export class ActorInstance {
       signal: this.abort.signal,
       runtime: this.opts.runtime,
       nats: this.opts.nats,
-      storage: this.opts.storage ?? { defaultReplicas: 1 },
+      storage: this.opts.storage ?? DEFAULTS.storage,
       setStatus: (info) => {
         this.status = { ...info };
       },

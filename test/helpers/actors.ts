@@ -5,7 +5,7 @@
 import { Writable } from "node:stream";
 import type { ExecutionContext } from "ava";
 import { ActorInstance, defineActor, type ActorDefinition, type ActorWiring, type ActorContext } from "../../src/runtime/index.ts";
-import { buildConfig, type RuntimeConfig } from "../../src/config.ts";
+import { buildConfig, type RuntimeConfig, type StorageConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 import { controlSubject } from "../../src/subjects/index.ts";
@@ -86,11 +86,12 @@ export async function runActor(
   t: ExecutionContext,
   url: string,
   def: ActorDefinition = makeTestActor(),
-  opts: { logger?: Logger; runtime?: RuntimeConfig; id?: string } = {},
+  opts: { logger?: Logger; runtime?: RuntimeConfig; id?: string; storage?: Partial<StorageConfig> } = {},
 ): Promise<ActorInstance> {
   const inst = new ActorInstance(def, {
     nats: buildConfig({ nats: { servers: url } }).nats,
     runtime: opts.runtime ?? FAST_RUNTIME,
+    storage: buildConfig({ storage: opts.storage ?? {} }).storage,
     logger: opts.logger ?? createLogger({ level: "silent" }),
     ...(opts.id ? { id: opts.id } : {}),
   });
@@ -100,14 +101,14 @@ export async function runActor(
 }
 
 /** A server, `instances` storage actors and an SDK client, all torn down after the test. */
-export async function startShoal(t: ExecutionContext, o: { instances?: number; url?: string } = {}) {
+export async function startShoal(t: ExecutionContext, o: { instances?: number; url?: string; storage?: Partial<StorageConfig> } = {}) {
   const { startServer } = await import("./nats.ts");
   const { storage } = await import("../../actors/storage/index.ts");
   const { ShoalClient } = await import("../../src/client/index.ts");
   const srv = o.url ? undefined : await startServer(t);
   const url = o.url ?? srv!.url;
   const actors = [];
-  for (let i = 0; i < (o.instances ?? 1); i++) actors.push(await runActor(t, url, storage));
+  for (let i = 0; i < (o.instances ?? 1); i++) actors.push(await runActor(t, url, storage, o.storage ? { storage: o.storage } : {}));
   const client = await ShoalClient.connect({ servers: url });
   t.teardown(() => client.close());
   return { srv, url, actors, client };

@@ -39,9 +39,9 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   say(`Credentials: NATS user ${c.appUser} / ${c.appPassword} (also the server's no-auth user); system account ${c.sysUser} / ${c.sysPassword}; kept in ${engine.dataDir}/credentials.json`);
   say(`Actors: ${kinds.length ? kinds.join(", ") : "none"}`);
   say(`Try:`);
-  say(`  $ curl -s ${engine.monitorUrls[0]}/jsz`);
-  say(`  $ SHOAL_NATS_URL=${url} shoal start --actors all`);
-  say(`  $ nats --server ${engine.urls[0]} --user ${c.sysUser} --password ${c.sysPassword} server report jetstream`);
+  say(`  $ npx shoal mb notes --nats ${url}`);
+  say(`  $ echo 'hello, shoal' | npx shoal put - notes/hello.txt --nats ${url}`);
+  say(`  $ nats --server ${engine.urls[0]} req shoal.v1.obj.get.notes '{"key":"hello.txt"}'`);
   say(`Press Ctrl-C to stop.`);
   await new Promise<void>((resolve) =>
     installSignalHandlers(async () => {

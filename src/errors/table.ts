@@ -38,6 +38,8 @@ export const ERRORS = {
   // --- client mistakes: state -----------------------------------------------
   NoSuchBucket: { s3: "NoSuchBucket", http: 404, nats: 404, retryable: false, message: "The specified bucket does not exist." },
   NoSuchKey: { s3: "NoSuchKey", http: 404, nats: 404, retryable: false, message: "The specified key does not exist." },
+  InvalidPart: { s3: "InvalidPart", http: 400, nats: 400, retryable: false, message: "One or more of the specified parts could not be found, or its ETag did not match." },
+  InvalidPartOrder: { s3: "InvalidPartOrder", http: 400, nats: 400, retryable: false, message: "The list of parts was not in ascending order." },
   NoSuchUpload: { s3: "NoSuchUpload", http: 404, nats: 404, retryable: false, message: "The specified multipart upload does not exist." },
   BucketAlreadyExists: { s3: "BucketAlreadyOwnedByYou", http: 409, nats: 409, retryable: false, message: "The requested bucket name already exists." },
   BucketNotEmpty: { s3: "BucketNotEmpty", http: 409, nats: 409, retryable: false, message: "The bucket you tried to delete is not empty." },

@@ -104,28 +104,47 @@ export async function purgeSubject(jsm: JetStreamManager, store: StoreRef, subje
   await jsm.streams.purge(store.stream, { filter: subject });
 }
 
+/** Chunks written under one nuid, not yet referenced by any metadata. */
+export interface WrittenChunks {
+  id: string;
+  seqs: number[];
+  size: number;
+  chunkSize: number;
+  md5hex: string;
+  /** Base64url SHA-256, padded (ADR-20 digest form). */
+  sha256: string;
+}
+
+export interface ChunkOptions {
+  chunkSize?: number;
+  windowBytes?: number;
+  maxSize?: number;
+  signal?: AbortSignal;
+  timing?: PublishTiming;
+}
+
+function timingOf(o: { timeoutMs?: number; attemptTimeoutMs?: number; signal?: AbortSignal }): PublishTiming {
+  return {
+    attemptMs: o.attemptTimeoutMs ?? DEFAULT_PUBLISH_TIMING.attemptMs,
+    deadlineMs: o.timeoutMs ?? DEFAULT_PUBLISH_TIMING.deadlineMs,
+    ...(o.signal ? { signal: o.signal } : {}),
+  };
+}
+
 /**
- * Streams `source` into the object store under `key` and commits it.
- * Returns the committed object's info.
+ * Streams `source` into `$O.<store>.C.<nuid>` with a bounded window of
+ * pending acks, hashing (MD5 and SHA-256) as it goes. On any failure the
+ * chunks written are purged before the error is thrown; on success nothing
+ * refers to them yet: the caller commits metadata (put) or records them
+ * (multipart part), and the sweep removes them if neither happens.
  */
-export async function putObject(
-  { nc, js, jsm }: Jet,
-  store: StoreRef,
-  key: string,
-  source: AsyncIterable<Uint8Array>,
-  opts: PutOptions = {},
-): Promise<ObjectInfo> {
+export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source: AsyncIterable<Uint8Array>, opts: ChunkOptions = {}): Promise<WrittenChunks> {
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
   const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? defaultChunkSize(maxPayload), maxPayload));
   const windowBytes = Math.max(chunkSize, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
-  const timing: PublishTiming = {
-    attemptMs: opts.attemptTimeoutMs ?? DEFAULT_PUBLISH_TIMING.attemptMs,
-    deadlineMs: opts.timeoutMs ?? DEFAULT_PUBLISH_TIMING.deadlineMs,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  };
+  const timing = opts.timing ?? timingOf(opts);
   const id = nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
-  const metaSubj = metaSubject(store.name, key);
   const md5 = createHash("md5");
   const sha = createHash("sha256");
   const seqs: number[] = [];
@@ -133,9 +152,6 @@ export async function putObject(
   let inflight = 0;
   let size = 0;
   let wrote = false;
-  // Set when the commit's outcome is unknown: the chunks must then stay (a
-  // sweep removes them later if no metadata refers to them).
-  let ambiguous = false;
   const chunkId = (index: number) => `${id}.${index}`;
 
   // The oldest pending chunk: its first attempt went out pipelined; if that
@@ -154,20 +170,11 @@ export async function putObject(
   };
 
   try {
-    // Conditional puts check before any byte is written; unconditional ones
-    // read the current version while the chunks go out (one round trip less
-    // for small objects). Either way the commit is compare-and-set.
-    await assertStream(jsm, store.stream); // NoSuchBucket before any write (cached after the first time)
-    const conditional = opts.ifNoneMatch === true || opts.ifMatch !== undefined;
-    const prevP = headWithRetry(jsm, store, key, timing);
-    prevP.catch(() => undefined);
-    let prev = conditional ? await prevP : undefined;
-    if (conditional) checkPreconditions(prev, opts);
     let index = 0;
     for await (const chunk of rechunk(source, chunkSize)) {
       opts.signal?.throwIfAborted();
       size += chunk.byteLength;
-      if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `object exceeds ${opts.maxSize} bytes`);
+      if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
       md5.update(chunk);
       sha.update(chunk);
       wrote = true;
@@ -179,27 +186,69 @@ export async function putObject(
     }
     while (pending.length > 0) await settleOldest();
     opts.signal?.throwIfAborted();
-    if (!conditional) prev = await prevP;
+  } catch (e) {
+    // Let in-flight publishes land, then remove every chunk of this attempt.
+    await Promise.allSettled(pending.map((p) => p.ack));
+    if (wrote) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
+    if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
+    throw e;
+  }
+  const sha256 = sha.digest("base64url");
+  return { id, seqs, size, chunkSize, md5hex: md5.digest("hex"), sha256: sha256 + "=".repeat((4 - (sha256.length % 4)) % 4) };
+}
 
-    const md5hex = md5.digest("hex");
-    const sha256 = sha.digest("base64url");
-    const sha256Padded = sha256 + "=".repeat((4 - (sha256.length % 4)) % 4);
-    if (opts.expectMd5Hex !== undefined && opts.expectMd5Hex.toLowerCase() !== md5hex) throw new ShoalError("BadDigest", "the body's MD5 does not match the one supplied");
-    if (opts.expectSha256B64 !== undefined && Buffer.from(opts.expectSha256B64, "base64").toString("hex") !== Buffer.from(sha256, "base64url").toString("hex")) {
+/**
+ * Streams `source` into the object store under `key` and commits it.
+ * Returns the committed object's info.
+ */
+export async function putObject(jet: Jet, store: StoreRef, key: string, source: AsyncIterable<Uint8Array>, opts: PutOptions = {}): Promise<ObjectInfo> {
+  const { js, jsm } = jet;
+  const timing = timingOf(opts);
+  // Conditional puts check before any byte is written; unconditional ones
+  // read the current version while the chunks go out (one round trip less
+  // for small objects). Either way the commit is compare-and-set.
+  await assertStream(jsm, store.stream); // NoSuchBucket before any write (cached after the first time)
+  const conditional = opts.ifNoneMatch === true || opts.ifMatch !== undefined;
+  const prevP = headWithRetry(jsm, store, key, timing);
+  prevP.catch(() => undefined);
+  let prev = conditional ? await prevP : undefined;
+  if (conditional) checkPreconditions(prev, opts);
+  const w = await writeChunks(jet, store, source, {
+    timing,
+    ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
+    ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
+    ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  return commitChunks(jet, store, key, w, opts, timing, conditional ? prev : await prevP.catch(() => undefined));
+}
+
+/**
+ * Commits written chunks as `key`'s metadata (compare-and-set against `prev`,
+ * re-read on a race) and purges the replaced version's chunks. On failure the
+ * chunks are purged, unless the commit may have landed after all.
+ */
+export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: WrittenChunks, opts: PutOptions, timing: PublishTiming, prev: Head | undefined): Promise<ObjectInfo> {
+  const { js, jsm } = jet;
+  const metaSubj = metaSubject(store.name, key);
+  let ambiguous = false;
+  try {
+    opts.signal?.throwIfAborted();
+    if (opts.expectMd5Hex !== undefined && opts.expectMd5Hex.toLowerCase() !== w.md5hex) throw new ShoalError("BadDigest", "the body's MD5 does not match the one supplied");
+    if (opts.expectSha256B64 !== undefined && Buffer.from(opts.expectSha256B64, "base64").toString("hex") !== Buffer.from(w.sha256, "base64url").toString("hex")) {
       throw new ShoalError("BadDigest", "the body's SHA-256 does not match the one supplied");
     }
-
     const meta: StoredMeta = {
       name: key,
       description: "",
-      headers: buildHeaders({ contentType: opts.contentType, etag: opts.etagOverride ?? md5hex, chunkSeqs: seqs, userMeta: opts.userMeta }),
-      options: { max_chunk_size: chunkSize },
+      headers: buildHeaders({ contentType: opts.contentType, etag: opts.etagOverride ?? w.md5hex, chunkSeqs: w.seqs, userMeta: opts.userMeta }),
+      options: { max_chunk_size: w.chunkSize },
       bucket: store.name,
-      nuid: id,
-      size,
-      chunks: seqs.length,
+      nuid: w.id,
+      size: w.size,
+      chunks: w.seqs.length,
       mtime: new Date().toISOString(),
-      digest: `${DIGEST_PREFIX}${sha256Padded}`,
+      digest: `${DIGEST_PREFIX}${w.sha256}`,
       deleted: false,
     };
     // Commit: rollup the key's subject, guarded by the revision we last saw, so
@@ -211,16 +260,16 @@ export async function putObject(
       try {
         let seq: number;
         try {
-          seq = (await publishOnce(js, metaSubj, JSON.stringify(meta), `${id}.m${attempt}`, timing, h)).seq;
+          seq = (await publishOnce(js, metaSubj, JSON.stringify(meta), `${w.id}.m${attempt}`, timing, h)).seq;
         } catch (e) {
           if (apiCode(e) !== undefined) throw e; // the server refused it: it did not land
-          const landed = await commitLanded(jsm, store, key, id);
+          const landed = await commitLanded(jsm, store, key, w.id);
           if (landed === undefined) ambiguous = true;
           if (typeof landed !== "number") throw e;
           seq = landed;
         }
         const info = toObjectInfo(meta, seq);
-        if (prev?.info && prev.info.nuid !== id) {
+        if (prev?.info && prev.info.nuid !== w.id) {
           await purgeSubject(jsm, store, chunkSubject(store.name, prev.info.nuid)).catch(() => undefined);
         }
         return info;
@@ -232,10 +281,7 @@ export async function putObject(
       }
     }
   } catch (e) {
-    // Let in-flight publishes land, then remove every chunk of this attempt,
-    // unless the commit may have landed after all.
-    await Promise.allSettled(pending.map((p) => p.ack));
-    if (wrote && !ambiguous) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
+    if (w.size > 0 && !ambiguous) await purgeSubject(jsm, store, chunkSubject(store.name, w.id)).catch(() => undefined);
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }

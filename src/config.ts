@@ -34,6 +34,8 @@ export interface StorageConfig {
   readonly orphanGraceMs: number;
   /** How often each storage instance sweeps every bucket; 0 = never (on request only). */
   readonly sweepIntervalMs: number;
+  /** Multipart uploads neither completed nor aborted are removed after this long. */
+  readonly multipartMaxAgeMs: number;
 }
 
 export interface DevConfig {
@@ -58,7 +60,7 @@ export interface ShoalConfig {
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
   runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
-  storage: { defaultReplicas: 1, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, sweepIntervalMs: 600_000 },
+  storage: { defaultReplicas: 1, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1, s3Port: 9000 },
   log: { level: "info" },
 });
@@ -146,6 +148,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       markerTtlMs: int("storage.markerTtlMs", g("storage", "markerTtlMs"), 0, 365 * 86_400_000),
       orphanGraceMs: int("storage.orphanGraceMs", g("storage", "orphanGraceMs"), 1000, 365 * 86_400_000),
       sweepIntervalMs: int("storage.sweepIntervalMs", g("storage", "sweepIntervalMs"), 0, 7 * 86_400_000),
+      multipartMaxAgeMs: int("storage.multipartMaxAgeMs", g("storage", "multipartMaxAgeMs"), 1000, 365 * 86_400_000),
     },
     dev: {
       dataDir: str("dev.dataDir", g("dev", "dataDir")),
@@ -168,6 +171,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
       markerTtlMs: e("SHOAL_MARKER_TTL_MS"),
       orphanGraceMs: e("SHOAL_ORPHAN_GRACE_MS"),
       sweepIntervalMs: e("SHOAL_SWEEP_INTERVAL_MS"),
+      multipartMaxAgeMs: e("SHOAL_MULTIPART_MAX_AGE_MS"),
     },
     dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
     log: { level: e("SHOAL_LOG_LEVEL") },

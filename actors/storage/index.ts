@@ -4,11 +4,13 @@
  * Serves (NATS micro service `shoal-storage`, queue group `shoal-storage`):
  *   shoal.v1.bucket.{create,delete,list,info}
  *   shoal.v1.obj.{put,get,head,delete,list,deletemany,copy}.<bucket>
+ *   shoal.v1.mpu.{create,part,complete,abort,parts,list}.<bucket>
  * Consumes: shoal.v1.xfer.<bucket>.<id> (bodies of streamed PUTs it accepted)
  * Publishes: chunks and metadata into the object stores OBJ_<bucket>
  *   ($O.<bucket>.C.<nuid>, $O.<bucket>.M.<key>), streamed GET bodies to the
  *   requester's inbox.
- * KV: shoal_buckets (the bucket registry, compare-and-set).
+ * KV: shoal_buckets (the bucket registry, compare-and-set), shoal_multipart
+ *   (multipart uploads and their parts).
  * Control: shoal.ctl.storage.sweep ({"v":1,"bucket"?}) sweeps now and replies
  *   with what it removed; a loop sweeps every bucket every
  *   storage.sweepIntervalMs (src/store/sweep.ts: old delete markers, orphan chunks).
@@ -28,7 +30,9 @@ import {
   bucketSubject,
   controlSubject,
   objectSubjectWildcard,
+  mpuSubjectWildcard,
   transferSubject,
+  type MpuOp,
   type ObjectOp,
 } from "../../src/subjects/index.ts";
 import { H } from "../../src/subjects/headers.ts";
@@ -38,6 +42,7 @@ import { readObject, statObject, assertStream, forgetStream } from "../../src/st
 import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/bucket.ts";
 import { KeyIndex } from "../../src/store/index.ts";
 import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
+import { openMultipart, createUpload, getUpload, uploadPart, completeUpload, removeUpload, listParts, listUploads, partChunkIds, expireUploads } from "../../src/store/multipart.ts";
 import { openRegistry, registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
 import { StreamReceiver, sendStream, DEFAULT_IDLE_MS, DEFAULT_WINDOW } from "../../src/transfer/index.ts";
 import {
@@ -46,6 +51,13 @@ import {
   decodeBucketCreate,
   decodeBucketName,
   decodeSweep,
+  decodeMpuCreate,
+  decodeMpuPart,
+  decodeMpuComplete,
+  decodeMpuRef,
+  decodeMpuParts,
+  decodeMpuList,
+  pageUploads,
   decodeCopy,
   decodeDeleteMany,
   decodeGet,
@@ -98,6 +110,7 @@ export const storage = defineActor({
   start: async (ctx: ActorContext) => {
     const jet: Jet = { nc: ctx.nc, js: ctx.js, jsm: ctx.jsm };
     const registry: KV = await openRegistry(ctx.js);
+    const uploads: KV = await openMultipart(ctx.js);
     const indexes = new Map<string, Promise<KeyIndex>>();
     const idleMs = DEFAULT_IDLE_MS;
 
@@ -124,6 +137,29 @@ export const storage = defineActor({
 
     // --- objects -----------------------------------------------------------------
 
+    /**
+     * Runs `write` on a request's body — the payload itself (inline), or a
+     * flow-controlled transfer (`Shoal-Stream: 1`): accepted on a subject of
+     * our own, the result sent as the reply to the sender's end marker.
+     */
+    const withBody = async (req: Request, bucket: string, streamed: boolean, what: string, write: (body: AsyncIterable<Uint8Array>) => Promise<Record<string, unknown>>) => {
+      if (!streamed) return write(once(req.data));
+      await assertStream(ctx.jsm, storeRef(bucket).stream);
+      const subject = transferSubject(bucket, nuid.next());
+      const receiver = new StreamReceiver(ctx.nc, subject, { idleMs });
+      req.respond({ v: 1, subject, window: DEFAULT_WINDOW });
+      try {
+        const out = await write(receiver);
+        if (receiver.endMsg) receiver.endMsg.respond(JSON.stringify(out));
+      } catch (e) {
+        const err = toShoalError(e);
+        if (receiver.endMsg) respondError(receiver.endMsg, err);
+        else StreamReceiver.refuse(ctx.nc, receiver.lastReply, err);
+        req.log.info({ code: err.code }, `streamed ${what} failed`);
+      }
+      return undefined;
+    };
+
     const put = async (req: Request) => {
       const bucket = bucketOf(req.subject);
       const store = storeRef(bucket);
@@ -137,25 +173,7 @@ export const storage = defineActor({
         ...(p.sha256B64 !== undefined ? { expectSha256B64: p.sha256B64 } : {}),
         signal: ctx.signal,
       };
-      if (!p.stream) {
-        const info = await putObject(jet, store, p.key, once(req.data), opts);
-        return infoJson(bucket, info);
-      }
-      // Streamed body: accept on a subject of our own, then commit when the end marker arrives.
-      await assertStream(ctx.jsm, store.stream);
-      const subject = transferSubject(bucket, nuid.next());
-      const receiver = new StreamReceiver(ctx.nc, subject, { idleMs });
-      req.respond({ v: 1, subject, window: DEFAULT_WINDOW });
-      try {
-        const info = await putObject(jet, store, p.key, receiver, opts);
-        if (receiver.endMsg) receiver.endMsg.respond(JSON.stringify(infoJson(bucket, info)));
-      } catch (e) {
-        const err = toShoalError(e);
-        if (receiver.endMsg) respondError(receiver.endMsg, err);
-        else StreamReceiver.refuse(ctx.nc, receiver.lastReply, err);
-        req.log.info({ code: err.code, key: p.key.slice(0, 128) }, "streamed put failed");
-      }
-      return undefined;
+      return withBody(req, bucket, p.stream, "put", async (body) => infoJson(bucket, await putObject(jet, store, p.key, body, opts)));
     };
 
     const get = async (req: Request) => {
@@ -252,6 +270,67 @@ export const storage = defineActor({
       return infoJson(bucket, out);
     };
 
+    // --- multipart -------------------------------------------------------------------
+
+    const mpuCreate = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const c = decodeMpuCreate(req.json());
+      await storeInfo(ctx.jsm, storeRef(bucket)); // NoSuchBucket
+      const u = await createUpload(uploads, bucket, c.key, { ...(c.contentType ? { contentType: c.contentType } : {}), userMeta: c.metadata });
+      return { v: 1, bucket, key: u.key, uploadId: u.uploadId };
+    };
+
+    const mpuPart = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const p = decodeMpuPart(req.header);
+      const store = storeRef(bucket);
+      const upload = await getUpload(uploads, bucket, p.uploadId, p.key);
+      return withBody(req, bucket, p.stream, "part", async (body) => {
+        const rec = await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...(p.md5Hex ? { expectMd5Hex: p.md5Hex } : {}), signal: ctx.signal });
+        return { v: 1, partNumber: rec.n, etag: rec.etag, size: rec.size, lastModified: rec.mtime };
+      });
+    };
+
+    const mpuComplete = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const c = decodeMpuComplete(req.json());
+      const upload = await getUpload(uploads, bucket, c.uploadId, c.key);
+      const info = await completeUpload(jet, uploads, storeRef(bucket), bucket, upload, c.parts, { signal: ctx.signal });
+      return infoJson(bucket, info);
+    };
+
+    const mpuAbort = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const a = decodeMpuRef(req.json());
+      await getUpload(uploads, bucket, a.uploadId, a.key);
+      await removeUpload(jet, uploads, storeRef(bucket), bucket, a.uploadId);
+      return { v: 1, aborted: true };
+    };
+
+    const mpuParts = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const q = decodeMpuParts(req.json());
+      await getUpload(uploads, bucket, q.uploadId, q.key);
+      const all = (await listParts(uploads, bucket, q.uploadId)).filter((p) => p.n > q.partNumberMarker);
+      const page = all.slice(0, q.maxParts);
+      return {
+        v: 1,
+        bucket,
+        key: q.key,
+        uploadId: q.uploadId,
+        parts: page.map((p) => ({ partNumber: p.n, etag: p.etag, size: p.size, lastModified: p.mtime })),
+        isTruncated: all.length > page.length,
+        ...(all.length > page.length ? { nextPartNumberMarker: page[page.length - 1]!.n } : {}),
+      };
+    };
+
+    const mpuList = async (req: Request) => {
+      const bucket = bucketOf(req.subject);
+      const q = decodeMpuList(req.json());
+      await storeInfo(ctx.jsm, storeRef(bucket));
+      return { v: 1, bucket, ...pageUploads(await listUploads(uploads, bucket), q) };
+    };
+
     // --- buckets -------------------------------------------------------------------
 
     const bucketJson = (cfg: BucketConfig) => ({ name: cfg.name, replicas: cfg.replicas, created: cfg.created });
@@ -315,22 +394,27 @@ export const storage = defineActor({
 
     // --- sweep ---------------------------------------------------------------------
 
-    const sweepOpts = { markerTtlMs: ctx.storage.markerTtlMs, orphanGraceMs: ctx.storage.orphanGraceMs };
-    const sweep = async (only?: string): Promise<SweepReport[]> => {
+    const sweepOpts = (bucket: string) => ({
+      markerTtlMs: ctx.storage.markerTtlMs,
+      orphanGraceMs: ctx.storage.orphanGraceMs,
+      alsoReferenced: () => partChunkIds(uploads, bucket),
+    });
+    const sweep = async (only?: string): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
       const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);
-      const reports: SweepReport[] = [];
+      const reports: Array<SweepReport & { uploadsExpired: number }> = [];
       for (const name of names) {
         if (ctx.signal.aborted) break;
         const store = storeRef(name);
         if (only !== undefined) await storeInfo(ctx.jsm, store); // NoSuchBucket
         try {
-          reports.push(await sweepStore(ctx.js, ctx.jsm, store, sweepOpts));
+          const expired = await expireUploads(jet, uploads, store, name, ctx.storage.multipartMaxAgeMs);
+          reports.push({ ...(await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name))), uploadsExpired: expired });
         } catch (e) {
           if (only !== undefined) throw e;
           ctx.log.warn({ err: e, bucket: name }, "sweep of a bucket failed; next round retries");
         }
       }
-      const removed = reports.filter((r) => r.markersPurged + r.orphansPurged > 0);
+      const removed = reports.filter((r) => r.markersPurged + r.orphansPurged + r.uploadsExpired > 0);
       if (removed.length > 0) ctx.log.info({ reports: removed }, "sweep removed garbage");
       return reports;
     };
@@ -357,6 +441,14 @@ export const storage = defineActor({
       ["deletemany", deleteMany],
       ["copy", copy],
     ];
+    const mpuEndpoints: Array<[MpuOp, EndpointSpec["handler"]]> = [
+      ["create", mpuCreate],
+      ["part", mpuPart],
+      ["complete", mpuComplete],
+      ["abort", mpuAbort],
+      ["parts", mpuParts],
+      ["list", mpuList],
+    ];
     return {
       endpoints: [
         ...objectEndpoints.map(([op, handler]) => ({ name: `obj-${op}`, subject: objectSubjectWildcard(op), handler })),
@@ -364,6 +456,7 @@ export const storage = defineActor({
         { name: "bucket-delete", subject: bucketSubject("delete"), handler: deleteBucket },
         { name: "bucket-list", subject: bucketSubject("list"), handler: listAll },
         { name: "bucket-info", subject: bucketSubject("info"), handler: bucketInfo },
+        ...mpuEndpoints.map(([op, handler]) => ({ name: `mpu-${op}`, subject: mpuSubjectWildcard(op), handler })),
       ],
       controls: [{ subject: controlSubject("storage", "sweep"), handler: sweepControl }],
       loops: [{ name: "sweep", run: sweepLoop }],

@@ -7,6 +7,7 @@ import { assertBucketName, assertKey } from "../../src/store/names.ts";
 import { parseRange, type ByteRange, type ObjectInfo } from "../../src/store/format.ts";
 import { MAX_KEYS, type ListOptions } from "../../src/store/index.ts";
 import { field, onlyFields } from "../../src/subjects/payload.ts";
+import { assertPartNumber, MAX_PART_NUMBER, type UploadRecord } from "../../src/store/multipart.ts";
 import { H } from "../../src/subjects/headers.ts";
 
 /** Largest body a GET returns inline in its reply (the rest streams). */
@@ -242,4 +243,134 @@ export function decodeSweep(o: Record<string, unknown>): { bucket?: string } {
 export function decodeBucketName(o: Record<string, unknown>, extra: string[] = []): { bucket: string; force: boolean } {
   onlyFields(o, ["bucket", ...extra]);
   return { bucket: assertBucketName(field.string(o, "bucket")), force: field.optBool(o, "force") ?? false };
+}
+
+// --- multipart ---------------------------------------------------------------------
+
+function userMetadata(md: unknown): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  if (md === undefined) return metadata;
+  if (typeof md !== "object" || md === null || Array.isArray(md)) throw new ShoalError("MalformedPayload", "metadata must be an object of strings");
+  let bytes = 0;
+  for (const [k, v] of Object.entries(md)) {
+    if (typeof v !== "string" || !TOKEN_CHARS.test(k)) throw new ShoalError("MalformedPayload", "metadata must be an object of strings");
+    bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+    metadata[k.toLowerCase()] = v;
+  }
+  if (bytes > MAX_USER_META_BYTES) throw new ShoalError("RequestHeaderTooLarge", `user metadata is ${bytes} bytes; at most ${MAX_USER_META_BYTES} are allowed`);
+  return metadata;
+}
+
+export function decodeMpuCreate(o: Record<string, unknown>): { key: string; contentType: string | undefined; metadata: Record<string, string> } {
+  onlyFields(o, ["key", "contentType", "metadata"]);
+  const ct = field.optString(o, "contentType");
+  // eslint-disable-next-line no-control-regex
+  if (ct !== undefined && (ct.length > 256 || /[\u0000-\u001f\u007f]/.test(ct))) throw new ShoalError("InvalidArgument", "invalid contentType");
+  return { key: assertKey(field.string(o, "key")), contentType: ct, metadata: userMetadata(o["metadata"]) };
+}
+
+export function decodeMpuPart(get: Get): { key: string; uploadId: string; partNumber: number; md5Hex: string | undefined; stream: boolean } {
+  const key = assertKey(get(H.key));
+  const uploadId = get(H.uploadId);
+  if (!uploadId) throw new ShoalError("InvalidArgument", `${H.uploadId} is required`);
+  const raw = get(H.partNumber);
+  const n = raw !== undefined && /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+  const partNumber = assertPartNumber(n);
+  const md5 = get(H.contentMd5);
+  let md5Hex: string | undefined;
+  if (md5 !== undefined) {
+    const b = Buffer.from(md5, "base64");
+    if (b.length !== 16 || b.toString("base64") !== md5.trim()) throw new ShoalError("InvalidArgument", "Content-MD5 must be the base64 of 16 bytes");
+    md5Hex = b.toString("hex");
+  }
+  return { key, uploadId, partNumber, md5Hex, stream: get(H.stream) === "1" };
+}
+
+export function decodeMpuRef(o: Record<string, unknown>, extra: string[] = []): { key: string; uploadId: string } {
+  onlyFields(o, ["key", "uploadId", ...extra]);
+  return { key: assertKey(field.string(o, "key")), uploadId: field.string(o, "uploadId") };
+}
+
+export function decodeMpuComplete(o: Record<string, unknown>): { key: string; uploadId: string; parts: Array<{ n: number; etag: string }> } {
+  const ref = decodeMpuRef(o, ["parts"]);
+  const raw = o["parts"];
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_PART_NUMBER) throw new ShoalError("MalformedPayload", `parts must list 1 to ${MAX_PART_NUMBER} parts`);
+  const parts = raw.map((p: unknown) => {
+    if (typeof p !== "object" || p === null || Array.isArray(p)) throw new ShoalError("MalformedPayload", "each part is {partNumber, etag}");
+    const r = p as Record<string, unknown>;
+    onlyFields(r, ["partNumber", "etag"]);
+    return { n: assertPartNumber(r["partNumber"]), etag: field.string(r, "etag") };
+  });
+  return { ...ref, parts };
+}
+
+export function decodeMpuParts(o: Record<string, unknown>): { key: string; uploadId: string; partNumberMarker: number; maxParts: number } {
+  const ref = decodeMpuRef(o, ["partNumberMarker", "maxParts"]);
+  return { ...ref, partNumberMarker: field.optInt(o, "partNumberMarker", 0, MAX_PART_NUMBER) ?? 0, maxParts: field.optInt(o, "maxParts", 0, 1000) ?? 1000 };
+}
+
+export interface UploadListQuery {
+  prefix: string;
+  delimiter: string | undefined;
+  keyMarker: string | undefined;
+  uploadIdMarker: string | undefined;
+  maxUploads: number;
+}
+
+export function decodeMpuList(o: Record<string, unknown>): UploadListQuery {
+  onlyFields(o, ["prefix", "delimiter", "keyMarker", "uploadIdMarker", "maxUploads"]);
+  const delimiter = field.optString(o, "delimiter");
+  return {
+    prefix: field.optString(o, "prefix") ?? "",
+    delimiter: delimiter ? delimiter : undefined,
+    keyMarker: field.optString(o, "keyMarker"),
+    uploadIdMarker: field.optString(o, "uploadIdMarker"),
+    maxUploads: field.optInt(o, "maxUploads", 0, 1000) ?? 1000,
+  };
+}
+
+/** S3 ListMultipartUploads paging over uploads sorted by key, then creation. */
+export function pageUploads(all: readonly UploadRecord[], q: UploadListQuery) {
+  const uploads: Array<{ key: string; uploadId: string; initiated: string }> = [];
+  const prefixes = new Set<string>();
+  let truncated = false;
+  let last: UploadRecord | undefined;
+  // Start after (key-marker, upload-id-marker) when that upload exists, else after every upload of key-marker.
+  let start = 0;
+  if (q.keyMarker !== undefined) {
+    const at = q.uploadIdMarker === undefined ? -1 : all.findIndex((u) => u.key === q.keyMarker && u.uploadId === q.uploadIdMarker);
+    start = at >= 0 ? at + 1 : all.findIndex((u) => u.key > q.keyMarker!);
+    if (start < 0) start = all.length;
+  }
+  for (const u of all.slice(start)) {
+    if (!u.key.startsWith(q.prefix)) continue;
+    if (q.delimiter) {
+      const i = u.key.indexOf(q.delimiter, q.prefix.length);
+      if (i >= 0) {
+        const cp = u.key.slice(0, i + q.delimiter.length);
+        if (!prefixes.has(cp)) {
+          if (uploads.length + prefixes.size >= q.maxUploads) {
+            truncated = true;
+            break;
+          }
+          prefixes.add(cp);
+        }
+        last = u;
+        continue;
+      }
+    }
+    if (uploads.length + prefixes.size >= q.maxUploads) {
+      truncated = true;
+      break;
+    }
+    uploads.push({ key: u.key, uploadId: u.uploadId, initiated: u.created });
+    last = u;
+  }
+  return {
+    prefix: q.prefix,
+    uploads,
+    commonPrefixes: [...prefixes],
+    isTruncated: truncated,
+    ...(truncated && last ? { nextKeyMarker: last.key, nextUploadIdMarker: last.uploadId } : {}),
+  };
 }

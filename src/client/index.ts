@@ -14,7 +14,7 @@
 import { Readable } from "node:stream";
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
-import { bucketSubject, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
+import { bucketSubject, mpuSubject, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
 import { H } from "../subjects/headers.ts";
 import { connectNats } from "../connect.ts";
 import { buildConfig, type NatsConfig } from "../config.ts";
@@ -102,6 +102,32 @@ export interface BucketInfo {
   objects?: number;
   bytes?: number;
   cluster?: { leader: string | null; replicas: Array<{ name: string; current: boolean; offline: boolean; lag: number }> } | null;
+}
+
+export interface PartInfo {
+  partNumber: number;
+  etag: string;
+  size: number;
+  lastModified: string;
+}
+
+export interface PartList {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  parts: PartInfo[];
+  isTruncated: boolean;
+  nextPartNumberMarker?: number;
+}
+
+export interface UploadList {
+  bucket: string;
+  prefix: string;
+  uploads: Array<{ key: string; uploadId: string; initiated: string }>;
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  nextKeyMarker?: string;
+  nextUploadIdMarker?: string;
 }
 
 export interface ClientOptions {
@@ -244,30 +270,77 @@ export class ShoalClient {
     if (opts.contentMd5) headers[H.contentMd5] = opts.contentMd5;
     for (const [k, v] of Object.entries(opts.metadata ?? {})) headers[`${H.metaPrefix}${k}`] = v;
     const small = typeof body === "string" ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
+    const subject = objectSubject("put", bucket);
     if (small && small.byteLength <= INLINE_PUT_MAX) {
-      const call = async () => (await this.request(objectSubject("put", bucket), small, { headers, timeoutMs: this.timeoutMs + 5000 })).json<ObjectMeta>();
+      const call = async () => (await this.request(subject, small, { headers, timeoutMs: this.timeoutMs + 5000 })).json<ObjectMeta>();
       // An unconditional put of the same bytes is idempotent: retry it.
       return opts.ifNoneMatch || opts.ifMatch ? call() : this.idempotent(call);
     }
-    const accept = await this.request(objectSubject("put", bucket), "", { headers: { ...headers, [H.stream]: "1" } });
-    const { subject, window } = accept.json<{ subject: string; window: number }>();
-    let committed: ObjectMeta | undefined;
-    await sendStream(this.nc, subject, toIterable(body), {
+    return this.sendBody<ObjectMeta>(subject, headers, body, opts);
+  }
+
+  /**
+   * Sends a body that may be large: the request (with `Shoal-Stream: 1`) is
+   * accepted with a transfer subject, the bytes stream with flow control, and
+   * the reply to the end marker is the result.
+   */
+  private async sendBody<T>(subject: string, headers: Record<string, string>, body: Body, opts: { windowBytes?: number; signal?: AbortSignal }): Promise<T> {
+    const accept = await this.request(subject, "", { headers: { ...headers, [H.stream]: "1" } });
+    const { subject: xfer, window } = accept.json<{ subject: string; window: number }>();
+    let result: T | undefined;
+    await sendStream(this.nc, xfer, toIterable(body), {
       windowBytes: Math.min(opts.windowBytes ?? DEFAULT_WINDOW, window),
       ...(opts.signal ? { signal: opts.signal } : {}),
       end: async (h) => {
         let m: Msg;
         try {
-          m = await this.nc.request(subject, "", { headers: h, timeout: 60_000 });
+          m = await this.nc.request(xfer, "", { headers: h, timeout: 60_000 });
         } catch (e) {
           throw toShoalError(e);
         }
         const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
         if (err) throw err;
-        committed = m.json<ObjectMeta>();
+        result = m.json<T>();
       },
     });
-    return committed!;
+    return result!;
+  }
+
+  // --- multipart uploads (S3 semantics) ---------------------------------------------
+
+  async createMultipart(bucket: string, key: string, opts: { contentType?: string; metadata?: Record<string, string> } = {}): Promise<{ uploadId: string }> {
+    return this.json(mpuSubject("create", bucket), { key, ...(opts.contentType ? { contentType: opts.contentType } : {}), ...(opts.metadata ? { metadata: opts.metadata } : {}) }, false);
+  }
+
+  /** Uploads part `partNumber` (1–10000; every part but the last ≥ 5 MiB). Re-uploading a number replaces the part. */
+  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Body, opts: { contentMd5?: string; windowBytes?: number; signal?: AbortSignal } = {}): Promise<PartInfo> {
+    const headers: Record<string, string> = { [H.key]: key, [H.uploadId]: uploadId, [H.partNumber]: String(partNumber) };
+    if (opts.contentMd5) headers[H.contentMd5] = opts.contentMd5;
+    const subject = mpuSubject("part", bucket);
+    const small = typeof body === "string" ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
+    if (small && small.byteLength <= INLINE_PUT_MAX) {
+      return this.idempotent(async () => (await this.request(subject, small, { headers, timeoutMs: this.timeoutMs + 5000 })).json<PartInfo>());
+    }
+    return this.sendBody<PartInfo>(subject, headers, body, opts);
+  }
+
+  /** Assembles the listed parts into the object; its ETag is S3's `<md5 of md5s>-<N>`. */
+  async completeMultipart(bucket: string, key: string, uploadId: string, parts: ReadonlyArray<{ partNumber: number; etag: string }>): Promise<ObjectMeta> {
+    const body = JSON.stringify({ v: 1, key, uploadId, parts: parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag })) });
+    // the copy inside the cluster takes time proportional to the size
+    return (await this.request(mpuSubject("complete", bucket), body, { timeoutMs: 600_000 })).json<ObjectMeta>();
+  }
+
+  abortMultipart(bucket: string, key: string, uploadId: string): Promise<{ aborted: boolean }> {
+    return this.json(mpuSubject("abort", bucket), { key, uploadId }, false);
+  }
+
+  listParts(bucket: string, key: string, uploadId: string, opts: { partNumberMarker?: number; maxParts?: number } = {}): Promise<PartList> {
+    return this.json(mpuSubject("parts", bucket), { key, uploadId, ...opts }, true);
+  }
+
+  listMultipartUploads(bucket: string, opts: { prefix?: string; delimiter?: string; keyMarker?: string; uploadIdMarker?: string; maxUploads?: number } = {}): Promise<UploadList> {
+    return this.json(mpuSubject("list", bucket), { ...opts }, true);
   }
 
   async get(bucket: string, key: string, opts: Conditions & { range?: string; windowBytes?: number } = {}): Promise<GetResult> {

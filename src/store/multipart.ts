@@ -15,11 +15,12 @@
  *   one copy inside the cluster; it keeps the result a standard ADR-20
  *   object that stock tools read.
  */
-import type { KV } from "@nats-io/kv";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
-import { bucketToken, chunkSubject } from "../subjects/index.ts";
+import { KV as KV_NAMES, bucketToken, chunkSubject } from "../subjects/index.ts";
 import { decodeRuns, encodeRuns, type ObjectInfo } from "./format.ts";
 import { readObject } from "./reader.ts";
 import { putObject, purgeSubject, writeChunks, type Jet, type StoreRef, type WrittenChunks } from "./writer.ts";
@@ -52,6 +53,10 @@ export interface PartRecord {
   seqs: string;
   chunks: number;
   mtime: string;
+}
+
+export function openMultipart(js: JetStreamClient, replicas = 1): Promise<KV> {
+  return new Kvm(js).create(KV_NAMES.multipart, { history: 1, replicas });
 }
 
 const uploadKey = (bucket: string, uploadId: string) => `${bucketToken(bucket)}.${uploadId}`;

@@ -27,6 +27,8 @@ export interface SweepOptions {
   markerTtlMs: number;
   /** Purge unreferenced chunks last written longer ago than this. */
   orphanGraceMs: number;
+  /** Chunk nuids referenced from elsewhere (parts of open multipart uploads): never orphans. */
+  alsoReferenced?: () => Promise<Set<string>>;
   now?: () => number;
 }
 
@@ -115,8 +117,9 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   if (candidates.length === 0) return report;
   // A put may have committed one of them after the first scan: look again.
   const fresh = await scanMetadata(js, jsm, store);
+  const other = (await o.alsoReferenced?.()) ?? new Set<string>();
   for (const c of candidates) {
-    if (fresh.referenced.has(c.id)) continue;
+    if (fresh.referenced.has(c.id) || other.has(c.id)) continue;
     const r = await jsm.streams.purge(store.stream, { filter: c.subject, seq: c.lastSeq + 1 });
     if (r.purged > 0) {
       report.orphansPurged++;

@@ -13,6 +13,9 @@ export const H = {
   sha256: "Shoal-Sha256",
   ifMatch: "If-Match",
   ifNoneMatch: "If-None-Match",
+  /** Multipart: the upload a part belongs to, and its number (1–10000). */
+  uploadId: "Shoal-Upload-Id",
+  partNumber: "Shoal-Part-Number",
   /** User metadata prefix: `Shoal-Meta-<name>`. */
   metaPrefix: "Shoal-Meta-",
   // replies

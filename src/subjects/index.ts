@@ -87,7 +87,7 @@ export function keyFromMetaSubject(subject: string): string {
 export const STORAGE_SERVICE = "shoal-storage";
 export const STORAGE_QUEUE = "shoal-storage";
 
-export const OBJECT_OPS = ["put", "get", "head", "delete", "copy", "list", "deletemany", "chunk", "abort"] as const;
+export const OBJECT_OPS = ["put", "get", "head", "delete", "copy", "list", "deletemany"] as const;
 export type ObjectOp = (typeof OBJECT_OPS)[number];
 export const BUCKET_OPS = ["create", "delete", "list", "info"] as const;
 export type BucketOp = (typeof BUCKET_OPS)[number];
@@ -100,6 +100,20 @@ export function objectSubject(op: ObjectOp, bucket: string): string {
 /** Wildcard the storage service subscribes to for one op: `shoal.v1.obj.<op>.*` */
 export function objectSubjectWildcard(op: ObjectOp): string {
   return `${PREFIX}.${API_VERSION}.obj.${op}.*`;
+}
+
+/** Multipart upload operations (S3 semantics; docs/api.md). */
+export const MPU_OPS = ["create", "part", "complete", "abort", "parts", "list"] as const;
+export type MpuOp = (typeof MPU_OPS)[number];
+
+/** `shoal.v1.mpu.<op>.<bucket>` */
+export function mpuSubject(op: MpuOp, bucket: string): string {
+  return `${PREFIX}.${API_VERSION}.mpu.${op}.${bucketToken(bucket)}`;
+}
+
+/** `shoal.v1.mpu.<op>.*` */
+export function mpuSubjectWildcard(op: MpuOp): string {
+  return `${PREFIX}.${API_VERSION}.mpu.${op}.*`;
 }
 
 /** Where a streamed PUT's body goes: `shoal.v1.xfer.<bucket>.<id>` (served by the instance that accepted it). */

@@ -1,0 +1,131 @@
+import test from "ava";
+import { createHash, randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
+import { Kvm } from "@nats-io/kv";
+import { startShoal } from "../helpers/actors.ts";
+import { connectTo } from "../helpers/nats.ts";
+import { ShoalError } from "../../src/errors/index.ts";
+import { chunkSubjectAll } from "../../src/subjects/index.ts";
+
+const MiB = 1024 * 1024;
+const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+
+async function chunkSubjects(t: Parameters<typeof connectTo>[0], url: string, bucket: string): Promise<string[]> {
+  const jsm = await jetstreamManager(await connectTo(t, url));
+  return Object.keys((await jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: chunkSubjectAll(bucket) })).state.subjects ?? {});
+}
+
+async function kvKeys(t: Parameters<typeof connectTo>[0], url: string): Promise<string[]> {
+  const kv = await new Kvm(await connectTo(t, url)).open("shoal_multipart");
+  const out: string[] = [];
+  for await (const k of await kv.keys()) out.push(k);
+  return out;
+}
+
+test("multipart: parts uploaded out of order through two instances complete into one object with S3's ETag; nothing is left behind", async (t) => {
+  const { url, client } = await startShoal(t, { instances: 2 });
+  await client.createBucket("mpx");
+  const parts = [randomBytes(5 * MiB + 3), randomBytes(5 * MiB), randomBytes(1000)];
+  const { uploadId } = await client.createMultipart("mpx", "big/file.bin", { contentType: "application/x-big", metadata: { owner: "ada" } });
+  // a part written twice: the second replaces the first and its chunks go
+  await client.uploadPart("mpx", "big/file.bin", uploadId, 2, randomBytes(5 * MiB));
+  const infos = await Promise.all(parts.map((p, i) => client.uploadPart("mpx", "big/file.bin", uploadId, i + 1, p)).reverse());
+  infos.reverse();
+  t.deepEqual(infos.map((i) => i.etag), parts.map(md5));
+  const listed = await client.listParts("mpx", "big/file.bin", uploadId);
+  t.deepEqual(listed.parts.map((p) => [p.partNumber, p.size]), parts.map((p, i) => [i + 1, p.length]));
+  t.is((await chunkSubjects(t, url, "mpx")).length, 3, "the replaced part's chunks are gone");
+  const ups = await client.listMultipartUploads("mpx");
+  t.deepEqual(ups.uploads.map((u) => u.uploadId), [uploadId]);
+
+  const obj = await client.completeMultipart("mpx", "big/file.bin", uploadId, infos.map((i) => ({ partNumber: i.partNumber, etag: `"${i.etag}"` })));
+  const whole = Buffer.concat(parts);
+  const expectEtag = createHash("md5").update(Buffer.concat(parts.map((p) => createHash("md5").update(p).digest()))).digest("hex") + "-3";
+  t.is(obj.etag, expectEtag);
+  t.is(obj.size, whole.length);
+  const got = await client.get("mpx", "big/file.bin");
+  t.true(Buffer.from(await got.bytes()).equals(whole));
+  t.is(got.info.contentType, "application/x-big");
+  t.is(got.info.metadata["owner"], "ada");
+  // stock tools read it, digest checked
+  const os = await new Objm(await connectTo(t, url)).open("mpx");
+  t.true(Buffer.from((await os.getBlob("big/file.bin"))!).equals(whole));
+  // the upload, its records and its part chunks are gone; only the object's chunks remain
+  t.deepEqual(await kvKeys(t, url), []);
+  t.is((await chunkSubjects(t, url, "mpx")).length, 1);
+  await t.throwsAsync(() => client.listParts("mpx", "big/file.bin", uploadId), { instanceOf: ShoalError, message: /upload does not exist/ });
+});
+
+test("multipart: S3's completion rules and bad input get typed errors and change nothing", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("mpe");
+  const { uploadId } = await client.createMultipart("mpe", "k");
+  const small = await client.uploadPart("mpe", "k", uploadId, 1, "tiny");
+  const last = await client.uploadPart("mpe", "k", uploadId, 2, "end");
+  const code = async (p: Promise<unknown>) => ((await t.throwsAsync(p, { instanceOf: ShoalError })) as ShoalError).code;
+  t.is(await code(client.completeMultipart("mpe", "k", uploadId, [{ partNumber: 1, etag: small.etag }, { partNumber: 2, etag: last.etag }])), "EntityTooSmall");
+  t.is(await code(client.completeMultipart("mpe", "k", uploadId, [{ partNumber: 2, etag: last.etag }, { partNumber: 1, etag: small.etag }])), "InvalidPartOrder");
+  t.is(await code(client.completeMultipart("mpe", "k", uploadId, [{ partNumber: 1, etag: "0".repeat(32) }])), "InvalidPart");
+  t.is(await code(client.completeMultipart("mpe", "k", uploadId, [{ partNumber: 3, etag: small.etag }])), "InvalidPart");
+  t.is(await code(client.completeMultipart("mpe", "k", uploadId, [])), "MalformedPayload");
+  t.is(await code(client.completeMultipart("mpe", "other", uploadId, [{ partNumber: 1, etag: small.etag }])), "NoSuchUpload");
+  t.is(await code(client.uploadPart("mpe", "k", uploadId, 0, "x")), "InvalidArgument");
+  t.is(await code(client.uploadPart("mpe", "k", uploadId, 10001, "x")), "InvalidArgument");
+  t.is(await code(client.uploadPart("mpe", "k", "nope", 1, "x")), "NoSuchUpload");
+  t.is(await code(client.uploadPart("mpe", "k", uploadId, 3, "x", { contentMd5: createHash("md5").update("y").digest("base64") })), "BadDigest");
+  t.is(await code(client.createMultipart("nobucket", "k")), "NoSuchBucket");
+  // nothing changed: both parts still there, no object
+  t.deepEqual((await client.listParts("mpe", "k", uploadId)).parts.map((p) => p.partNumber), [1, 2]);
+  t.is(await code(client.head("mpe", "k")), "NoSuchKey");
+  // a single small part is a valid upload (the last part may be small)
+  const obj = await client.completeMultipart("mpe", "k", uploadId, [{ partNumber: 2, etag: last.etag }]);
+  t.is(Buffer.from(await client.getBytes("mpe", "k")).toString(), "end");
+  t.regex(obj.etag, /^[0-9a-f]{32}-1$/);
+  // abort of a finished upload, and abort removes parts
+  t.is(await code(client.abortMultipart("mpe", "k", uploadId)), "NoSuchUpload");
+  const u2 = await client.createMultipart("mpe", "k2");
+  await client.uploadPart("mpe", "k2", u2.uploadId, 1, randomBytes(1000));
+  t.is((await chunkSubjects(t, url, "mpe")).length, 2);
+  await client.abortMultipart("mpe", "k2", u2.uploadId);
+  t.is((await chunkSubjects(t, url, "mpe")).length, 1);
+  t.deepEqual(await kvKeys(t, url), []);
+});
+
+test("multipart: list uploads pages with markers and delimiters", async (t) => {
+  const { client } = await startShoal(t);
+  await client.createBucket("mpl");
+  const ids: string[] = [];
+  for (const k of ["a/1", "a/2", "b", "c/x/y", "c/z"]) ids.push((await client.createMultipart("mpl", k)).uploadId);
+  const p1 = await client.listMultipartUploads("mpl", { maxUploads: 2 });
+  t.deepEqual(p1.uploads.map((u) => u.key), ["a/1", "a/2"]);
+  t.true(p1.isTruncated);
+  const p2 = await client.listMultipartUploads("mpl", { maxUploads: 2, keyMarker: p1.nextKeyMarker!, uploadIdMarker: p1.nextUploadIdMarker! });
+  t.deepEqual(p2.uploads.map((u) => u.key), ["b", "c/x/y"]);
+  const d = await client.listMultipartUploads("mpl", { delimiter: "/" });
+  t.deepEqual(d.uploads.map((u) => u.key), ["b"]);
+  t.deepEqual(d.commonPrefixes, ["a/", "c/"]);
+  const pre = await client.listMultipartUploads("mpl", { prefix: "c/", delimiter: "/" });
+  t.deepEqual(pre.uploads.map((u) => u.key), ["c/z"]);
+  t.deepEqual(pre.commonPrefixes, ["c/x/"]);
+});
+
+test("multipart: the sweep keeps the parts of open uploads and removes abandoned uploads", async (t) => {
+  const { url, client } = await startShoal(t, { storage: { orphanGraceMs: 1000, multipartMaxAgeMs: 2500, sweepIntervalMs: 0 } });
+  await client.createBucket("mps");
+  const old = await client.createMultipart("mps", "old");
+  await client.uploadPart("mps", "old", old.uploadId, 1, randomBytes(2000));
+  await sleep(1200);
+  const nc = await connectTo(t, url);
+  const sweep = async () => (await nc.request("shoal.ctl.storage.sweep", JSON.stringify({ bucket: "mps" }), { timeout: 10_000 })).json<{ reports: Array<{ orphansPurged: number; uploadsExpired: number }> }>().reports[0]!;
+  let r = await sweep();
+  t.is(r.orphansPurged, 0, "an open upload's parts are not orphans");
+  t.is(r.uploadsExpired, 0);
+  t.is((await client.listParts("mps", "old", old.uploadId)).parts.length, 1);
+  await sleep(1400);
+  r = await sweep();
+  t.is(r.uploadsExpired, 1);
+  t.deepEqual(await chunkSubjects(t, url, "mps"), []);
+  t.deepEqual(await kvKeys(t, url), []);
+});

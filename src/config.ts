@@ -45,8 +45,22 @@ export interface DevConfig {
   readonly natsPort: number;
   /** 1 (default) or a local N-node cluster. */
   readonly servers: number;
-  /** S3 gateway port; 0 = a free port. */
-  readonly s3Port: number;
+}
+
+export interface GatewayConfig {
+  /** Address the S3 gateway listens on. */
+  readonly host: string;
+  /** Its port; 0 = a free port. */
+  readonly port: number;
+  /** The region clients sign for (SigV4 scope). */
+  readonly region: string;
+  /** Access key pair; `shoal dev` generates one when none is set. */
+  readonly accessKey?: string;
+  readonly secretKey?: string;
+  /** Base domains for virtual-hosted-style addressing (`<bucket>.<domain>`), comma-separated in env/flags. */
+  readonly domains: readonly string[];
+  /** Largest single PUT (S3: 5 GiB). */
+  readonly maxPutBytes: number;
 }
 
 export interface ShoalConfig {
@@ -54,6 +68,7 @@ export interface ShoalConfig {
   readonly runtime: RuntimeConfig;
   readonly storage: StorageConfig;
   readonly dev: DevConfig;
+  readonly gateway: GatewayConfig;
   readonly log: { readonly level: string };
 }
 
@@ -61,7 +76,8 @@ export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
   runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
   storage: { defaultReplicas: 1, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000 },
-  dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1, s3Port: 9000 },
+  dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
+  gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
   log: { level: "info" },
 });
 
@@ -102,6 +118,20 @@ function urls(path: string, v: unknown): string[] {
   });
 }
 
+function list(path: string, v: unknown): string[] {
+  const l = typeof v === "string" ? v.split(",").map((x) => x.trim()).filter(Boolean) : v;
+  if (!Array.isArray(l)) fail(path, "must be a list of strings");
+  return l.map((x, i) => str(`${path}[${i}]`, x));
+}
+
+function keyPair(accessKey: string | undefined, secretKey: string | undefined): { accessKey?: string; secretKey?: string } {
+  if ((accessKey === undefined) !== (secretKey === undefined)) fail("gateway.accessKey", "set both the access key and the secret key, or neither");
+  if (accessKey === undefined || secretKey === undefined) return {};
+  if (!/^[A-Za-z0-9+/=._-]{3,128}$/.test(accessKey)) fail("gateway.accessKey", "3 to 128 characters of A-Z a-z 0-9 + / = . _ -");
+  if (secretKey.length < 8) fail("gateway.secretKey", "must be at least 8 characters");
+  return { accessKey, secretKey };
+}
+
 function pick<T>(layers: ConfigInput[], section: keyof ShoalConfig, key: string, fallback: T): unknown {
   let v: unknown = fallback;
   for (const l of layers) {
@@ -119,7 +149,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       if (body === undefined) continue;
       if (typeof body !== "object" || body === null || Array.isArray(body)) fail(section, "must be an object");
       const known = DEFAULTS[section as keyof ShoalConfig] as object;
-      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : [];
+      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : [];
       for (const k of Object.keys(body)) if (!(k in known) && !optional.includes(k)) fail(`${section}.${k}`, "unknown setting");
     }
   }
@@ -154,7 +184,14 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       dataDir: str("dev.dataDir", g("dev", "dataDir")),
       natsPort: int("dev.natsPort", g("dev", "natsPort"), 0, 65535),
       servers: int("dev.servers", g("dev", "servers"), 1, 7),
-      s3Port: int("dev.s3Port", g("dev", "s3Port"), 0, 65535),
+    },
+    gateway: {
+      host: str("gateway.host", g("gateway", "host")),
+      port: int("gateway.port", g("gateway", "port"), 0, 65535),
+      region: str("gateway.region", g("gateway", "region")),
+      domains: list("gateway.domains", g("gateway", "domains")),
+      maxPutBytes: int("gateway.maxPutBytes", g("gateway", "maxPutBytes"), 1, 5 * 1024 ** 4),
+      ...keyPair(opt("gateway", "accessKey"), opt("gateway", "secretKey")),
     },
     log: { level },
   });
@@ -174,6 +211,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
       multipartMaxAgeMs: e("SHOAL_MULTIPART_MAX_AGE_MS"),
     },
     dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
+    gateway: { port: e("SHOAL_S3_PORT"), host: e("SHOAL_S3_HOST"), region: e("SHOAL_REGION"), accessKey: e("SHOAL_ACCESS_KEY"), secretKey: e("SHOAL_SECRET_KEY"), domains: e("SHOAL_S3_DOMAINS") },
     log: { level: e("SHOAL_LOG_LEVEL") },
   };
 }

@@ -17,7 +17,8 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   });
   const config = configFor(values, {
     ...commonFlagsLayer(values),
-    dev: { dataDir: values.data, natsPort: values["nats-port"], servers: values.servers, s3Port: values["s3-port"] },
+    dev: { dataDir: values.data, natsPort: values["nats-port"], servers: values.servers },
+    gateway: { port: values["s3-port"] },
   });
   const log = createLogger({ level: config.log.level });
   const say = (line: string) => stdout.write(`${line}\n`);

@@ -53,6 +53,14 @@ export const ERRORS = {
   SignatureDoesNotMatch: { s3: "SignatureDoesNotMatch", http: 403, nats: 403, retryable: false, message: "The request signature we calculated does not match the signature you provided." },
   RequestTimeTooSkewed: { s3: "RequestTimeTooSkewed", http: 403, nats: 403, retryable: false, message: "The difference between the request time and the server's time is too large." },
 
+  InvalidAccessKeyId: { s3: "InvalidAccessKeyId", http: 403, nats: 403, retryable: false, message: "The AWS access key Id you provided does not exist in our records." },
+  AuthorizationHeaderMalformed: { s3: "AuthorizationHeaderMalformed", http: 400, nats: 400, retryable: false, message: "The authorization header is malformed." },
+  AuthorizationQueryParametersError: { s3: "AuthorizationQueryParametersError", http: 400, nats: 400, retryable: false, message: "The presigned URL's authorization parameters are malformed." },
+  ContentSha256Mismatch: { s3: "XAmzContentSHA256Mismatch", http: 400, nats: 400, retryable: false, message: "The provided 'x-amz-content-sha256' header does not match what was computed." },
+  IncompleteBody: { s3: "IncompleteBody", http: 400, nats: 400, retryable: false, message: "You did not provide the number of bytes specified by the Content-Length HTTP header." },
+  InvalidDigest: { s3: "InvalidDigest", http: 400, nats: 400, retryable: false, message: "The Content-MD5 or checksum you specified is not valid." },
+  MissingContentLength: { s3: "MissingContentLength", http: 411, nats: 411, retryable: false, message: "You must provide the Content-Length HTTP header." },
+
   // --- operations not offered -----------------------------------------------
   NotImplemented: { s3: "NotImplemented", http: 501, nats: 501, retryable: false, message: "A header or operation you provided implies functionality that is not implemented." },
 

@@ -5,7 +5,8 @@
 import { createLogger } from "../log.ts";
 import { startActors, installSignalHandlers } from "../runtime/index.ts";
 import { parseFlags } from "./args.ts";
-import { startDevEngine } from "./dev.ts";
+import { portIsFree, startDevEngine } from "./dev.ts";
+import { runGateway } from "../gateway/index.ts";
 import { commonFlagsLayer, configFor, EXIT, type CliDeps } from "./main.ts";
 
 export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.WritableStream): Promise<number> {
@@ -26,9 +27,15 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   const c = engine.credentials;
   const nats = { servers: engine.urls, user: c.appUser, pass: c.appPassword, sysUser: c.sysUser, sysPass: c.sysPassword };
   let running: { stop(): Promise<void> } | undefined;
+  let gateway: Awaited<ReturnType<typeof runGateway>> | undefined;
   try {
     running = await startActors(Object.values(deps.actors), { nats, runtime: config.runtime, storage: config.storage, logger: log });
+    const wantPort = config.gateway.port;
+    const port = wantPort === 0 || !(await portIsFree(wantPort, config.gateway.host)) ? 0 : wantPort;
+    if (wantPort !== 0 && port === 0) process.stderr.write(`shoal: port ${wantPort} is taken; the S3 gateway uses a free port instead\n`);
+    gateway = await runGateway({ config: { ...config.gateway, port }, nats, logger: log, fallback: { accessKey: c.s3AccessKey, secretKey: c.s3SecretKey } });
   } catch (e) {
+    await running?.stop();
     await engine.stop();
     throw e;
   }
@@ -36,18 +43,21 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   const url = engine.urls.join(",");
   say(`Shoal dev is up (data in ${engine.dataDir})`);
   say(`NATS: ${url}`);
+  say(`S3: ${gateway.url}`);
   say(`Monitoring: ${engine.monitorUrls.join(",")}`);
-  say(`Credentials: NATS user ${c.appUser} / ${c.appPassword} (also the server's no-auth user); system account ${c.sysUser} / ${c.sysPassword}; kept in ${engine.dataDir}/credentials.json`);
+  say(`Credentials: NATS user ${c.appUser} / ${c.appPassword} (also the server's no-auth user); system account ${c.sysUser} / ${c.sysPassword}; S3 access key ${gateway.accessKey} / secret key ${gateway.secretKey} (region ${config.gateway.region}); kept in ${engine.dataDir}/credentials.json`);
   say(`Actors: ${kinds.length ? kinds.join(", ") : "none"}`);
   say(`Try:`);
   say(`  $ npx shoal mb notes --nats ${url}`);
   say(`  $ echo 'hello, shoal' | npx shoal put - notes/hello.txt --nats ${url}`);
   say(`  $ nats --server ${engine.urls[0]} req shoal.v1.obj.get.notes '{"key":"hello.txt"}'`);
+  say(`  $ AWS_ACCESS_KEY_ID=${gateway.accessKey} AWS_SECRET_ACCESS_KEY=${gateway.secretKey} aws --endpoint-url ${gateway.url} s3 ls s3://notes`);
   say(`Press Ctrl-C to stop.`);
   await new Promise<void>((resolve) =>
     installSignalHandlers(async () => {
       say("shoal dev: stopping…");
       try {
+        await gateway?.close();
         await running?.stop();
       } finally {
         await engine.stop();

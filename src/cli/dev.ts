@@ -16,17 +16,30 @@ import type { DevConfig } from "../config.ts";
 
 export interface DevCredentials extends AccountAuth {
   v: 1;
+  /** The S3 gateway's key pair (unless SHOAL_ACCESS_KEY / SHOAL_SECRET_KEY are set). */
+  s3AccessKey: string;
+  s3SecretKey: string;
 }
 
 /** Credentials generated once per data dir and kept there (mode 0600). */
 export function loadOrCreateCredentials(dataDir: string): DevCredentials {
   const file = join(dataDir, "credentials.json");
-  if (existsSync(file)) {
-    const c = JSON.parse(readFileSync(file, "utf8")) as Partial<DevCredentials>;
-    if (c.v === 1 && c.sysUser && c.sysPassword && c.appUser && c.appPassword) return c as DevCredentials;
-  }
   const secret = () => randomBytes(18).toString("base64url");
-  const creds: DevCredentials = { v: 1, sysUser: "sys", sysPassword: secret(), appUser: "shoal", appPassword: secret() };
+  let old: Partial<DevCredentials> = {};
+  if (existsSync(file)) {
+    old = JSON.parse(readFileSync(file, "utf8")) as Partial<DevCredentials>;
+    if (old.v === 1 && old.sysUser && old.sysPassword && old.appUser && old.appPassword && old.s3AccessKey && old.s3SecretKey) return old as DevCredentials;
+  }
+  // Keep what an older file has; generate what it lacks.
+  const creds: DevCredentials = {
+    v: 1,
+    sysUser: old.sysUser ?? "sys",
+    sysPassword: old.sysPassword ?? secret(),
+    appUser: old.appUser ?? "shoal",
+    appPassword: old.appPassword ?? secret(),
+    s3AccessKey: old.s3AccessKey ?? `SHOAL${randomBytes(8).toString("hex").toUpperCase()}`,
+    s3SecretKey: old.s3SecretKey ?? randomBytes(30).toString("base64url"),
+  };
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);

@@ -20,10 +20,10 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
-import { KV as KV_NAMES, bucketToken, chunkSubject } from "../subjects/index.ts";
+import { KV as KV_NAMES, bucketToken } from "../subjects/index.ts";
 import { decodeRuns, encodeRuns, type ObjectInfo } from "./format.ts";
 import { readObject } from "./reader.ts";
-import { putObject, purgeSubject, writeChunks, type Jet, type StoreRef, type WrittenChunks } from "./writer.ts";
+import { putObject, removeChunks, writeChunks, type Jet, type StoreRef, type WrittenChunks } from "./writer.ts";
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
@@ -134,7 +134,7 @@ export async function uploadPart(
 ): Promise<PartRecord> {
   assertPartNumber(n);
   const w: WrittenChunks = await writeChunks(jet, store, source, { maxSize: MAX_PART_SIZE, ...(o.signal ? { signal: o.signal } : {}) });
-  const drop = () => purgeSubject(jet.jsm, store, chunkSubject(store.name, w.id)).catch(() => undefined);
+  const drop = () => removeChunks(jet.jsm, store, w.id, w.seqs).catch(() => undefined);
   if (o.expectMd5Hex !== undefined && o.expectMd5Hex.toLowerCase() !== w.md5hex) {
     await drop();
     throw new ShoalError("BadDigest", "the part's MD5 does not match the one supplied");
@@ -146,7 +146,7 @@ export async function uploadPart(
     await kv.put(partKey(bucket, upload.uploadId, n), JSON.stringify(rec));
     if (prev && prev.operation === "PUT") {
       const old = parse<PartRecord>(prev.value);
-      if (old.id !== rec.id) await purgeSubject(jet.jsm, store, chunkSubject(store.name, old.id)).catch(() => undefined);
+      if (old.id !== rec.id) await removeChunks(jet.jsm, store, old.id, decodeRuns(old.seqs, old.chunks)).catch(() => undefined);
     }
   } catch (e) {
     await drop();
@@ -231,10 +231,11 @@ export async function completeUpload(
 export async function removeUpload(jet: Jet, kv: KV, store: StoreRef, bucket: string, uploadId: string, parts?: PartRecord[]): Promise<void> {
   const all = parts ?? (await listParts(kv, bucket, uploadId));
   // the record first: a part racing with this sees NoSuchUpload and drops its chunks
-  await kv.purge(uploadKey(bucket, uploadId));
+  // (kv.delete, not kv.purge: a purge is a rollup, see writer.ts deleteSeqs)
+  await kv.delete(uploadKey(bucket, uploadId));
   for (const p of all) {
-    await purgeSubject(jet.jsm, store, chunkSubject(store.name, p.id)).catch(() => undefined);
-    await kv.purge(partKey(bucket, uploadId, p.n)).catch(() => undefined);
+    await removeChunks(jet.jsm, store, p.id, decodeRuns(p.seqs, p.chunks)).catch(() => undefined);
+    await kv.delete(partKey(bucket, uploadId, p.n)).catch(() => undefined);
   }
 }
 

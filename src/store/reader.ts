@@ -53,7 +53,7 @@ export function forgetStream(jsm: JetStreamManager, stream: string): void {
  * responders), which also happens briefly during a failover: the first such
  * failure checks whether the stream exists, and NoSuchBucket ends it.
  */
-async function directGet(jsm: JetStreamManager, stream: string, query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]): Promise<StoredMsg | null> {
+export async function directGet(jsm: JetStreamManager, stream: string, query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]): Promise<StoredMsg | null> {
   let checked = false;
   return retry(
     async () => {

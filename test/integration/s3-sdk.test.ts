@@ -100,3 +100,49 @@ test("@aws-sdk/client-s3 v3 (default flexible checksums): the whole scenario", a
   await c.send(new DeleteBucketCommand({ Bucket: "sdk-bucket" }));
   t.false((await c.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === "sdk-bucket") ?? false);
 });
+
+test("multipart state lives in JetStream: an upload begun on one gateway finishes on another after the first is gone", async (t) => {
+  const { gateways, client: shoal } = await startS3(t, { gateways: 2, instances: 2 });
+  const a = s3(gateways[0]!.url);
+  const b = s3(gateways[1]!.url);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  const { CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, ListPartsCommand, ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
+  await a.send(new CreateBucketCommand({ Bucket: "handoff" }));
+  const { UploadId } = await a.send(new CreateMultipartUploadCommand({ Bucket: "handoff", Key: "k.bin", ContentType: "application/x-handoff" }));
+  const p1 = randomBytes(5 * MiB);
+  const p2 = randomBytes(1234);
+  const e1 = (await a.send(new UploadPartCommand({ Bucket: "handoff", Key: "k.bin", UploadId, PartNumber: 1, Body: p1 }))).ETag!;
+  await gateways[0]!.close();
+  t.is((await b.send(new ListMultipartUploadsCommand({ Bucket: "handoff" }))).Uploads?.[0]?.UploadId, UploadId);
+  t.deepEqual((await b.send(new ListPartsCommand({ Bucket: "handoff", Key: "k.bin", UploadId }))).Parts?.map((p) => p.PartNumber), [1]);
+  const e2 = (await b.send(new UploadPartCommand({ Bucket: "handoff", Key: "k.bin", UploadId, PartNumber: 2, Body: p2 }))).ETag!;
+  const done = await b.send(new CompleteMultipartUploadCommand({ Bucket: "handoff", Key: "k.bin", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }] } }));
+  t.regex(done.ETag!, /-2"$/);
+  const got = await shoal.get("handoff", "k.bin");
+  t.true(Buffer.from(await got.bytes()).equals(Buffer.concat([p1, p2])));
+  t.is(got.info.contentType, "application/x-handoff");
+});
+
+test("virtual-hosted-style addressing: the bucket in the Host header", async (t) => {
+  const { endpoint, client: shoal } = await startS3(t);
+  await shoal.createBucket("vhost-bucket");
+  await shoal.put("vhost-bucket", "dir/file.txt", "virtual host");
+  const port = new URL(endpoint).port;
+  const { signRequest } = await import("../../src/gateway/auth.ts");
+  const host = `vhost-bucket.localhost:${port}`;
+  const headers = signRequest({ method: "GET", rawPath: "/dir/file.txt", rawQuery: "", headers: { host } }, S3_CREDS);
+  const { request } = await import("node:http");
+  const body = await new Promise<string>((resolve, reject) => {
+    request({ host: "127.0.0.1", port, path: "/dir/file.txt", headers: headers as Record<string, string> }, (res) => {
+      let b = "";
+      res.on("data", (c) => (b += c));
+      res.on("end", () => resolve(`${res.statusCode} ${b}`));
+    })
+      .on("error", reject)
+      .end();
+  });
+  t.is(body, "200 virtual host");
+});

@@ -39,6 +39,19 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
     await engine.stop();
     throw e;
   }
+  // Handlers first: a Ctrl-C that arrives while the banner prints must still drain.
+  const stopped = new Promise<void>((resolve) =>
+    installSignalHandlers(async () => {
+      say("shoal dev: stopping…");
+      try {
+        await gateway?.close();
+        await running?.stop();
+      } finally {
+        await engine.stop();
+      }
+      resolve();
+    }, config.runtime.drainTimeoutMs),
+  );
   const kinds = Object.keys(deps.actors);
   const url = engine.urls.join(",");
   say(`Shoal dev is up (data in ${engine.dataDir})`);
@@ -53,18 +66,7 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   say(`  $ nats --server ${engine.urls[0]} req shoal.v1.obj.get.notes '{"key":"hello.txt"}'`);
   say(`  $ AWS_ACCESS_KEY_ID=${gateway.accessKey} AWS_SECRET_ACCESS_KEY=${gateway.secretKey} aws --endpoint-url ${gateway.url} s3 ls s3://notes`);
   say(`Press Ctrl-C to stop.`);
-  await new Promise<void>((resolve) =>
-    installSignalHandlers(async () => {
-      say("shoal dev: stopping…");
-      try {
-        await gateway?.close();
-        await running?.stop();
-      } finally {
-        await engine.stop();
-      }
-      resolve();
-    }, config.runtime.drainTimeoutMs),
-  );
+  await stopped;
   say("shoal dev: stopped");
   return EXIT.ok;
 }

@@ -41,7 +41,7 @@ test("usage errors exit 2 with a clear message; nothing starts", (t) => {
 
 test("shoal dev --servers 3 starts a local 3-node cluster that takes R3 streams, and stops on SIGINT", async (t) => {
   const data = tempDir(t);
-  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--servers", "3", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--servers", "3", "--s3-port", "0", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));
@@ -73,7 +73,7 @@ test("shoal dev takes a free port instead of a requested port that is already ta
   t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
   const taken = (blocker.address() as { port: number }).port;
   const data = tempDir(t);
-  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--nats-port", String(taken), "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--nats-port", String(taken), "--s3-port", "0", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));

@@ -146,3 +146,50 @@ test("virtual-hosted-style addressing: the bucket in the Host header", async (t)
   });
   t.is(body, "200 virtual host");
 });
+
+test("S3 details: conditional GET and copy, response overrides, UploadPartCopy, abort, quiet batch delete, URL encoding, owner, location", async (t) => {
+  const { endpoint, client: shoal } = await startS3(t);
+  const c = s3(endpoint);
+  t.teardown(() => c.destroy());
+  const m = await import("@aws-sdk/client-s3");
+  await c.send(new CreateBucketCommand({ Bucket: "details" }));
+  const put = await c.send(new PutObjectCommand({ Bucket: "details", Key: "a b/ü.txt", Body: "conditional", ContentType: "text/plain" }));
+  const etag = put.ETag!;
+  // conditional GET: 304 and 412 surface as errors with those statuses
+  const status = async (p: Promise<unknown>) => p.then(() => 200, (e: { $metadata?: { httpStatusCode?: number } }) => e.$metadata?.httpStatusCode);
+  t.is(await status(c.send(new GetObjectCommand({ Bucket: "details", Key: "a b/ü.txt", IfNoneMatch: etag }))), 304);
+  t.is(await status(c.send(new GetObjectCommand({ Bucket: "details", Key: "a b/ü.txt", IfMatch: '"0123"' }))), 412);
+  t.is(await status(c.send(new GetObjectCommand({ Bucket: "details", Key: "a b/ü.txt", IfModifiedSince: new Date(Date.now() + 60_000) }))), 304);
+  t.is(await status(c.send(new GetObjectCommand({ Bucket: "details", Key: "a b/ü.txt", IfUnmodifiedSince: new Date(Date.now() - 3_600_000) }))), 412);
+  t.is(await status(c.send(new GetObjectCommand({ Bucket: "details", Key: "a b/ü.txt", IfMatch: etag }))), 200);
+  // response-* overrides
+  const o = await c.send(new GetObjectCommand({ Bucket: "details", Key: "a b/ü.txt", ResponseContentType: "application/x-override", ResponseContentDisposition: "attachment; filename=x.txt", ResponseCacheControl: "no-store" }));
+  t.is(o.ContentType, "application/x-override");
+  t.is(o.ContentDisposition, "attachment; filename=x.txt");
+  t.is(o.CacheControl, "no-store");
+  // conditional copy
+  t.is(await status(c.send(new CopyObjectCommand({ Bucket: "details", Key: "copy", CopySource: `details/${encodeURIComponent("a b/ü.txt")}`, CopySourceIfMatch: '"nope"' }))), 412);
+  t.is(await status(c.send(new CopyObjectCommand({ Bucket: "details", Key: "copy", CopySource: `details/${encodeURIComponent("a b/ü.txt")}`, CopySourceIfMatch: etag }))), 200);
+  // UploadPartCopy (a range of an existing object) and AbortMultipartUpload
+  const src = randomBytes(6 * MiB);
+  await c.send(new PutObjectCommand({ Bucket: "details", Key: "src.bin", Body: src }));
+  const { UploadId } = await c.send(new m.CreateMultipartUploadCommand({ Bucket: "details", Key: "assembled" }));
+  const pc1 = await c.send(new m.UploadPartCopyCommand({ Bucket: "details", Key: "assembled", UploadId, PartNumber: 1, CopySource: "details/src.bin", CopySourceRange: `bytes=0-${5 * MiB - 1}` }));
+  const pc2 = await c.send(new m.UploadPartCopyCommand({ Bucket: "details", Key: "assembled", UploadId, PartNumber: 2, CopySource: "details/src.bin", CopySourceRange: `bytes=${5 * MiB}-${6 * MiB - 1}` }));
+  await c.send(new m.CompleteMultipartUploadCommand({ Bucket: "details", Key: "assembled", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: pc1.CopyPartResult!.ETag! }, { PartNumber: 2, ETag: pc2.CopyPartResult!.ETag! }] } }));
+  t.true(Buffer.from(await shoal.getBytes("details", "assembled")).equals(src));
+  const abandoned = await c.send(new m.CreateMultipartUploadCommand({ Bucket: "details", Key: "abandoned" }));
+  await c.send(new m.UploadPartCommand({ Bucket: "details", Key: "abandoned", UploadId: abandoned.UploadId, PartNumber: 1, Body: "x" }));
+  await c.send(new m.AbortMultipartUploadCommand({ Bucket: "details", Key: "abandoned", UploadId: abandoned.UploadId }));
+  t.is(await status(c.send(new m.ListPartsCommand({ Bucket: "details", Key: "abandoned", UploadId: abandoned.UploadId }))), 404);
+  t.deepEqual((await c.send(new m.ListMultipartUploadsCommand({ Bucket: "details" }))).Uploads ?? [], []);
+  // quiet batch delete reports only errors
+  const quiet = await c.send(new DeleteObjectsCommand({ Bucket: "details", Delete: { Quiet: true, Objects: [{ Key: "copy" }, { Key: "never-existed" }] } }));
+  t.deepEqual(quiet.Deleted ?? [], []);
+  t.deepEqual(quiet.Errors ?? [], []);
+  // URL-encoded listing with owners; bucket location
+  const l = await c.send(new ListObjectsV2Command({ Bucket: "details", EncodingType: "url", FetchOwner: true, Prefix: "a b/" }));
+  t.is(l.Contents?.[0]?.Owner?.DisplayName, "SHOALTESTKEY");
+  t.true(["a%20b/%C3%BC.txt", "a b/ü.txt"].includes(l.Contents?.[0]?.Key ?? ""), l.Contents?.[0]?.Key);
+  t.is((await c.send(new m.GetBucketLocationCommand({ Bucket: "details" }))).LocationConstraint ?? "", "");
+});

@@ -1,0 +1,171 @@
+/**
+ * The S3 gateway, driven by @aws-sdk/client-s3, against (a) Shoal's NATS API
+ * (the SDK, same servers, same run) and (b) s3rver, a filesystem S3 server,
+ * driven the same way. The gateway and the storage actor each run in their
+ * own process (`shoal start`), so the gateway's peak RSS is its own.
+ *
+ *   npm run bench -- gateway          (BENCH_QUICK=1 for a short run)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import S3rver from "s3rver";
+import { NatsServer } from "../src/engine/server.ts";
+import { ShoalClient } from "../src/client/index.ts";
+
+const QUICK = process.env["BENCH_QUICK"] === "1";
+const MiB = 1024 * 1024;
+const BIG = (QUICK ? 16 : 64) * MiB;
+const RUNS = QUICK ? 1 : 3;
+const HUGE = (QUICK ? 256 : 1024) * MiB;
+const auth = { sysUser: "sys", sysPassword: "s", appUser: "shoal", appPassword: "a" };
+const KEYS = { accessKey: "BENCHKEY", secretKey: "bench-secret-key-0123456789" };
+const root = new URL("../", import.meta.url).pathname;
+const dirs: string[] = [];
+const procs: ChildProcess[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
+  dirs.push(d);
+  return d;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const body = randomBytes(BIG);
+const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
+async function mbps(fn: (i: number) => Promise<void>): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await fn(i);
+    ts.push((performance.now() - t0) / 1000);
+  }
+  return BIG / MiB / median(ts);
+}
+
+function s3(endpoint: string, creds = KEYS) {
+  return new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: creds.accessKey, secretAccessKey: creds.secretKey } });
+}
+
+/** `shoal start …` in its own process; resolves with its stdout's S3 URL when asked for. */
+async function shoalProcess(args: string[], waitFor?: RegExp): Promise<{ child: ChildProcess; match?: string }> {
+  const child = spawn(process.execPath, ["bin/shoal.js", "start", ...args, "--log-level", "warn"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, SHOAL_ACCESS_KEY: KEYS.accessKey, SHOAL_SECRET_KEY: KEYS.secretKey, SHOAL_S3_PORT: "0" },
+  });
+  procs.push(child);
+  if (!waitFor) return { child };
+  let out = "";
+  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+  for (let i = 0; i < 300; i++) {
+    const m = waitFor.exec(out);
+    if (m) return { child, match: m[1]! };
+    await sleep(50);
+  }
+  throw new Error(`no ${waitFor} from shoal start: ${out}`);
+}
+
+async function drain(b: unknown): Promise<number> {
+  let n = 0;
+  for await (const c of b as AsyncIterable<Uint8Array>) n += c.byteLength;
+  return n;
+}
+
+async function smallOps(c: S3Client, bucket: string, conc: number): Promise<{ put: number; get: number }> {
+  const N = QUICK ? 300 : 2000;
+  const data = randomBytes(4096);
+  const run = async (fn: (i: number) => Promise<unknown>) => {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: conc }, async () => {
+      while (next < N) await fn(next++);
+    }));
+    return N / ((performance.now() - t0) / 1000);
+  };
+  const put = await run((i) => c.send(new PutObjectCommand({ Bucket: bucket, Key: `s/${i}`, Body: data })));
+  const get = await run(async (i) => drain((await c.send(new GetObjectCommand({ Bucket: bucket, Key: `s/${i}` }))).Body));
+  return { put, get };
+}
+
+const out: string[] = [];
+try {
+  const srv = new NatsServer({ name: "g1", dir: tmp(), auth, maxFileStore: "40GB" });
+  await srv.start();
+  await shoalProcess(["--actors", "storage", "--nats", srv.url]);
+  const gw = await shoalProcess(["--gateway", "--nats", srv.url], /^S3: (http:\S+)$/m);
+  const endpoint = gw.match!;
+  const shoal = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 10_000 });
+  for (let i = 0; i < 200; i++) {
+    try {
+      await shoal.listBuckets();
+      break;
+    } catch {
+      await sleep(50);
+    }
+  }
+  const gwc = s3(endpoint);
+  await gwc.send(new CreateBucketCommand({ Bucket: "bench" }));
+
+  // s3rver on a free port, files in a temp dir
+  const s3rver = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: tmp(), configureBuckets: [{ name: "bench", configs: [] }] });
+  const addr = (await s3rver.run()) as unknown as { port: number };
+  const s3rc = s3(`http://127.0.0.1:${addr.port}`, { accessKey: "S3RVER", secretKey: "S3RVER" });
+
+  const gwPut = await mbps((i) => gwc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined));
+  const gwGet = await mbps(async () => void (await drain((await gwc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)));
+  const apiPut = await mbps(async (i) => void (await shoal.put("bench", `api${i}`, Readable.from((function* () { for (let o = 0; o < BIG; o += MiB) yield body.subarray(o, o + MiB); })()))));
+  const apiGet = await mbps(async () => void (await drain((await shoal.get("bench", "api0")).body)));
+  const rvPut = await mbps((i) => s3rc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined));
+  const rvGet = await mbps(async () => void (await drain((await s3rc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)));
+
+  const gwSmall = await smallOps(gwc, "bench", 16);
+  const rvSmall = await smallOps(s3rc, "bench", 16);
+
+  // 1 GiB up (multipart) and down through the gateway; its peak RSS
+  const hugeSha = createHash("sha256");
+  const src = Readable.from((function* () {
+    const block = randomBytes(MiB);
+    for (let o = 0; o < HUGE; o += MiB) {
+      hugeSha.update(block);
+      yield block;
+    }
+  })());
+  const t0 = performance.now();
+  await new Upload({ client: gwc, params: { Bucket: "bench", Key: "huge", Body: src }, partSize: 16 * MiB, queueSize: 4 }).done();
+  const upS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const downSha = createHash("sha256");
+  for await (const c of (await gwc.send(new GetObjectCommand({ Bucket: "bench", Key: "huge" }))).Body as AsyncIterable<Uint8Array>) downSha.update(c);
+  const downS = (performance.now() - t1) / 1000;
+  const rss = peakRss(gw.child.pid!);
+  const same = downSha.digest("hex") === hugeSha.digest("hex");
+
+  out.push(`\nShoal S3 gateway benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS}${QUICK ? " (BENCH_QUICK)" : ""}; client: @aws-sdk/client-s3 (default checksums)`);
+  out.push("", "| path | PUT MB/s | GET MB/s | PUT vs NATS API | GET vs NATS API | PUT vs s3rver | GET vs s3rver |", "|---|---|---|---|---|---|---|");
+  const row = (n: string, p: number, g: number) => out.push(`| ${n} | ${p.toFixed(0)} | ${g.toFixed(0)} | ${(p / apiPut).toFixed(2)} | ${(g / apiGet).toFixed(2)} | ${(p / rvPut).toFixed(2)} | ${(g / rvGet).toFixed(2)} |`);
+  row("Shoal NATS API (SDK)", apiPut, apiGet);
+  row("**Shoal S3 gateway**", gwPut, gwGet);
+  row("s3rver (filesystem)", rvPut, rvGet);
+  out.push("", "| 4 KiB objects, concurrency 16 | Shoal gateway | s3rver | ratio |", "|---|---|---|---|");
+  out.push(`| PUT ops/s | ${gwSmall.put.toFixed(0)} | ${rvSmall.put.toFixed(0)} | ${(gwSmall.put / rvSmall.put).toFixed(2)} |`);
+  out.push(`| GET ops/s | ${gwSmall.get.toFixed(0)} | ${rvSmall.get.toFixed(0)} | ${(gwSmall.get / rvSmall.get).toFixed(2)} |`);
+  out.push("", "| measurement | result |", "|---|---|");
+  out.push(`| ${HUGE / MiB} MiB object up (multipart) and down through the gateway: gateway peak RSS | ${rss.toFixed(0)} MiB (up ${(HUGE / MiB / upS).toFixed(0)} MB/s, down ${(HUGE / MiB / downS).toFixed(0)} MB/s, ${same ? "bytes match" : "BYTES DIFFER"}) |`);
+  console.log(out.join("\n"));
+  gwc.destroy();
+  s3rc.destroy();
+  await s3rver.close();
+  await shoal.close();
+  for (const p of procs) p.kill("SIGTERM");
+  await sleep(500);
+  await srv.stop();
+} finally {
+  for (const p of procs) p.kill("SIGKILL");
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}

@@ -9,6 +9,7 @@
  * chunk (capped) is held; plain bodies pass through untouched.
  */
 import { createHash, type Hash } from "node:crypto";
+import * as zlib from "node:zlib";
 import { ShoalError } from "../errors/index.ts";
 import { chunkSignature, trailerSignature, type Verified } from "./auth.ts";
 
@@ -45,9 +46,25 @@ class Crc {
   }
 }
 
+/** CRC32 with zlib's native implementation when Node has it (20.15+), else the table. */
+class NativeCrc32 {
+  private c = 0;
+  constructor(private readonly fn: (data: Uint8Array, value?: number) => number) {}
+  update(b: Uint8Array): this {
+    this.c = this.fn(b, this.c);
+    return this;
+  }
+  digest(): Buffer {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(this.c >>> 0);
+    return out;
+  }
+}
+const nativeCrc32 = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+
 type Digester = { update(b: Uint8Array): unknown; digest(): Buffer };
 const ALGORITHMS: Record<string, { make: () => Digester; bytes: number }> = {
-  crc32: { make: () => new Crc(CRC32), bytes: 4 },
+  crc32: { make: () => (nativeCrc32 ? new NativeCrc32(nativeCrc32) : new Crc(CRC32)), bytes: 4 },
   crc32c: { make: () => new Crc(CRC32C), bytes: 4 },
   sha1: { make: () => createHash("sha1") as Hash & Digester, bytes: 20 },
   sha256: { make: () => createHash("sha256") as Hash & Digester, bytes: 32 },

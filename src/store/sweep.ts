@@ -38,6 +38,8 @@ export interface SweepReport {
   markersPurged: number;
   /** Markers old enough but kept because a durable consumer has not read them. */
   markersHeld: number;
+  /** Replaced metadata messages removed (once every durable reader had passed them). */
+  supersededRemoved: number;
   orphansPurged: number;
   orphanMessagesPurged: number;
 }
@@ -45,32 +47,48 @@ export interface SweepReport {
 interface Scan {
   referenced: Set<string>;
   markers: Array<{ subject: string; seq: number; ms: number }>;
+  /** Metadata messages a later one on the same subject replaces. */
+  superseded: number[];
+  /** Keys (subjects) with metadata. */
   count: number;
 }
 
-/** Reads the last metadata message of every key (one ordered pass). */
+/**
+ * Reads every metadata message once, in order (one ordered pass): the last
+ * one of each key says what is live or deleted; the earlier ones are
+ * superseded versions the writer leaves in place so that a lagging commit-log
+ * reader (the replicator) still sees every change.
+ */
 async function scanMetadata(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef): Promise<Scan> {
-  const scan: Scan = { referenced: new Set(), markers: [], count: 0 };
+  const scan: Scan = { referenced: new Set(), markers: [], superseded: [], count: 0 };
   const filter = metaSubjectAll(store.name);
   const last = await jsm.direct.getMessage(store.stream, { last_by_subj: filter }).catch(() => null);
   if (!last) return scan;
-  const consumer = await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.LastPerSubject });
+  const lastOf = new Map<string, { seq: number; deleted: boolean; nuid: string | undefined; ms: number }>();
+  const consumer = await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
   const msgs = await consumer.consume();
   try {
     for await (const m of msgs) {
-      scan.count++;
+      const prev = lastOf.get(m.subject);
+      if (prev) scan.superseded.push(prev.seq);
+      let entry = { seq: m.seq, deleted: false, nuid: undefined as string | undefined, ms: Math.floor(m.info.timestampNanos / 1e6) };
       try {
         const meta = decodeStoredMeta(m.data);
-        if (meta.deleted) scan.markers.push({ subject: m.subject, seq: m.seq, ms: Math.floor(m.info.timestampNanos / 1e6) });
-        else scan.referenced.add(meta.nuid);
+        entry = { ...entry, deleted: meta.deleted === true, nuid: meta.deleted ? undefined : meta.nuid };
       } catch {
-        // foreign metadata: leave it alone
+        // foreign metadata: never treated as a marker, never as a reference
       }
+      lastOf.set(m.subject, entry);
       if (m.info.pending === 0 || m.seq >= last.seq) break;
     }
   } finally {
     await msgs.close().catch(() => undefined);
   }
+  for (const [subject, e] of lastOf) {
+    if (e.deleted) scan.markers.push({ subject, seq: e.seq, ms: e.ms });
+    else if (e.nuid) scan.referenced.add(e.nuid);
+  }
+  scan.count = lastOf.size;
   return scan;
 }
 
@@ -86,23 +104,24 @@ async function durableFloor(jsm: JetStreamManager, stream: string): Promise<numb
 
 export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef, o: SweepOptions): Promise<SweepReport> {
   const now = (o.now ?? Date.now)();
-  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0 };
+  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, orphansPurged: 0, orphanMessagesPurged: 0 };
   const scan = await scanMetadata(js, jsm, store);
   report.metadata = scan.count;
 
   const old = scan.markers.filter((m) => now - m.ms > o.markerTtlMs);
-  if (old.length > 0) {
+  if (old.length > 0 || scan.superseded.length > 0) {
     const floor = await durableFloor(jsm, store.stream);
+    // Superseded versions first (only those every durable reader has passed),
+    // so that deleting a marker can never expose an older version.
+    const gone = scan.superseded.filter((q) => q < floor);
+    await deleteSeqs(jsm, store.stream, gone);
+    report.supersededRemoved = gone.length;
     for (const m of old) {
-      if (m.seq >= floor) {
+      if (m.seq >= floor || (await hasOlder(jsm, store, m))) {
         report.markersHeld++;
         continue;
       }
-      // Message deletes (a purge would move consumers, see writer.ts deleteSeqs):
-      // first any older metadata left on the subject, the marker last, so
-      // that an older version can never become the key's last message.
-      const older = (await seqsOfSubject(jsm, store.stream, m.subject)).filter((q) => q < m.seq);
-      await deleteSeqs(jsm, store.stream, older);
+      // one message delete: a purge would move consumers (writer.ts, deleteSeqs)
       await deleteSeqs(jsm, store.stream, [m.seq]);
       report.markersPurged++;
     }
@@ -133,4 +152,9 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
     }
   }
   return report;
+}
+
+/** True when an older metadata message is still stored under the marker's subject. */
+async function hasOlder(jsm: JetStreamManager, store: StoreRef, m: { subject: string; seq: number }): Promise<boolean> {
+  return (await seqsOfSubject(jsm, store.stream, m.subject)).some((q) => q < m.seq);
 }

@@ -2,9 +2,11 @@
  * Writing objects: chunks are published with a bounded window of pending
  * acks (not one at a time), MD5 and SHA-256 are computed while streaming, the
  * metadata is committed last (compare-and-set on the key's last sequence),
- * the replaced version's metadata message and chunks are deleted after the
- * commit, and any failure or abort deletes the chunks written so far: a
- * failed write is invisible and leaves nothing behind. No purges and no
+ * the replaced version's chunks are deleted after the commit, and any failure
+ * or abort deletes the chunks written so far: a failed write is invisible and
+ * leaves nothing behind. The replaced metadata message stays until the sweep
+ * removes it — after every durable reader of the commit log (the
+ * replicator) has passed it — so no change goes unseen. No purges and no
  * rollups (see deleteSeqs).
  */
 import { createHash } from "node:crypto";
@@ -290,8 +292,8 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
       deleted: false,
     };
     // Commit, guarded by the revision we last saw (compare-and-set), so we
-    // always know exactly which version we replaced; then remove that
-    // version's metadata message and chunks (message deletes, see deleteSeqs).
+    // always know exactly which version we replaced; then delete its chunks
+    // (message deletes, see deleteSeqs; its metadata is left to the sweep).
     for (let attempt = 0; ; attempt++) {
       const h = natsHeaders();
       h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
@@ -307,8 +309,6 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
           seq = landed;
         }
         const info = toObjectInfo(meta, seq);
-        const replaced = prev?.revision ?? prev?.markerRevision;
-        if (replaced !== undefined && replaced !== seq) await deleteSeqs(jsm, store.stream, [replaced]).catch(() => undefined);
         if (prev?.info && prev.info.nuid !== w.id) await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
         return info;
       } catch (e) {
@@ -362,8 +362,7 @@ function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
 
 /**
  * Deletes a key: a delete marker is committed over the metadata
- * (compare-and-set), then the old metadata message and the object's chunks
- * are deleted. Idempotent: deleting a missing key succeeds.
+ * (compare-and-set), then the object's chunks are deleted. Idempotent: deleting a missing key succeeds.
  * Markers are what the event stream and the list index observe; the storage
  * actor's tombstone sweep purges old ones so they do not pile up.
  */
@@ -381,7 +380,6 @@ export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: strin
       if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
       throw e;
     }
-    if (prev.revision !== undefined) await deleteSeqs(jsm, store.stream, [prev.revision]).catch(() => undefined);
     await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
     return { deleted: true };
   }

@@ -5,5 +5,6 @@
  */
 import type { ActorRegistry } from "../src/cli/actors.ts";
 import { storage } from "./storage/index.ts";
+import { replicator } from "./replicator/index.ts";
 
-export const ACTORS: ActorRegistry = Object.freeze({ storage });
+export const ACTORS: ActorRegistry = Object.freeze({ storage, replicator });

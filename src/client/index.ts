@@ -14,7 +14,9 @@
 import { Readable } from "node:stream";
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
-import { bucketSubject, mpuSubject, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
+import { EVENTS_STREAM, bucketSubject, eventSubject, mpuSubject, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
+import type { ObjectEvent } from "../subjects/events.ts";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerConfig } from "@nats-io/jetstream";
 import { H } from "../subjects/headers.ts";
 import { connectNats } from "../connect.ts";
 import { buildConfig, type NatsConfig } from "../config.ts";
@@ -129,6 +131,21 @@ export interface UploadList {
   nextKeyMarker?: string;
   nextUploadIdMarker?: string;
 }
+
+export interface EventsOptions {
+  /** One bucket's events; all buckets when absent. */
+  bucket?: string;
+  /** Only keys with this prefix (filtered here: keys are not in the subject). */
+  prefix?: string;
+  /** Where to start: a time, an events-stream sequence, "all" (everything kept), or "new" (default). */
+  from?: Date | number | "all" | "new";
+  /** A durable consumer name: resumes where it left off, each event acknowledged after it is yielded. */
+  durable?: string;
+  signal?: AbortSignal;
+}
+
+/** An event as delivered: the event body plus its sequence in SHOAL_EVENTS. */
+export type DeliveredEvent = ObjectEvent & { seq: number };
 
 export interface ClientOptions {
   /** Per-attempt timeout of a request. */
@@ -415,6 +432,59 @@ export class ShoalClient {
       },
       false,
     );
+  }
+
+  /**
+   * Object-change events as an async iterator (stream SHOAL_EVENTS): an
+   * ordered ephemeral consumer, or a durable one when `durable` is given.
+   */
+  async *events(opts: EventsOptions = {}): AsyncGenerator<DeliveredEvent> {
+    const js = jetstream(this.nc);
+    const filter = eventSubject(opts.bucket);
+    const start: Partial<ConsumerConfig> =
+      opts.from instanceof Date
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.from.toISOString() }
+        : typeof opts.from === "number"
+          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.from }
+          : opts.from === "all"
+            ? { deliver_policy: DeliverPolicy.All }
+            : { deliver_policy: DeliverPolicy.New };
+    if (opts.durable) {
+      // One message at a time, acknowledged once the caller asks for the next
+      // one (or stops): nothing is held unacknowledged in a local buffer, so a
+      // reader that stops and comes back resumes exactly after what it saw.
+      const jsm = await jetstreamManager(this.nc);
+      try {
+        await jsm.consumers.info(EVENTS_STREAM, opts.durable);
+      } catch {
+        await jsm.consumers.add(EVENTS_STREAM, { durable_name: opts.durable, filter_subject: filter, ack_policy: AckPolicy.Explicit, ...start });
+      }
+      const consumer = await js.consumers.get(EVENTS_STREAM, opts.durable);
+      while (!opts.signal?.aborted) {
+        const m = await consumer.next({ expires: 1000 });
+        if (!m) continue;
+        const ev = m.json<ObjectEvent>();
+        try {
+          if (opts.prefix === undefined || ev.key.startsWith(opts.prefix)) yield { ...ev, seq: m.seq };
+        } finally {
+          await m.ackAck();
+        }
+      }
+      return;
+    }
+    const consumer = await js.consumers.get(EVENTS_STREAM, { filter_subjects: filter, ...(start as object) });
+    const msgs = await consumer.consume();
+    const stop = () => void msgs.close().catch(() => undefined);
+    opts.signal?.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const m of msgs) {
+        const ev = m.json<ObjectEvent>();
+        if (opts.prefix === undefined || ev.key.startsWith(opts.prefix)) yield { ...ev, seq: m.seq };
+      }
+    } finally {
+      opts.signal?.removeEventListener("abort", stop);
+      stop();
+    }
   }
 
   listPage(bucket: string, opts: ListOptions = {}): Promise<ListPage> {

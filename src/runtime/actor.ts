@@ -357,6 +357,22 @@ export class ActorInstance {
     return this.stopped;
   }
 
+  /**
+   * A crash, for fault injection: the connection closes at once — no drain,
+   * no replies to requests in flight, no presence removal, no acks — as if
+   * the process died. Loops see their signal abort.
+   */
+  async kill(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.draining = true;
+      if (this.hbTimer) clearInterval(this.hbTimer);
+      this.abort.abort(new ShoalError("ShuttingDown"));
+      if (this.nc && !this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+      this.log.info("actor killed");
+    })();
+    return this.stopped;
+  }
+
   private async doStop(deadlineMs: number): Promise<void> {
     const until = Date.now() + deadlineMs;
     const left = () => Math.max(0, until - Date.now());

@@ -1,0 +1,49 @@
+/**
+ * Pure decisions of the replicator: what event a commit-log message is, and
+ * the ids that make publishing it exactly-once. No I/O; unit-tested.
+ */
+import { bucketFromToken, keyFromMetaSubject } from "../../src/subjects/index.ts";
+import { decodeStoredMeta, toObjectInfo } from "../../src/store/format.ts";
+import type { EventKind, ObjectEvent } from "../../src/subjects/events.ts";
+
+/** Nats-Msg-Id of the event for a commit: the same commit always yields the same id. */
+export function eventMsgId(stream: string, seq: number): string {
+  return `${stream}:${seq}`;
+}
+
+export const sequencer = (seq: number) => seq.toString(16).toUpperCase().padStart(16, "0");
+
+/**
+ * The event a metadata message stands for, or undefined for a message that
+ * is not Shoal/ADR-20 metadata (it is skipped, not an error).
+ */
+export function eventFor(stream: string, subject: string, seq: number, timeMs: number, data: Uint8Array, bucketToken: string): { kind: EventKind; event: ObjectEvent } | undefined {
+  let key: string;
+  let meta;
+  try {
+    key = keyFromMetaSubject(subject);
+    meta = decodeStoredMeta(data);
+  } catch {
+    return undefined;
+  }
+  const base = {
+    v: 1 as const,
+    eventTime: new Date(timeMs).toISOString(),
+    bucket: bucketFromToken(bucketToken),
+    key,
+    sequencer: sequencer(seq),
+    revision: seq,
+    source: { stream, seq },
+  };
+  if (meta.deleted) return { kind: "deleted", event: { ...base, eventName: "s3:ObjectRemoved:Delete", size: 0 } };
+  let info;
+  try {
+    info = toObjectInfo(meta, seq);
+  } catch {
+    return undefined;
+  }
+  return {
+    kind: "created",
+    event: { ...base, eventName: "s3:ObjectCreated:Put", size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType },
+  };
+}

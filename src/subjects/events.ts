@@ -1,0 +1,30 @@
+/**
+ * The object-change event: its wire format, shared by the replicator that
+ * publishes it and the SDK that reads it (docs/events.md).
+ */
+export type EventKind = "created" | "deleted";
+
+/** The JSON body of an object-change event (docs/events.md). */
+export interface ObjectEvent {
+  v: 1;
+  /** S3 event names: s3:ObjectCreated:Put, s3:ObjectRemoved:Delete. */
+  eventName: "s3:ObjectCreated:Put" | "s3:ObjectRemoved:Delete";
+  /** When the change was committed (the metadata message's time). */
+  eventTime: string;
+  bucket: string;
+  key: string;
+  /** Bytes, 0 for a delete. */
+  size: number;
+  /** ETag (MD5 hex, or `<md5>-<N>` for multipart); absent for a delete. */
+  etag?: string;
+  /** Base64url SHA-256 of the body; absent for a delete. */
+  sha256?: string;
+  contentType?: string;
+  /** Orders changes to one key: the source stream sequence as 16 hex digits (compare as strings). */
+  sequencer: string;
+  /** The commit's stream sequence (the object's revision for a create). */
+  revision: number;
+  /** Where the change was read: the bucket's stream and the message's sequence. */
+  source: { stream: string; seq: number };
+}
+

@@ -12,6 +12,7 @@ import { parseFlags } from "./args.ts";
 import { runDev } from "./dev-command.ts";
 import { runStart } from "./start-command.ts";
 import { runObjectCommand } from "./objects.ts";
+import { runEvents } from "./events-command.ts";
 import type { ActorRegistry } from "./actors.ts";
 
 export interface CliDeps {
@@ -38,6 +39,8 @@ Usage:
   shoal rm <bucket>/<key>...                             delete objects
   shoal cp <bucket>/<key> <bucket>/<key>                 server-side copy
   shoal stat <bucket>[/<key>]                            bucket or object details
+  shoal events [<bucket>] [--prefix P] [--from T|SEQ|all] [--durable NAME] [--count N]
+                                                         tail object-change events
   shoal setup                                            find or install nats-server (>= 2.9)
   shoal version
   shoal help
@@ -80,6 +83,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       case "cp":
       case "stat":
         return await runObjectCommand(command, rest, stdout, stderr);
+      case "events":
+        return await runEvents(rest, stdout);
       case "setup": {
         const { values } = parseFlags(rest, {});
         const b = ensureNatsServer({ install: true, log: (l) => stderr.write(`${l}\n`) });

@@ -58,3 +58,32 @@ test("shoal mb/put/ls/stat/get/cp/rm/rb round trip, with --json and not-found ex
   t.is((await run(["rb", "cli-bucket"])).status, 0);
   t.is((await run(["put", file])).status, 2, "usage error");
 });
+
+test("shoal events tails object-change events (--from all, --prefix, --count, --json); bad flags are usage errors", async (t) => {
+  const { url, client } = await startShoal(t);
+  const { runActor } = await import("../helpers/actors.ts");
+  const { replicator } = await import("../../actors/replicator/index.ts");
+  await runActor(t, url, replicator);
+  await client.createBucket("cli-events");
+  await client.put("cli-events", "logs/1", "a");
+  await client.put("cli-events", "other", "b");
+  await client.delete("cli-events", "logs/1");
+  const run = (args: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["bin/shoal.js", ...args, "--nats", url], { cwd: root, timeout: 30_000 });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      child.on("close", (status) => resolve({ status, stdout: out, stderr: err }));
+    });
+  const r = await run(["events", "cli-events", "--from", "all", "--prefix", "logs/", "--count", "2", "--json"]);
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(r.stdout.trim().split("\n").map((l) => JSON.parse(l).eventName), ["s3:ObjectCreated:Put", "s3:ObjectRemoved:Delete"]);
+  const plain = await run(["events", "--from", "all", "--count", "1"]);
+  t.regex(plain.stdout, /^\S+Z s3:ObjectCreated:Put cli-events\/logs\/1 1 [0-9a-f]{32}\n$/);
+  t.is((await run(["events", "--from", "yesterday-ish"])).status, 2);
+  const bad = await run(["events", "Bad_Bucket"]);
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /Invalid bucket name/);
+});

@@ -78,8 +78,11 @@ export function summarizePresence(beats: Iterable<Heartbeat>, now: number, ttlMs
 /** Reads KV shoal_actors and returns who is alive now. Malformed entries are skipped. */
 export async function listPresence(kv: KV, now = Date.now(), ttlMs?: number): Promise<Presence> {
   const beats: Heartbeat[] = [];
-  const keys = await kv.keys();
-  for await (const k of keys) {
+  // kv.keys() may repeat a key when its ordered consumer resets under load
+  const seen = new Set<string>();
+  for await (const k of await kv.keys()) {
+    if (seen.has(k)) continue;
+    seen.add(k);
     const e = await kv.get(k);
     if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
     try {

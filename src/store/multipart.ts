@@ -78,9 +78,14 @@ function parse<T>(data: Uint8Array): T {
   return JSON.parse(new TextDecoder().decode(data)) as T;
 }
 
+/** Keys matching `filter`, each once (kv.keys() may repeat one when its ordered consumer resets). */
 async function* keysOf(kv: KV, filter: string): AsyncGenerator<string> {
-  const it = await kv.keys(filter);
-  for await (const k of it) yield k;
+  const seen = new Set<string>();
+  for await (const k of await kv.keys(filter)) {
+    if (seen.has(k)) continue;
+    seen.add(k);
+    yield k;
+  }
 }
 
 export async function createUpload(kv: KV, bucket: string, key: string, o: { contentType?: string; userMeta?: Record<string, string> } = {}): Promise<UploadRecord> {

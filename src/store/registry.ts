@@ -57,7 +57,10 @@ export async function unregisterBucket(kv: KV, name: string): Promise<void> {
 
 export async function listBuckets(kv: KV): Promise<BucketConfig[]> {
   const out: BucketConfig[] = [];
+  const seen = new Set<string>(); // kv.keys() may repeat a key when its ordered consumer resets
   for await (const k of await kv.keys()) {
+    if (seen.has(k)) continue;
+    seen.add(k);
     const c = await getBucket(kv, k).catch(() => undefined);
     if (c) out.push(c);
   }

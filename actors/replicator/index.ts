@@ -15,7 +15,15 @@
  *   each change yields exactly one event. Events are never a second write made
  *   by the storage path: they are derived from the commit log itself.
  *
- * Bucket replication rules and anti-entropy are not implemented yet.
+ * Replication: rules in KV `shoal_replication` (`rule.<id>`), watched. Per
+ *   rule, a durable consumer `shoal-repl-<id>` on the source bucket's commit
+ *   log (one unacked message: commit order per key) applies each change to
+ *   the target bucket — on this cluster or another one (its own connection) —
+ *   streamed and digest-verified, idempotent (copies carry `Shoal-Source`),
+ *   acknowledged only once applied, so a crash resumes where it stopped.
+ *   Progress goes to `status.<id>`. Anti-entropy (src/store/replication.ts
+ *   `scrub`) runs every hour per rule and on request:
+ *   `shoal.ctl.replicator.scrub` `{"id"}` → the report.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -25,7 +33,16 @@ import { backoffDelay } from "../../src/runtime/backoff.ts";
 import { EVENTS_STREAM, KV as KV_NAMES, bucketToken, eventSubject, metaSubjectAll } from "../../src/subjects/index.ts";
 import { storeRef } from "../../src/store/bucket.ts";
 import { openRegistry } from "../../src/store/registry.ts";
-import { publishOnce } from "../../src/store/writer.ts";
+import { publishOnce, type Jet } from "../../src/store/writer.ts";
+import { applyChange, listRules, openReplication, replDurable, ruleKey, scrub, statusKey, type ReplicationRule, type ReplicationStatus, type ScrubReport } from "../../src/store/replication.ts";
+import { storeInfo } from "../../src/store/bucket.ts";
+import { connectNats } from "../../src/connect.ts";
+import { buildConfig } from "../../src/config.ts";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { ShoalError } from "../../src/errors/index.ts";
+import { controlSubject } from "../../src/subjects/index.ts";
+import { parseJsonObject, field, onlyFields } from "../../src/subjects/payload.ts";
 import { eventFor, eventMsgId } from "./logic.ts";
 
 export const EVENTS_DURABLE = "shoal-events";
@@ -102,13 +119,99 @@ async function publishEvent(ctx: ActorContext, stream: string, token: string, m:
   await m.ackAck();
 }
 
+/** Hourly anti-entropy per rule. */
+export const SCRUB_INTERVAL_MS = 3_600_000;
+
+/** The target side of a rule: this cluster's connection, or a connection of its own to another cluster. */
+async function targetOf(ctx: ActorContext, rule: ReplicationRule): Promise<{ jet: Jet; close: () => Promise<void> }> {
+  if (!rule.target.servers?.length) return { jet: { nc: ctx.nc, js: ctx.js, jsm: ctx.jsm }, close: async () => undefined };
+  const cfg = buildConfig({ nats: { servers: rule.target.servers, user: rule.target.user, pass: rule.target.pass, creds: rule.target.creds } }).nats;
+  const nc: NatsConnection = await connectNats(cfg, { name: `shoal-replicator-${ctx.id}-${rule.id}` });
+  return { jet: { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) }, close: () => nc.close().catch(() => undefined) };
+}
+
+/** Applies a rule's changes in commit order until `signal` aborts. */
+async function pumpRule(ctx: ActorContext, kv: KV, rule: ReplicationRule, signal: AbortSignal): Promise<void> {
+  const src = storeRef(rule.source);
+  const target = await targetOf(ctx, rule);
+  const dst = { jet: target.jet, store: storeRef(rule.target.bucket) };
+  const status: ReplicationStatus = { v: 1, applied: 0, skipped: 0, lastSeq: 0, lastApplied: null, lastError: null, updated: new Date().toISOString() };
+  let lastWrite = 0;
+  const save = async (force = false) => {
+    if (!force && Date.now() - lastWrite < 500) return;
+    lastWrite = Date.now();
+    status.updated = new Date().toISOString();
+    await kv.put(statusKey(rule.id), JSON.stringify(status)).catch(() => undefined);
+  };
+  try {
+    await storeInfo(target.jet.jsm, dst.store); // the target bucket must exist (NoSuchBucket otherwise)
+    const durable = replDurable(rule.id);
+    try {
+      await ctx.jsm.consumers.info(src.stream, durable);
+    } catch {
+      await ctx.jsm.consumers
+        .add(src.stream, {
+          durable_name: durable,
+          filter_subject: metaSubjectAll(src.name),
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          max_ack_pending: 1,
+          // short, so a crashed instance's message is redelivered quickly; long copies call working()
+          ack_wait: 5_000_000_000,
+          description: `replicator: ${rule.source} -> ${rule.target.bucket}${rule.target.servers?.length ? " (remote)" : ""}`,
+        })
+        .catch(async (e: unknown) => void (await ctx.jsm.consumers.info(src.stream, durable).catch(() => Promise.reject(e))));
+    }
+    const msgs = await (await ctx.js.consumers.get(src.stream, durable)).consume({ max_messages: 1 });
+    const stop = () => void msgs.close().catch(() => undefined);
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const m of msgs) {
+        if (signal.aborted) break;
+        const working = setInterval(() => m.working(), 2000); // long copies keep the message
+        try {
+          const d = await applyChange({ jsm: ctx.jsm, store: src }, dst, m, signal);
+          if (d === "skip") status.skipped++;
+          else status.applied++;
+        } finally {
+          clearInterval(working);
+        }
+        await m.ackAck();
+        status.lastSeq = m.seq;
+        status.lastApplied = new Date().toISOString();
+        status.lastError = null;
+        await save();
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      stop();
+    }
+  } catch (e) {
+    status.lastError = e instanceof Error ? e.message : String(e);
+    throw e;
+  } finally {
+    await save(true);
+    await target.close();
+  }
+}
+
+export async function scrubRule(ctx: ActorContext, rule: ReplicationRule, signal?: AbortSignal): Promise<ScrubReport> {
+  const target = await targetOf(ctx, rule);
+  try {
+    return await scrub({ js: ctx.js, jsm: ctx.jsm, store: storeRef(rule.source) }, { jet: target.jet, store: storeRef(rule.target.bucket) }, signal);
+  } finally {
+    await target.close();
+  }
+}
+
 export const replicator = defineActor({
   kind: "replicator",
   description: "Shoal object-change events (and, later, bucket replication)",
   contract: {
     consumes: [`$O.<bucket>.M.> (durable consumer ${EVENTS_DURABLE} per bucket)`, `$KV.${KV_NAMES.buckets}.> (watch: buckets come and go)`],
-    publishes: ["shoal.events.<bucket>.<created|deleted> (stream SHOAL_EVENTS)"],
-    kv: [KV_NAMES.buckets],
+    publishes: ["shoal.events.<bucket>.<created|deleted> (stream SHOAL_EVENTS)", "replicated objects into target buckets (this or another cluster)"],
+    serves: [controlSubject("replicator", "scrub")],
+    kv: [KV_NAMES.buckets, KV_NAMES.replication],
   },
   start: async (ctx: ActorContext) => {
     await ensureEventsStream(ctx);
@@ -157,10 +260,75 @@ export const replicator = defineActor({
       }
     };
 
+    // --- replication rules -------------------------------------------------------
+    const rulesKv: KV = await openReplication(ctx.js);
+    const rulePumps = new Map<string, AbortController>();
+    const superviseRule = async (rule: ReplicationRule, ac: AbortController) => {
+      for (let failures = 0; !ac.signal.aborted; ) {
+        try {
+          await pumpRule(ctx, rulesKv, rule, ac.signal);
+          failures = 0;
+        } catch (e) {
+          if (ac.signal.aborted) break;
+          failures++;
+          const delay = backoffDelay(failures, { baseMs: 200, maxMs: 10_000, jitter: 0.5 });
+          ctx.log.warn({ err: e, rule: rule.id, failures, retryInMs: delay }, "replication pump failed; restarting");
+          await sleep(delay, undefined, { signal: ac.signal }).catch(() => undefined);
+        }
+      }
+    };
+    const watchRules = async () => {
+      const w = await rulesKv.watch({ key: "rule.*" });
+      const stop = () => w.stop();
+      ctx.signal.addEventListener("abort", stop, { once: true });
+      try {
+        for await (const e of w) {
+          const id = e.key.slice("rule.".length);
+          rulePumps.get(id)?.abort();
+          rulePumps.delete(id);
+          if (e.operation !== "PUT" || ctx.signal.aborted) continue;
+          const ac = new AbortController();
+          ctx.signal.addEventListener("abort", () => ac.abort(), { once: true });
+          rulePumps.set(id, ac);
+          void superviseRule(e.json<ReplicationRule>(), ac);
+        }
+      } finally {
+        ctx.signal.removeEventListener("abort", stop);
+      }
+    };
+    const scrubLoop = async () => {
+      while (!ctx.signal.aborted) {
+        await sleep(SCRUB_INTERVAL_MS * (0.8 + 0.4 * Math.random()), undefined, { signal: ctx.signal }).catch(() => undefined);
+        if (ctx.signal.aborted) break;
+        for (const rule of await listRules(rulesKv)) {
+          try {
+            const r = await scrubRule(ctx, rule, ctx.signal);
+            if (r.copied + r.deleted > 0) ctx.log.info({ rule: rule.id, ...r }, "anti-entropy repaired the target");
+          } catch (e) {
+            ctx.log.warn({ err: e, rule: rule.id }, "anti-entropy failed; next round retries");
+          }
+        }
+      }
+    };
+    const scrubControl = async (req: { data: Uint8Array }) => {
+      const o = parseJsonObject(req.data);
+      onlyFields(o, ["v", "id"]);
+      const id = field.string(o, "id");
+      const e = await rulesKv.get(ruleKey(id));
+      if (!e || e.operation !== "PUT") throw new ShoalError("InvalidArgument", `no replication rule ${JSON.stringify(id)}`);
+      return { v: 1, id, ...(await scrubRule(ctx, e.json<ReplicationRule>(), ctx.signal)) };
+    };
+
     return {
-      loops: [{ name: "buckets", run: watchBuckets }],
+      loops: [
+        { name: "buckets", run: watchBuckets },
+        { name: "rules", run: watchRules },
+        { name: "scrub", run: scrubLoop },
+      ],
+      controls: [{ subject: controlSubject("replicator", "scrub"), handler: scrubControl }],
       close: () => {
         for (const b of [...pumps.keys()]) stopPump(b);
+        for (const ac of rulePumps.values()) ac.abort();
       },
     };
   },

@@ -12,9 +12,10 @@
  * failover costs seconds, not stacked 5 s timeouts.
  */
 import { Readable } from "node:stream";
-import { createInbox, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
+import { createInbox, headers as natsHeaders, nuid, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
-import { EVENTS_STREAM, bucketSubject, eventSubject, mpuSubject, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
+import { EVENTS_STREAM, bucketSubject, controlSubject, eventSubject, metaSubjectAll, mpuSubject, objectStoreName, objectStoreStream, objectSubject, type BucketOp, type ObjectOp } from "../subjects/index.ts";
+import { listRules, openReplication, replDurable, ruleKey, statusKey, validateRule, type ReplicationRule, type ReplicationStatus, type ReplicationTarget, type ScrubReport } from "../store/replication.ts";
 import type { ObjectEvent } from "../subjects/events.ts";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerConfig } from "@nats-io/jetstream";
 import { H } from "../subjects/headers.ts";
@@ -485,6 +486,68 @@ export class ShoalClient {
       opts.signal?.removeEventListener("abort", stop);
       stop();
     }
+  }
+
+  // --- replication rules (KV shoal_replication, applied by the replicator) ----------
+
+  /** Adds a rule: every change to `source` is applied to `target` (this cluster, or `target.servers`). */
+  async addReplication(source: string, target: ReplicationTarget): Promise<ReplicationRule> {
+    validateRule({ source, target });
+    await this.bucketInfo(source); // NoSuchBucket
+    if (!target.servers?.length) await this.bucketInfo(target.bucket);
+    const kv = await openReplication(jetstream(this.nc));
+    const rule: ReplicationRule = { v: 1, id: nuid.next().slice(-10).toLowerCase(), source, target, created: new Date().toISOString() };
+    await kv.create(ruleKey(rule.id), JSON.stringify(rule));
+    return rule;
+  }
+
+  async listReplications(): Promise<ReplicationRule[]> {
+    return listRules(await openReplication(jetstream(this.nc)));
+  }
+
+  /** Removes a rule, its progress and its consumer. */
+  async removeReplication(id: string): Promise<{ removed: boolean }> {
+    const kv = await openReplication(jetstream(this.nc));
+    const e = await kv.get(ruleKey(id));
+    if (!e || e.operation !== "PUT") return { removed: false };
+    const rule = e.json<ReplicationRule>();
+    await kv.delete(ruleKey(id));
+    await kv.delete(statusKey(id)).catch(() => undefined);
+    const jsm = await jetstreamManager(this.nc);
+    await jsm.consumers.delete(objectStoreStream(rule.source), replDurable(id)).catch(() => undefined);
+    return { removed: true };
+  }
+
+  /** Each rule with its lag: changes not yet applied, and how old the oldest of them is. */
+  async replicationStatus(): Promise<Array<ReplicationRule & { behind: number; secondsBehind: number; status: ReplicationStatus | null }>> {
+    const kv = await openReplication(jetstream(this.nc));
+    const jsm = await jetstreamManager(this.nc);
+    const out = [];
+    for (const rule of await listRules(kv)) {
+      const stream = objectStoreStream(rule.source);
+      let behind = 0;
+      let secondsBehind = 0;
+      try {
+        const ci = await jsm.consumers.info(stream, replDurable(rule.id));
+        behind = ci.num_pending + ci.num_ack_pending;
+        if (behind > 0) {
+          const next = await jsm.direct.getMessage(stream, { seq: ci.ack_floor.stream_seq + 1, next_by_subj: metaSubjectAll(objectStoreName(rule.source)) }).catch(() => null);
+          if (next) secondsBehind = Math.max(0, (Date.now() - next.time.getTime()) / 1000);
+        }
+      } catch {
+        // not started yet: everything is behind
+        const si = await jsm.streams.info(stream).catch(() => null);
+        behind = si?.state.messages ?? 0;
+      }
+      const st = await kv.get(statusKey(rule.id));
+      out.push({ ...rule, behind, secondsBehind, status: st && st.operation === "PUT" ? st.json<ReplicationStatus>() : null });
+    }
+    return out;
+  }
+
+  /** Runs anti-entropy for a rule now (on a replicator) and returns its report. */
+  async scrubReplication(id: string): Promise<ScrubReport & { id: string }> {
+    return (await this.request(controlSubject("replicator", "scrub"), JSON.stringify({ v: 1, id }), { timeoutMs: 600_000 })).json();
   }
 
   listPage(bucket: string, opts: ListOptions = {}): Promise<ListPage> {

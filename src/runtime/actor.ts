@@ -7,6 +7,7 @@
  * retries (./backoff.ts) and the drain at shutdown.
  */
 import { hostname } from "node:os";
+import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { nuid, type Msg, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
@@ -164,6 +165,8 @@ export class ActorInstance {
   private stopped: Promise<void> | undefined;
 
   constructor(def: ActorDefinition, opts: InstanceOptions) {
+    // every loop, pump and transfer of the instance listens on its signal
+    setMaxListeners(10_000, this.abort.signal);
     this.def = def;
     this.opts = opts;
     this.id = opts.id ?? nuid.next().toLowerCase();

@@ -7,6 +7,8 @@
  *   Shoal-Etag          S3 ETag: hex MD5 of the body, or "<hex>-<parts>" for multipart
  *   Shoal-Meta-<name>   user metadata (S3 x-amz-meta-<name>)
  *   Shoal-Chunk-Seqs    stream sequences of the chunks, as runs "start+count,…"
+ *   Shoal-Source        on a replicated copy: "<source stream>:<source seq>", the
+ *                       commit it copies (replication never lets an older one win)
  *
  * Chunk i (0-based) covers bytes [i·chunkSize, min((i+1)·chunkSize, size)).
  */
@@ -17,6 +19,7 @@ export const H_CONTENT_TYPE = "Content-Type";
 export const H_ETAG = "Shoal-Etag";
 export const H_META_PREFIX = "Shoal-Meta-";
 export const H_CHUNK_SEQS = "Shoal-Chunk-Seqs";
+export const H_SOURCE = "Shoal-Source";
 
 /** ADR-20 metadata as stored (JSON on `$O.<store>.M.<base64url(key)>`). */
 export interface StoredMeta {
@@ -51,6 +54,8 @@ export interface ObjectInfo {
   /** Chunk sequences when known (written by Shoal); undefined for stock objects. */
   chunkSeqs: number[] | undefined;
   userMeta: Record<string, string>;
+  /** On a replicated copy: the source commit it copies. */
+  source?: { stream: string; seq: number };
 }
 
 // --- chunk sequence runs ----------------------------------------------------------
@@ -178,16 +183,23 @@ export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
     nuid: meta.nuid,
     chunkSeqs: seqs === undefined ? undefined : decodeRuns(seqs, meta.chunks),
     userMeta,
+    ...sourceOf(header(meta, H_SOURCE)),
   };
 }
 
+function sourceOf(v: string | undefined): { source?: { stream: string; seq: number } } {
+  const m = v === undefined ? null : /^([^:\s]+):(\d{1,16})$/.exec(v);
+  return m ? { source: { stream: m[1]!, seq: Number(m[2]) } } : {};
+}
+
 /** Headers record for a new object's metadata. */
-export function buildHeaders(o: { contentType?: string; etag: string; chunkSeqs: readonly number[]; userMeta?: Record<string, string> }): Record<string, string[]> {
+export function buildHeaders(o: { contentType?: string; etag: string; chunkSeqs: readonly number[]; userMeta?: Record<string, string>; source?: { stream: string; seq: number } }): Record<string, string[]> {
   const h: Record<string, string[]> = {
     [H_CONTENT_TYPE]: [o.contentType || "application/octet-stream"],
     [H_ETAG]: [o.etag],
     [H_CHUNK_SEQS]: [encodeRuns(o.chunkSeqs)],
   };
   for (const [k, v] of Object.entries(o.userMeta ?? {})) h[`${H_META_PREFIX}${k.toLowerCase()}`] = [v];
+  if (o.source) h[H_SOURCE] = [`${o.source.stream}:${o.source.seq}`];
   return h;
 }

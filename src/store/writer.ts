@@ -64,6 +64,8 @@ export interface PutOptions {
   maxSize?: number;
   /** Use this ETag instead of the body's MD5 (multipart: md5-of-md5s-N). */
   etagOverride?: string;
+  /** A replicated copy: the source commit it copies (Shoal-Source). */
+  source?: { stream: string; seq: number };
   signal?: AbortSignal;
   /** How long one publish may keep retrying (through a stream-leader failover) before the put fails. */
   timeoutMs?: number;
@@ -281,7 +283,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
     const meta: StoredMeta = {
       name: key,
       description: "",
-      headers: buildHeaders({ contentType: opts.contentType, etag: opts.etagOverride ?? w.md5hex, chunkSeqs: w.seqs, userMeta: opts.userMeta }),
+      headers: buildHeaders({ contentType: opts.contentType, etag: opts.etagOverride ?? w.md5hex, chunkSeqs: w.seqs, userMeta: opts.userMeta, ...(opts.source ? { source: opts.source } : {}) }),
       options: { max_chunk_size: w.chunkSize },
       bucket: store.name,
       nuid: w.id,

@@ -1,0 +1,193 @@
+/**
+ * Bucket replication: rules (KV `shoal_replication`), applying one committed
+ * change of a source bucket to a target bucket, and anti-entropy between
+ * them. Used by the replicator actor (the pump and the scrub) and by the SDK
+ * and CLI (rules and status).
+ *
+ * Every copy is tagged with the source commit it copies (`Shoal-Source:
+ * <stream>:<seq>`), so applying a change is idempotent and an older copy never
+ * replaces a newer one; the bytes are digest-verified end to end (the reader
+ * checks the source's SHA-256, the writer refuses a body whose SHA-256 differs).
+ */
+import { Kvm, type KV } from "@nats-io/kv";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { ShoalError } from "../errors/index.ts";
+import { KV as KV_NAMES, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
+import { assertBucketName } from "./names.ts";
+import { decodeStoredMeta, toObjectInfo, type ObjectInfo } from "./format.ts";
+import { headObject, readObject } from "./reader.ts";
+import { deleteObject, putObject, type Jet, type StoreRef } from "./writer.ts";
+
+export interface ReplicationTarget {
+  bucket: string;
+  /** Another NATS cluster; the same one when absent. */
+  servers?: string[];
+  user?: string;
+  pass?: string;
+  creds?: string;
+}
+
+export interface ReplicationRule {
+  v: 1;
+  id: string;
+  source: string;
+  target: ReplicationTarget;
+  created: string;
+}
+
+export interface ReplicationStatus {
+  v: 1;
+  applied: number;
+  skipped: number;
+  lastSeq: number;
+  lastApplied: string | null;
+  lastError: string | null;
+  updated: string;
+}
+
+export const ruleKey = (id: string) => `rule.${id}`;
+export const statusKey = (id: string) => `status.${id}`;
+export const replDurable = (id: string) => `shoal-repl-${id}`;
+
+export function openReplication(js: JetStreamClient): Promise<KV> {
+  return new Kvm(js).create(KV_NAMES.replication, { history: 1 });
+}
+
+export function validateRule(o: { source: string; target: ReplicationTarget }): void {
+  assertBucketName(o.source);
+  assertBucketName(o.target.bucket);
+  if (!o.target.servers?.length && o.source === o.target.bucket) throw new ShoalError("InvalidArgument", "a bucket cannot replicate to itself");
+  for (const s of o.target.servers ?? []) {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(s)) throw new ShoalError("InvalidArgument", `target server ${JSON.stringify(s)} is not a NATS URL`);
+  }
+}
+
+export async function listRules(kv: KV): Promise<ReplicationRule[]> {
+  const out: ReplicationRule[] = [];
+  const seen = new Set<string>();
+  for await (const k of await kv.keys("rule.*")) {
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const e = await kv.get(k);
+    if (e && e.operation === "PUT") out.push(e.json<ReplicationRule>());
+  }
+  return out.sort((a, b) => a.created.localeCompare(b.created));
+}
+
+export type Decision = "copy" | "delete" | "skip";
+
+/**
+ * What to do with the target when the source committed `change` at `seq`:
+ * never let an older source commit replace a newer copy; never resurrect.
+ */
+export function decide(change: { deleted: boolean; seq: number }, sourceStream: string, target: ObjectInfo | undefined): Decision {
+  const copiedSeq = target?.source?.stream === sourceStream ? target.source.seq : undefined;
+  if (change.deleted) {
+    if (!target) return "skip";
+    return copiedSeq !== undefined && copiedSeq > change.seq ? "skip" : "delete";
+  }
+  return copiedSeq !== undefined && copiedSeq >= change.seq ? "skip" : "copy";
+}
+
+/**
+ * Applies one source commit (its metadata message) to the target. Returns
+ * what it did. A version whose chunks are already gone because the key was
+ * overwritten since is skipped: the newer commit follows in the log.
+ */
+export async function applyChange(
+  src: { jsm: JetStreamManager; store: StoreRef },
+  dst: { jet: Jet; store: StoreRef },
+  msg: { subject: string; seq: number; data: Uint8Array },
+  signal?: AbortSignal,
+): Promise<Decision> {
+  let key: string;
+  let meta;
+  try {
+    key = keyFromMetaSubject(msg.subject);
+    meta = decodeStoredMeta(msg.data);
+  } catch {
+    return "skip"; // not object metadata
+  }
+  const target = (await headObject(dst.jet.jsm, dst.store, key))?.info;
+  const d = decide({ deleted: meta.deleted === true, seq: msg.seq }, src.store.stream, target);
+  if (d === "delete") await deleteObject(dst.jet, dst.store, key);
+  if (d !== "copy") return d;
+  const info = toObjectInfo(meta, msg.seq);
+  const current = await headObject(src.jsm, src.store, key);
+  if (current?.revision !== undefined && current.revision > msg.seq && current.info?.nuid !== info.nuid) return "skip";
+  if (current?.markerRevision !== undefined && current.markerRevision > msg.seq) return "skip";
+  await putObject(dst.jet, dst.store, key, readObject(src.jsm, src.store, info, signal ? { signal } : {}), {
+    contentType: info.contentType,
+    userMeta: info.userMeta,
+    etagOverride: info.etag,
+    expectSha256B64: Buffer.from(info.sha256, "base64url").toString("base64"),
+    source: { stream: src.store.stream, seq: msg.seq },
+    ...(signal ? { signal } : {}),
+  });
+  return "copy";
+}
+
+/** The live objects and delete markers of a store: key → last metadata message. */
+export async function storeState(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef): Promise<Map<string, { seq: number; info: ObjectInfo | undefined; data: Uint8Array; subject: string }>> {
+  const out = new Map<string, { seq: number; info: ObjectInfo | undefined; data: Uint8Array; subject: string }>();
+  const filter = metaSubjectAll(store.name);
+  const last = await jsm.direct.getMessage(store.stream, { last_by_subj: filter }).catch(() => null);
+  if (!last) return out;
+  const msgs = await (await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.LastPerSubject })).consume();
+  try {
+    for await (const m of msgs) {
+      try {
+        const meta = decodeStoredMeta(m.data);
+        out.set(keyFromMetaSubject(m.subject), { seq: m.seq, info: meta.deleted ? undefined : toObjectInfo(meta, m.seq), data: m.data, subject: m.subject });
+      } catch {
+        // foreign metadata
+      }
+      if (m.info.pending === 0 || m.seq >= last.seq) break;
+    }
+  } finally {
+    await msgs.close().catch(() => undefined);
+  }
+  return out;
+}
+
+export interface ScrubReport {
+  checked: number;
+  same: number;
+  copied: number;
+  deleted: number;
+  /** Target objects the source never had (written there directly): left alone. */
+  extra: number;
+}
+
+/** Anti-entropy: compares source and target (keys, sizes, digests) and repairs the target. */
+export async function scrub(src: { js: JetStreamClient; jsm: JetStreamManager; store: StoreRef }, dst: { jet: Jet; store: StoreRef }, signal?: AbortSignal): Promise<ScrubReport> {
+  const r: ScrubReport = { checked: 0, same: 0, copied: 0, deleted: 0, extra: 0 };
+  const s = await storeState(src.js, src.jsm, src.store);
+  const t = await storeState(dst.jet.js, dst.jet.jsm, dst.store);
+  for (const [key, e] of s) {
+    signal?.throwIfAborted();
+    r.checked++;
+    const have = t.get(key)?.info;
+    if (e.info && have && have.sha256 === e.info.sha256 && have.size === e.info.size) {
+      r.same++;
+      continue;
+    }
+    if (!e.info && !have) {
+      r.same++;
+      continue;
+    }
+    const d = await applyChange({ jsm: src.jsm, store: src.store }, dst, { subject: e.subject, seq: e.seq, data: e.data }, signal);
+    if (d === "copy") r.copied++;
+    else if (d === "delete") r.deleted++;
+    else r.same++;
+  }
+  for (const [key, e] of t) {
+    if (s.has(key) || !e.info) continue;
+    r.checked++;
+    if (e.info.source?.stream === src.store.stream) {
+      await deleteObject(dst.jet, dst.store, key);
+      r.deleted++;
+    } else r.extra++;
+  }
+  return r;
+}

@@ -13,6 +13,7 @@ import { runDev } from "./dev-command.ts";
 import { runStart } from "./start-command.ts";
 import { runObjectCommand } from "./objects.ts";
 import { runEvents } from "./events-command.ts";
+import { runReplicate } from "./replicate-command.ts";
 import type { ActorRegistry } from "./actors.ts";
 
 export interface CliDeps {
@@ -41,6 +42,8 @@ Usage:
   shoal stat <bucket>[/<key>]                            bucket or object details
   shoal events [<bucket>] [--prefix P] [--from T|SEQ|all] [--durable NAME] [--count N]
                                                          tail object-change events
+  shoal replicate add <src> <dst> [--target-nats URL --target-user U --target-pass P]
+  shoal replicate ls | rm <id> | status | scrub <id>      bucket replication rules
   shoal setup                                            find or install nats-server (>= 2.9)
   shoal version
   shoal help
@@ -85,6 +88,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         return await runObjectCommand(command, rest, stdout, stderr);
       case "events":
         return await runEvents(rest, stdout);
+      case "replicate":
+        return await runReplicate(rest, stdout);
       case "setup": {
         const { values } = parseFlags(rest, {});
         const b = ensureNatsServer({ install: true, log: (l) => stderr.write(`${l}\n`) });

@@ -568,3 +568,4 @@ export class ShoalClient {
 }
 
 export { ShoalError };
+export type { ReplicationRule, ReplicationTarget, ReplicationStatus, ScrubReport } from "../store/replication.ts";

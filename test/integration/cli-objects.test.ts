@@ -87,3 +87,33 @@ test("shoal events tails object-change events (--from all, --prefix, --count, --
   t.is(bad.status, 1);
   t.regex(bad.stderr, /Invalid bucket name/);
 });
+
+test("shoal replicate add/ls/status/scrub/rm", async (t) => {
+  const { url, client } = await startShoal(t);
+  const { runActor } = await import("../helpers/actors.ts");
+  const { replicator } = await import("../../actors/replicator/index.ts");
+  await runActor(t, url, replicator);
+  await client.createBucket("cli-rsrc");
+  await client.createBucket("cli-rdst");
+  await client.put("cli-rsrc", "x", "1");
+  const run = (args: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["bin/shoal.js", ...args, "--nats", url], { cwd: root, timeout: 30_000 });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      child.on("close", (status) => resolve({ status, stdout: out, stderr: err }));
+    });
+  const add = await run(["replicate", "add", "cli-rsrc", "cli-rdst", "--json"]);
+  t.is(add.status, 0, add.stderr);
+  const id = JSON.parse(add.stdout).id as string;
+  t.regex((await run(["replicate", "ls"])).stdout, new RegExp(`${id}\\s+cli-rsrc -> cli-rdst`));
+  for (let i = 0; i < 50 && !(await client.head("cli-rdst", "x").catch(() => null)); i++) await new Promise((r) => setTimeout(r, 100));
+  const st = await run(["replicate", "status", "--json"]);
+  t.is(JSON.parse(st.stdout)[0].behind, 0, st.stdout);
+  t.regex((await run(["replicate", "scrub", id])).stdout, /checked 1, same 1, copied 0/);
+  t.is((await run(["replicate", "rm", id])).status, 0);
+  t.is((await run(["replicate", "rm", id])).status, 3);
+  t.is((await run(["replicate", "frobnicate"])).status, 2);
+});

@@ -85,7 +85,7 @@ test("replication to another NATS cluster across a link that is cut and healed c
 
 type Op = { kind: "put"; key: string; size: number } | { kind: "delete"; key: string } | { kind: "kill" };
 
-test("property: put/overwrite/delete sequences with replicator crashes between them; the target equals the source", async (t) => {
+test("property: put/overwrite/delete sequences with replicator crashes between them; the target equals the source and the event stream holds exactly one event per change, in order per key", async (t) => {
   const { url, client } = await startShoal(t);
   const seed = Number(process.env["SHOAL_SEED"] ?? Date.now() % 2 ** 31);
   t.log(`seed ${seed} (replay: SHOAL_SEED=${seed} npx ava test/integration/replication.test.ts)`);
@@ -107,12 +107,15 @@ test("property: put/overwrite/delete sequences with replicator crashes between t
         await client.createBucket(dst);
         const rule = await client.addReplication(src, { bucket: dst });
         let inst = await runActor(t, url, replicator);
+        const changes: Array<{ key: string; name: string }> = [];
         for (const op of ops) {
           if (op.kind === "kill") {
             await inst.kill();
             inst = await runActor(t, url, replicator);
-          } else if (op.kind === "put") await client.put(src, op.key, Buffer.alloc(op.size, n));
-          else await client.delete(src, op.key);
+          } else if (op.kind === "put") {
+            await client.put(src, op.key, Buffer.alloc(op.size, n));
+            changes.push({ key: op.key, name: "s3:ObjectCreated:Put" });
+          } else if ((await client.delete(src, op.key)).deleted) changes.push({ key: op.key, name: "s3:ObjectRemoved:Delete" });
         }
         const until = Date.now() + 15_000;
         let ok = false;
@@ -120,9 +123,21 @@ test("property: put/overwrite/delete sequences with replicator crashes between t
           ok = JSON.stringify(await contents(client, src)) === JSON.stringify(await contents(client, dst));
           if (!ok) await sleep(200);
         }
+        // events of the source bucket: exactly the committed changes, in order per key
+        const events: Array<{ key: string; name: string }> = [];
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), 10_000);
+        if (changes.length > 0) {
+          for await (const e of client.events({ bucket: src, from: "all", signal: ac.signal })) {
+            events.push({ key: e.key, name: e.eventName });
+            if (events.length >= changes.length) break;
+          }
+        }
+        clearTimeout(timer);
         await inst.stop(1000);
         await client.removeReplication(rule.id);
-        return ok;
+        const byKey = (xs: Array<{ key: string; name: string }>) => JSON.stringify(["a", "b", "c", "d/e"].map((k) => xs.filter((x) => x.key === k).map((x) => x.name)));
+        return ok && events.length === changes.length && byKey(events) === byKey(changes);
       },
     ),
     { numRuns: 6, interruptAfterTimeLimit: 120_000, seed },

@@ -2,8 +2,7 @@ import test, { type ExecutionContext } from "ava";
 import fc from "fast-check";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runActor, startShoal } from "../helpers/actors.ts";
-import { startProxy } from "../helpers/faultproxy.ts";
-import { TEST_AUTH } from "../helpers/nats.ts";
+import { TEST_AUTH, startCluster, startProxiedCluster } from "../helpers/nats.ts";
 import { replicator } from "../../actors/replicator/index.ts";
 import type { ShoalClient } from "../../src/client/index.ts";
 
@@ -63,23 +62,25 @@ test("a rule copies every change in order on the same cluster (another replica c
   await t.throwsAsync(() => client.addReplication("nope-src", { bucket: "repl-dst" }), { message: /bucket does not exist/ });
 });
 
-test("replication to another NATS cluster across a link that is cut and healed converges", async (t) => {
-  const a = await startShoal(t);
-  const b = await startShoal(t);
+test("replication between two 3-node NATS clusters across client links that are cut and healed converges", async (t) => {
+  // source: a plain 3-node cluster; target: a 3-node cluster reachable only through fault proxies
+  const ca = await startCluster(t, 3, { namePrefix: "a" });
+  const cb = await startProxiedCluster(t, 3, { namePrefix: "b" });
+  const a = await startShoal(t, { url: ca.urls.join(",") });
+  const b = await startShoal(t, { url: cb.cluster.urls.join(",") });
   await runActor(t, a.url, replicator);
-  await a.client.createBucket("far-src");
-  await b.client.createBucket("far-dst");
-  const proxy = await startProxy(t, Number(new URL(b.url).port));
-  await a.client.addReplication("far-src", { bucket: "far-dst", servers: [proxy.url()], user: TEST_AUTH.appUser, pass: TEST_AUTH.appPassword });
+  await a.client.createBucket("far-src", { replicas: 3 });
+  await b.client.createBucket("far-dst", { replicas: 3 });
+  await a.client.addReplication("far-src", { bucket: "far-dst", servers: cb.urls, user: TEST_AUTH.appUser, pass: TEST_AUTH.appPassword });
   for (let i = 0; i < 5; i++) await a.client.put("far-src", `first/${i}`, `v${i}`);
-  await converge(t, a.client, "far-src", b.client, "far-dst");
-  proxy.cut();
+  await converge(t, a.client, "far-src", b.client, "far-dst", 40_000);
+  for (const p of cb.clients.values()) p.cut();
   for (let i = 0; i < 5; i++) await a.client.put("far-src", `second/${i}`, `w${i}`);
   await a.client.delete("far-src", "first/0");
-  await sleep(1000);
+  await sleep(1500);
   t.true((await a.client.replicationStatus())[0]!.behind > 0, "the changes wait while the link is down");
-  proxy.heal();
-  const state = await converge(t, a.client, "far-src", b.client, "far-dst", 40_000);
+  for (const p of cb.clients.values()) p.heal();
+  const state = await converge(t, a.client, "far-src", b.client, "far-dst", 60_000);
   t.is(Object.keys(state).length, 9);
 });
 

@@ -215,6 +215,7 @@ export function verifyRequest(req: SigningRequest, o: VerifyOptions): Verified {
     const secret = o.secretFor(cred.accessKey);
     if (secret === undefined) throw new ShoalError("InvalidAccessKeyId");
     const contentSha256 = headerValue(req.headers, "x-amz-content-sha256") ?? UNSIGNED_PAYLOAD;
+    checkPayloadMode(contentSha256);
     const scope = `${cred.date}/${cred.region}/s3/aws4_request`;
     const key = signingKey(secret, cred.date, cred.region);
     const expected = hmac(key, stringToSign(amzDate, scope, canonicalRequest(req, signed, contentSha256))).toString("hex");
@@ -244,11 +245,19 @@ export function verifyRequest(req: SigningRequest, o: VerifyOptions): Verified {
   const secret = o.secretFor(cred.accessKey);
   if (secret === undefined) throw new ShoalError("InvalidAccessKeyId");
   const contentSha256 = q.get("X-Amz-Content-Sha256") ?? UNSIGNED_PAYLOAD;
+  checkPayloadMode(contentSha256);
   const scope = `${cred.date}/${cred.region}/s3/aws4_request`;
   const key = signingKey(secret, cred.date, cred.region);
   const expected = hmac(key, stringToSign(amzDate, scope, canonicalRequest(req, signed, contentSha256, "X-Amz-Signature"))).toString("hex");
   if (!safeEqualHex(expected, signature)) throw new ShoalError("SignatureDoesNotMatch");
   return { accessKey: cred.accessKey, signingKey: key, seedSignature: signature, scope, amzDate, contentSha256, presigned: true };
+}
+
+const PAYLOAD_MODES = new Set([UNSIGNED_PAYLOAD, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER]);
+
+/** x-amz-content-sha256 is a lower-case hex SHA-256 or one of S3's modes; anything else would leave the body unchecked. */
+function checkPayloadMode(v: string): void {
+  if (!PAYLOAD_MODES.has(v) && !/^[0-9a-f]{64}$/.test(v)) throw new ShoalError("InvalidArgument", "x-amz-content-sha256 must be a hex SHA-256 or one of UNSIGNED-PAYLOAD, STREAMING-*");
 }
 
 function dateHeaderAsAmz(d: string | undefined): string | undefined {

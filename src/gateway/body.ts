@@ -8,13 +8,15 @@
  * upload is aborted and nothing is committed. Memory: at most one aws-chunked
  * chunk (capped) is held; plain bodies pass through untouched.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash, timingSafeEqual, type Hash } from "node:crypto";
 import * as zlib from "node:zlib";
 import { ShoalError } from "../errors/index.ts";
 import { chunkSignature, trailerSignature, type Verified } from "./auth.ts";
 
 const MAX_CHUNK = 16 * 1024 * 1024;
 const MAX_LINE = 4096;
+/** Trailer lines accepted after the final chunk (S3 sends one or two). */
+const MAX_TRAILER_LINES = 16;
 
 // --- CRC32 / CRC32C (tables), for x-amz-checksum-crc32 / -crc32c --------------------
 
@@ -76,6 +78,13 @@ export function checksumOf(alg: string, data: Uint8Array): string {
   const d = a.make();
   d.update(data);
   return d.digest().toString("base64");
+}
+
+/** Constant-time comparison of two signatures. */
+function sameHex(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** What the headers promise about the body, checked as it streams. */
@@ -140,14 +149,25 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
   const it = source[Symbol.asyncIterator]();
   let done = false;
   let prevSig = o.verified?.seedSignature ?? "";
-  const more = async (): Promise<boolean> => {
-    if (done) return false;
-    const r = await it.next();
-    if (r.done) {
-      done = true;
-      return false;
+  // Reads are appended to a list and joined only when a parse step needs more
+  // than `buf` holds, so a large chunk costs one copy, not one per read.
+  const parts: Buffer[] = [];
+  let partBytes = 0;
+  const more = async (need = 1): Promise<boolean> => {
+    while (partBytes < need) {
+      if (done) break;
+      const r = await it.next();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      parts.push(Buffer.from(r.value));
+      partBytes += r.value.byteLength;
     }
-    buf = buf.length === 0 ? Buffer.from(r.value) : Buffer.concat([buf, r.value]);
+    if (partBytes === 0) return false;
+    buf = buf.length === 0 && parts.length === 1 ? parts[0]! : Buffer.concat([buf, ...parts]);
+    parts.length = 0;
+    partBytes = 0;
     return true;
   };
   const line = async (): Promise<string> => {
@@ -163,7 +183,7 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
     }
   };
   const take = async (n: number): Promise<Buffer> => {
-    while (buf.length < n) if (!(await more())) throw new ShoalError("IncompleteBody", "aws-chunked: the body ended inside a chunk");
+    while (buf.length < n) if (!(await more(n - buf.length))) throw new ShoalError("IncompleteBody", "aws-chunked: the body ended inside a chunk");
     const out = buf.subarray(0, n);
     buf = buf.subarray(n);
     return out;
@@ -178,7 +198,7 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
     const data = size > 0 ? Buffer.from(await take(size)) : Buffer.alloc(0);
     if (o.signed && o.verified) {
       const want = chunkSignature(o.verified.signingKey, o.verified.amzDate, o.verified.scope, prevSig, data);
-      if (want !== m[2]) throw new ShoalError("SignatureDoesNotMatch", "aws-chunked: a chunk signature does not match");
+      if (!sameHex(want, m[2]!)) throw new ShoalError("SignatureDoesNotMatch", "aws-chunked: a chunk signature does not match");
       prevSig = want;
     }
     if (size > 0) {
@@ -195,6 +215,7 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
       const l = await line();
       if (l === "") break;
       trailerLines.push(l);
+      if (trailerLines.length > MAX_TRAILER_LINES) throw new ShoalError("InvalidArgument", `aws-chunked: more than ${MAX_TRAILER_LINES} trailer lines`);
     }
     let trailerSig: string | undefined;
     const signedPart: string[] = [];
@@ -211,11 +232,14 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
     }
     if (o.signed && o.verified && trailerLines.length > 0) {
       const want = trailerSignature(o.verified.signingKey, o.verified.amzDate, o.verified.scope, prevSig, signedPart.join(""));
-      if (trailerSig !== want) throw new ShoalError("SignatureDoesNotMatch", "aws-chunked: the trailer signature does not match");
+      if (trailerSig === undefined || !sameHex(want, trailerSig)) throw new ShoalError("SignatureDoesNotMatch", "aws-chunked: the trailer signature does not match");
     }
-    // drain anything after the terminator (there should be nothing)
-    while (await more()) if (buf.toString("latin1").trim() !== "") throw new ShoalError("InvalidArgument", "aws-chunked: data after the final chunk");
-    return;
+    // nothing may follow the terminator: not in this read, nor in a later one
+    for (;;) {
+      if (buf.toString("latin1").trim() !== "") throw new ShoalError("InvalidArgument", "aws-chunked: data after the final chunk");
+      buf = Buffer.alloc(0);
+      if (!(await more())) return;
+    }
   }
 }
 

@@ -66,7 +66,7 @@ export function sendError(res: ServerResponse, req: IncomingMessage, requestId: 
     ["Message", e.message],
     ["Resource", resource],
     ["RequestId", requestId],
-  ], undefined);
+  ], "");
   res.setHeader("Content-Type", "application/xml");
   res.setHeader("Content-Length", Buffer.byteLength(body));
   res.end(body);

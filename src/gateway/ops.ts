@@ -462,7 +462,7 @@ const completeMultipart: Op = async (ctx) => {
     res.end(xml("CompleteMultipartUploadResult", [["Location", `/${bucket}/${awsEncode(key, true)}`], ["Bucket", bucket], ["Key", key], ["ETag", quote(info.etag)]]).replace(/^<\?xml[^>]*>\n/, ""));
   } catch (e) {
     const err = toShoalError(e);
-    res.end(xml("Error", [["Code", err.spec.s3], ["Message", err.message], ["RequestId", ctx.requestId]], undefined).replace(/^<\?xml[^>]*>\n/, ""));
+    res.end(xml("Error", [["Code", err.spec.s3], ["Message", err.message], ["RequestId", ctx.requestId]], "").replace(/^<\?xml[^>]*>\n/, ""));
   } finally {
     clearInterval(keepAlive);
   }

@@ -30,7 +30,7 @@ function render(name: string, v: XmlValue): string {
 }
 
 /** A whole document: `<?xml …?><Name xmlns="…">…</Name>`. */
-export function xml(root: string, children: XmlChild[], ns: string | undefined = S3_NS): string {
+export function xml(root: string, children: XmlChild[], ns: string = S3_NS): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<${root}${ns ? ` xmlns="${ns}"` : ""}>${children.map(([n, c]) => render(n, c)).join("")}</${root}>`;
 }
 
@@ -105,7 +105,8 @@ export function parseXml(text: string, limits: { maxDepth?: number; maxElements?
     if (text.startsWith("</", i)) {
       const end = text.indexOf(">", i);
       if (end < 0) throw bad("an unterminated end tag");
-      const name = text.slice(i + 2, end).trim();
+      const raw = text.slice(i + 2, end).trim();
+      const name = raw.includes(":") ? raw.slice(raw.indexOf(":") + 1) : raw;
       const open = stack.pop();
       if (!open || open.name !== name) throw bad(`</${name.slice(0, 40)}> does not close the open element`);
       i = end + 1;

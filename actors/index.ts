@@ -6,5 +6,6 @@
 import type { ActorRegistry } from "../src/cli/actors.ts";
 import { storage } from "./storage/index.ts";
 import { replicator } from "./replicator/index.ts";
+import { healthMonitor } from "./health-monitor/index.ts";
 
-export const ACTORS: ActorRegistry = Object.freeze({ storage, replicator });
+export const ACTORS: ActorRegistry = Object.freeze({ storage, replicator, "health-monitor": healthMonitor });

@@ -63,12 +63,26 @@ export interface GatewayConfig {
   readonly maxPutBytes: number;
 }
 
+export interface HealthConfig {
+  /** How often the health-monitor looks. */
+  readonly intervalMs: number;
+  /** A condition must hold (or be gone) this long before an alert is raised (or resolved). */
+  readonly debounceMs: number;
+  /** A server down this long triggers a repair request to the rebalancer. */
+  readonly repairGraceMs: number;
+  /** Used storage over this fraction of a server's limit raises storage-near-limit. */
+  readonly storageWarnRatio: number;
+  /** Optional: POST every alert raised or resolved here (JSON), with retries. */
+  readonly webhookUrl?: string;
+}
+
 export interface ShoalConfig {
   readonly nats: NatsConfig;
   readonly runtime: RuntimeConfig;
   readonly storage: StorageConfig;
   readonly dev: DevConfig;
   readonly gateway: GatewayConfig;
+  readonly health: HealthConfig;
   readonly log: { readonly level: string };
 }
 
@@ -78,6 +92,7 @@ export const DEFAULTS: ShoalConfig = deepFreeze({
   storage: { defaultReplicas: 1, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
+  health: { intervalMs: 1000, debounceMs: 3000, repairGraceMs: 60_000, storageWarnRatio: 0.9 },
   log: { level: "info" },
 });
 
@@ -124,6 +139,24 @@ function list(path: string, v: unknown): string[] {
   return l.map((x, i) => str(`${path}[${i}]`, x));
 }
 
+function ratio(path: string, v: unknown): number {
+  const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+  if (typeof n !== "number" || !(n > 0 && n <= 1)) fail(path, `must be a number in (0, 1], got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function webhook(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail("health.webhookUrl", `not a URL: ${JSON.stringify(v)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") fail("health.webhookUrl", "must be http(s)");
+  return v;
+}
+
 function keyPair(accessKey: string | undefined, secretKey: string | undefined): { accessKey?: string; secretKey?: string } {
   if ((accessKey === undefined) !== (secretKey === undefined)) fail("gateway.accessKey", "set both the access key and the secret key, or neither");
   if (accessKey === undefined || secretKey === undefined) return {};
@@ -149,7 +182,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       if (body === undefined) continue;
       if (typeof body !== "object" || body === null || Array.isArray(body)) fail(section, "must be an object");
       const known = DEFAULTS[section as keyof ShoalConfig] as object;
-      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : [];
+      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : section === "health" ? ["webhookUrl"] : [];
       for (const k of Object.keys(body)) if (!(k in known) && !optional.includes(k)) fail(`${section}.${k}`, "unknown setting");
     }
   }
@@ -193,6 +226,13 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       maxPutBytes: int("gateway.maxPutBytes", g("gateway", "maxPutBytes"), 1, 5 * 1024 ** 4),
       ...keyPair(opt("gateway", "accessKey"), opt("gateway", "secretKey")),
     },
+    health: {
+      intervalMs: int("health.intervalMs", g("health", "intervalMs"), 100, 600_000),
+      debounceMs: int("health.debounceMs", g("health", "debounceMs"), 0, 3_600_000),
+      repairGraceMs: int("health.repairGraceMs", g("health", "repairGraceMs"), 0, 7 * 86_400_000),
+      storageWarnRatio: ratio("health.storageWarnRatio", g("health", "storageWarnRatio")),
+      ...omitUndefined({ webhookUrl: webhook(opt("health", "webhookUrl")) }),
+    },
     log: { level },
   });
 }
@@ -211,6 +251,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
       multipartMaxAgeMs: e("SHOAL_MULTIPART_MAX_AGE_MS"),
     },
     dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
+    health: { intervalMs: e("SHOAL_HEALTH_INTERVAL_MS"), debounceMs: e("SHOAL_HEALTH_DEBOUNCE_MS"), repairGraceMs: e("SHOAL_REPAIR_GRACE_MS"), webhookUrl: e("SHOAL_ALERT_WEBHOOK") },
     gateway: { port: e("SHOAL_S3_PORT"), host: e("SHOAL_S3_HOST"), region: e("SHOAL_REGION"), accessKey: e("SHOAL_ACCESS_KEY"), secretKey: e("SHOAL_SECRET_KEY"), domains: e("SHOAL_S3_DOMAINS") },
     log: { level: e("SHOAL_LOG_LEVEL") },
   };

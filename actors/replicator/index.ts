@@ -33,6 +33,7 @@ import { backoffDelay } from "../../src/runtime/backoff.ts";
 import { EVENTS_STREAM, KV as KV_NAMES, bucketToken, eventSubject, metaSubjectAll } from "../../src/subjects/index.ts";
 import { storeRef } from "../../src/store/bucket.ts";
 import { openRegistry } from "../../src/store/registry.ts";
+import { sharedStream } from "../../src/runtime/replicas.ts";
 import { publishOnce, type Jet } from "../../src/store/writer.ts";
 import { applyChange, listRules, openReplication, replDurable, ruleKey, scrub, statusKey, type ReplicationRule, type ReplicationStatus, type ScrubReport } from "../../src/store/replication.ts";
 import { storeInfo } from "../../src/store/bucket.ts";
@@ -51,26 +52,16 @@ export const EVENTS_DUPLICATE_WINDOW_MS = 3_600_000;
 /** How long events are kept. */
 export const EVENTS_MAX_AGE_MS = 7 * 86_400_000;
 
-export async function ensureEventsStream(ctx: Pick<ActorContext, "jsm" | "storage">): Promise<void> {
-  const config = {
+export async function ensureEventsStream(ctx: Pick<ActorContext, "jsm">): Promise<void> {
+  // R3 on a cluster (events must outlive a server), R1 on a single server
+  await sharedStream(ctx.jsm, {
     name: EVENTS_STREAM,
     subjects: ["shoal.events.>"],
     duplicate_window: EVENTS_DUPLICATE_WINDOW_MS * 1_000_000,
     max_age: EVENTS_MAX_AGE_MS * 1_000_000,
-    num_replicas: ctx.storage.defaultReplicas,
     allow_direct: true,
     description: "Shoal object-change events (docs/events.md)",
-  };
-  try {
-    await ctx.jsm.streams.info(EVENTS_STREAM);
-  } catch {
-    try {
-      await ctx.jsm.streams.add(config);
-    } catch (e) {
-      // another instance created it meanwhile
-      await ctx.jsm.streams.info(EVENTS_STREAM).catch(() => Promise.reject(e));
-    }
-  }
+  });
 }
 
 /** Publishes the events of one bucket's commit log until `signal` aborts or the bucket goes. */
@@ -215,7 +206,7 @@ export const replicator = defineActor({
   },
   start: async (ctx: ActorContext) => {
     await ensureEventsStream(ctx);
-    const registry: KV = await openRegistry(ctx.js);
+    const registry: KV = await openRegistry(ctx.js, ctx.jsm);
     const pumps = new Map<string, AbortController>();
 
     /** Keeps one bucket's pump running (restarting it with backoff) until its controller aborts. */
@@ -261,7 +252,7 @@ export const replicator = defineActor({
     };
 
     // --- replication rules -------------------------------------------------------
-    const rulesKv: KV = await openReplication(ctx.js);
+    const rulesKv: KV = await openReplication(ctx.js, ctx.jsm);
     const rulePumps = new Map<string, AbortController>();
     const superviseRule = async (rule: ReplicationRule, ac: AbortController) => {
       for (let failures = 0; !ac.signal.aborted; ) {

@@ -109,8 +109,8 @@ export const storage = defineActor({
   service: { name: STORAGE_SERVICE, version: "1.0.0", queue: STORAGE_QUEUE },
   start: async (ctx: ActorContext) => {
     const jet: Jet = { nc: ctx.nc, js: ctx.js, jsm: ctx.jsm };
-    const registry: KV = await openRegistry(ctx.js);
-    const uploads: KV = await openMultipart(ctx.js);
+    const registry: KV = await openRegistry(ctx.js, ctx.jsm);
+    const uploads: KV = await openMultipart(ctx.js, ctx.jsm);
     const indexes = new Map<string, Promise<KeyIndex>>();
     const idleMs = DEFAULT_IDLE_MS;
 

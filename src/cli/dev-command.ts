@@ -29,7 +29,7 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   let running: { stop(): Promise<void> } | undefined;
   let gateway: Awaited<ReturnType<typeof runGateway>> | undefined;
   try {
-    running = await startActors(Object.values(deps.actors), { nats, runtime: config.runtime, storage: config.storage, logger: log });
+    running = await startActors(Object.values(deps.actors), { nats, runtime: config.runtime, storage: config.storage, health: config.health, logger: log });
     const wantPort = config.gateway.port;
     const port = wantPort === 0 || !(await portIsFree(wantPort, config.gateway.host)) ? 0 : wantPort;
     if (wantPort !== 0 && port === 0) process.stderr.write(`shoal: port ${wantPort} is taken; the S3 gateway uses a free port instead\n`);

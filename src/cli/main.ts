@@ -14,6 +14,7 @@ import { runStart } from "./start-command.ts";
 import { runObjectCommand } from "./objects.ts";
 import { runEvents } from "./events-command.ts";
 import { runReplicate } from "./replicate-command.ts";
+import { runStatus } from "./status-command.ts";
 import type { ActorRegistry } from "./actors.ts";
 
 export interface CliDeps {
@@ -44,6 +45,7 @@ Usage:
                                                          tail object-change events
   shoal replicate add <src> <dst> [--target-nats URL --target-user U --target-pass P]
   shoal replicate ls | rm <id> | status | scrub <id>      bucket replication rules
+  shoal status [--json]                                  cluster health (exit 1 when unhealthy)
   shoal setup                                            find or install nats-server (>= 2.9)
   shoal version
   shoal help
@@ -90,6 +92,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         return await runEvents(rest, stdout);
       case "replicate":
         return await runReplicate(rest, stdout);
+      case "status":
+        return await runStatus(rest, stdout);
       case "setup": {
         const { values } = parseFlags(rest, {});
         const b = ensureNatsServer({ install: true, log: (l) => stderr.write(`${l}\n`) });

@@ -16,7 +16,7 @@ export async function runStart(args: string[], deps: CliDeps): Promise<number> {
   const config = configFor(values, { ...commonFlagsLayer(values), gateway: { port: values["s3-port"] } });
   const defs = values.gateway && !values.actors ? [] : selectActors(deps.actors, values.actors);
   const log = createLogger({ level: config.log.level });
-  const running = await startActors(defs, { nats: config.nats, runtime: config.runtime, storage: config.storage, logger: log });
+  const running = await startActors(defs, { nats: config.nats, runtime: config.runtime, storage: config.storage, health: config.health, logger: log });
   let gateway: Awaited<ReturnType<typeof runGateway>> | undefined;
   try {
     if (values.gateway) gateway = await runGateway({ config: config.gateway, nats: config.nats, logger: log });

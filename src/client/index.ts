@@ -495,19 +495,19 @@ export class ShoalClient {
     validateRule({ source, target });
     await this.bucketInfo(source); // NoSuchBucket
     if (!target.servers?.length) await this.bucketInfo(target.bucket);
-    const kv = await openReplication(jetstream(this.nc));
+    const kv = await openReplication(jetstream(this.nc), await jetstreamManager(this.nc));
     const rule: ReplicationRule = { v: 1, id: nuid.next().slice(-10).toLowerCase(), source, target, created: new Date().toISOString() };
     await kv.create(ruleKey(rule.id), JSON.stringify(rule));
     return rule;
   }
 
   async listReplications(): Promise<ReplicationRule[]> {
-    return listRules(await openReplication(jetstream(this.nc)));
+    return listRules(await openReplication(jetstream(this.nc), await jetstreamManager(this.nc)));
   }
 
   /** Removes a rule, its progress and its consumer. */
   async removeReplication(id: string): Promise<{ removed: boolean }> {
-    const kv = await openReplication(jetstream(this.nc));
+    const kv = await openReplication(jetstream(this.nc), await jetstreamManager(this.nc));
     const e = await kv.get(ruleKey(id));
     if (!e || e.operation !== "PUT") return { removed: false };
     const rule = e.json<ReplicationRule>();
@@ -520,7 +520,7 @@ export class ShoalClient {
 
   /** Each rule with its lag: changes not yet applied, and how old the oldest of them is. */
   async replicationStatus(): Promise<Array<ReplicationRule & { behind: number; secondsBehind: number; status: ReplicationStatus | null }>> {
-    const kv = await openReplication(jetstream(this.nc));
+    const kv = await openReplication(jetstream(this.nc), await jetstreamManager(this.nc));
     const jsm = await jetstreamManager(this.nc);
     const out = [];
     for (const rule of await listRules(kv)) {

@@ -16,8 +16,9 @@ import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import { ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, actorPresenceKey, assertToken, heartbeatSubject } from "../subjects/index.ts";
 import { parseJsonObject } from "../subjects/payload.ts";
-import { DEFAULTS, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../config.ts";
+import { DEFAULTS, type HealthConfig, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../config.ts";
 import { connectNats } from "../connect.ts";
+import { sharedKv } from "./replicas.ts";
 import type { Logger } from "../log.ts";
 import type { Heartbeat } from "./presence.ts";
 
@@ -48,6 +49,8 @@ export interface ActorContext {
   readonly nats: NatsConfig;
   /** Storage settings (default replicas) for actors that create buckets. */
   readonly storage: StorageConfig;
+  /** Health-monitor settings. */
+  readonly health: HealthConfig;
   /** Sets the free-form status carried by the next heartbeats. */
   setStatus(info: Record<string, unknown>): void;
 }
@@ -133,6 +136,7 @@ export interface InstanceOptions {
   nats: NatsConfig;
   runtime: RuntimeConfig;
   storage?: StorageConfig;
+  health?: HealthConfig;
   logger: Logger;
   /** Instance id (default: a fresh nuid). */
   id?: string;
@@ -201,12 +205,14 @@ export class ActorInstance {
       runtime: this.opts.runtime,
       nats: this.opts.nats,
       storage: this.opts.storage ?? DEFAULTS.storage,
+      health: this.opts.health ?? DEFAULTS.health,
       setStatus: (info) => {
         this.status = { ...info };
       },
     };
     try {
-      this.presence = await new Kvm(js).create(KV_NAMES.actors, { history: PRESENCE_HISTORY, ttl: this.opts.runtime.presenceTtlMs });
+      // R3 on a cluster: presence must survive a server loss, or every actor looks gone
+      this.presence = await sharedKv(js, jsm, KV_NAMES.actors, { history: PRESENCE_HISTORY, ttl: this.opts.runtime.presenceTtlMs });
       await this.beat();
       this.wiring = (await this.def.start(this.ctx)) ?? {};
       await this.serve();

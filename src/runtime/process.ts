@@ -3,7 +3,7 @@
  * with its own connection, and stopping them together on SIGINT/SIGTERM
  * within a drain deadline.
  */
-import type { NatsConfig, RuntimeConfig, StorageConfig } from "../config.ts";
+import type { NatsConfig, RuntimeConfig, StorageConfig, HealthConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { ActorInstance, type ActorDefinition } from "./actor.ts";
 
@@ -11,6 +11,7 @@ export interface StartActorsOptions {
   nats: NatsConfig;
   runtime: RuntimeConfig;
   storage?: StorageConfig;
+  health?: HealthConfig;
   logger: Logger;
 }
 
@@ -28,7 +29,7 @@ export async function startActors(defs: readonly ActorDefinition[], opts: StartA
   };
   try {
     for (const def of defs) {
-      const inst = new ActorInstance(def, { nats: opts.nats, runtime: opts.runtime, logger: opts.logger, ...(opts.storage ? { storage: opts.storage } : {}) });
+      const inst = new ActorInstance(def, { nats: opts.nats, runtime: opts.runtime, logger: opts.logger, ...(opts.storage ? { storage: opts.storage } : {}), ...(opts.health ? { health: opts.health } : {}) });
       instances.push(inst);
       await inst.start();
     }

@@ -15,8 +15,9 @@
  *   one copy inside the cluster; it keeps the result a standard ADR-20
  *   object that stock tools read.
  */
-import { Kvm, type KV } from "@nats-io/kv";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { sharedKv } from "../runtime/replicas.ts";
 import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
@@ -55,8 +56,8 @@ export interface PartRecord {
   mtime: string;
 }
 
-export function openMultipart(js: JetStreamClient, replicas = 1): Promise<KV> {
-  return new Kvm(js).create(KV_NAMES.multipart, { history: 1, replicas });
+export function openMultipart(js: JetStreamClient, jsm: JetStreamManager): Promise<KV> {
+  return sharedKv(js, jsm, KV_NAMES.multipart, { history: 1 });
 }
 
 const uploadKey = (bucket: string, uploadId: string) => `${bucketToken(bucket)}.${uploadId}`;

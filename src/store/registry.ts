@@ -4,8 +4,9 @@
  * after the registry entry and removed before it, so an entry without a
  * stream means "being created or deleted".
  */
-import { Kvm, type KV } from "@nats-io/kv";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { sharedKv } from "../runtime/replicas.ts";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES } from "../subjects/index.ts";
 
@@ -17,8 +18,9 @@ export interface BucketConfig {
   created: string;
 }
 
-export async function openRegistry(js: JetStreamClient, replicas = 1): Promise<KV> {
-  return new Kvm(js).create(KV_NAMES.buckets, { history: 5, replicas });
+/** The registry (R3 on a cluster, R1 on a single server). */
+export function openRegistry(js: JetStreamClient, jsm: JetStreamManager): Promise<KV> {
+  return sharedKv(js, jsm, KV_NAMES.buckets, { history: 5 });
 }
 
 export function decodeBucketConfig(data: Uint8Array): BucketConfig {

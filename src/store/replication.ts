@@ -9,7 +9,8 @@
  * replaces a newer one; the bytes are digest-verified end to end (the reader
  * checks the source's SHA-256, the writer refuses a body whose SHA-256 differs).
  */
-import { Kvm, type KV } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { sharedKv } from "../runtime/replicas.ts";
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
@@ -49,8 +50,8 @@ export const ruleKey = (id: string) => `rule.${id}`;
 export const statusKey = (id: string) => `status.${id}`;
 export const replDurable = (id: string) => `shoal-repl-${id}`;
 
-export function openReplication(js: JetStreamClient): Promise<KV> {
-  return new Kvm(js).create(KV_NAMES.replication, { history: 1 });
+export function openReplication(js: JetStreamClient, jsm: JetStreamManager): Promise<KV> {
+  return sharedKv(js, jsm, KV_NAMES.replication, { history: 1 });
 }
 
 export function validateRule(o: { source: string; target: ReplicationTarget }): void {

@@ -5,7 +5,7 @@
 import { Writable } from "node:stream";
 import type { ExecutionContext } from "ava";
 import { ActorInstance, defineActor, type ActorDefinition, type ActorWiring, type ActorContext } from "../../src/runtime/index.ts";
-import { buildConfig, type RuntimeConfig, type StorageConfig } from "../../src/config.ts";
+import { buildConfig, type HealthConfig, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 import { controlSubject } from "../../src/subjects/index.ts";
@@ -86,12 +86,13 @@ export async function runActor(
   t: ExecutionContext,
   url: string,
   def: ActorDefinition = makeTestActor(),
-  opts: { logger?: Logger; runtime?: RuntimeConfig; id?: string; storage?: Partial<StorageConfig> } = {},
+  opts: { logger?: Logger; runtime?: RuntimeConfig; id?: string; storage?: Partial<StorageConfig>; health?: Partial<HealthConfig>; nats?: Partial<NatsConfig> } = {},
 ): Promise<ActorInstance> {
   const inst = new ActorInstance(def, {
-    nats: buildConfig({ nats: { servers: url } }).nats,
+    nats: buildConfig({ nats: { servers: url, ...opts.nats } }).nats,
     runtime: opts.runtime ?? FAST_RUNTIME,
     storage: buildConfig({ storage: opts.storage ?? {} }).storage,
+    health: buildConfig({ health: opts.health ?? {} }).health,
     logger: opts.logger ?? createLogger({ level: "silent" }),
     ...(opts.id ? { id: opts.id } : {}),
   });

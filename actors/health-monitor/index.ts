@@ -1,0 +1,286 @@
+/**
+ * health-monitor — knows what the cluster is doing and says so.
+ *
+ * Looks every health.intervalMs at:
+ *   - the NATS servers: `$SYS.REQ.SERVER.PING` (who answers) and
+ *     `$SYS.REQ.SERVER.PING.JSZ` (meta leader, JetStream storage used against
+ *     the limit), over a system-account connection;
+ *   - every stream's replicas (current, lagging, offline) via the JetStream API;
+ *   - actor presence: the heartbeats on shoal.hb.> (and KV shoal_actors at start).
+ * Conditions (logic.ts) become alerts after health.debounceMs, and are
+ * resolved after they have been gone as long. Each alert is raised once and
+ * resolved once, across restarts and with several instances: its state lives
+ * in KV shoal_health (key `alerts`, changed only with compare-and-set, so
+ * exactly one instance makes each transition) and the events on
+ * `shoal.alerts.<severity>.<code>` (stream SHOAL_ALERTS) carry a Nats-Msg-Id
+ * naming the transition, so a retried publish is dropped.
+ *
+ * Serves `shoal.v1.health` (service `shoal-health`) with the health view, also
+ * kept in KV shoal_health under `view`. A server down longer than
+ * health.repairGraceMs publishes `shoal.ctl.rebalancer.repair` once.
+ * Optional webhook: every alert event is POSTed to health.webhookUrl with retries.
+ */
+import { Kvm, type KV } from "@nats-io/kv";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { setTimeout as sleep } from "node:timers/promises";
+import { defineActor, type ActorContext } from "../../src/runtime/index.ts";
+import { retry } from "../../src/runtime/backoff.ts";
+import { sharedKv, sharedStream } from "../../src/runtime/replicas.ts";
+import { decodeHeartbeat, listPresence } from "../../src/runtime/presence.ts";
+import { connectNats } from "../../src/connect.ts";
+import type { HealthConfig } from "../../src/config.ts";
+import { ALERTS_STREAM, KV as KV_NAMES, alertSubject, controlSubject, healthSubject, heartbeatWildcard } from "../../src/subjects/index.ts";
+import { publishOnce } from "../../src/store/writer.ts";
+import { Debounce, conditionsOf, learn, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
+
+export const HEALTH_SERVICE = "shoal-health";
+const ALERTS_DUPLICATE_WINDOW_MS = 3_600_000;
+
+/** Live actor instances, from the heartbeats on shoal.hb.> (core NATS: works while JetStream elects leaders). */
+class HeartbeatTracker {
+  private last = new Map<string, { kind: string; at: number }>();
+  constructor(private readonly ttlMs: number) {}
+  seen(kind: string, id: string, at: number): void {
+    this.last.set(id, { kind, at });
+  }
+  gone(id: string): void {
+    this.last.delete(id);
+  }
+  live(now: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [id, h] of this.last) {
+      if (now - h.at > this.ttlMs) this.last.delete(id);
+      else out[h.kind] = (out[h.kind] ?? 0) + 1;
+    }
+    return out;
+  }
+}
+
+async function collect(ctx: ActorContext, sys: NatsConnection | undefined, beats: HeartbeatTracker): Promise<Snapshot> {
+  const servers: ServerSeen[] = [];
+  let metaLeader: string | null | undefined;
+  if (sys) {
+    const byName = new Map<string, ServerSeen>();
+    for await (const m of await sys.requestMany("$SYS.REQ.SERVER.PING", "", { strategy: "stall", maxWait: 1000, stall: 250 })) {
+      try {
+        const r = m.json<{ server: { name: string; cluster?: string; ver?: string; jetstream?: boolean } }>();
+        byName.set(r.server.name, { name: r.server.name, jetstream: r.server.jetstream ?? false, ...(r.server.cluster ? { cluster: r.server.cluster } : {}), ...(r.server.ver ? { version: r.server.ver } : {}) });
+      } catch {
+        // not a statsz reply
+      }
+    }
+    let clustered = false;
+    let leader: string | null = null;
+    for await (const m of await sys.requestMany("$SYS.REQ.SERVER.PING.JSZ", "", { strategy: "stall", maxWait: 1000, stall: 250 })) {
+      try {
+        const r = m.json<{ server: { name: string }; data?: { storage?: number; config?: { max_storage?: number }; meta_cluster?: { leader?: string; cluster_size?: number } } }>();
+        const s = byName.get(r.server.name);
+        if (s && r.data) {
+          s.storage = r.data.storage ?? 0;
+          if (r.data.config?.max_storage && r.data.config.max_storage > 0) s.maxStorage = r.data.config.max_storage;
+        }
+        if (r.data?.meta_cluster && (r.data.meta_cluster.cluster_size ?? 0) > 1) {
+          clustered = true;
+          if (r.data.meta_cluster.leader) leader = r.data.meta_cluster.leader;
+        }
+      } catch {
+        // not a jsz reply
+      }
+    }
+    servers.push(...byName.values());
+    metaLeader = clustered ? leader : undefined;
+  }
+  const streams: StreamSeen[] = [];
+  try {
+    for await (const si of ctx.jsm.streams.list()) {
+      streams.push({
+        name: si.config.name,
+        replicas: si.config.num_replicas ?? 1,
+        leader: si.cluster?.leader ?? (si.config.num_replicas > 1 ? null : "local"),
+        peers: (si.cluster?.replicas ?? []).map((p) => ({ name: p.name, current: p.current, offline: p.offline ?? false, lag: p.lag ?? 0 })),
+      });
+    }
+  } catch (e) {
+    ctx.log.debug({ err: e }, "stream list failed");
+  }
+  const now = Date.now();
+  return { time: now, servers, metaLeader, streams, actors: beats.live(now) };
+}
+
+export const healthMonitor = defineActor({
+  kind: "health-monitor",
+  description: "Shoal cluster health, alerts and repair triggers",
+  contract: {
+    serves: [healthSubject()],
+    consumes: ["$SYS.REQ.SERVER.PING (statsz)", "$SYS.REQ.SERVER.PING.JSZ", "$JS.API.STREAM.LIST", `$KV.${KV_NAMES.actors}.>`],
+    publishes: ["shoal.alerts.<severity>.<code> (stream SHOAL_ALERTS)", controlSubject("rebalancer", "repair")],
+    kv: [KV_NAMES.health, KV_NAMES.actors],
+  },
+  service: { name: HEALTH_SERVICE, version: "1.0.0", queue: HEALTH_SERVICE },
+  start: async (actorCtx: ActorContext) => {
+    const cfg: HealthConfig = actorCtx.health;
+    // Short request timeouts: while a stream leader is re-elected after a
+    // server loss, a request sent to the dead leader should fail fast and be
+    // retried on the next tick, not hold the whole check for 5 s.
+    const ctx: ActorContext = { ...actorCtx, js: jetstream(actorCtx.nc, { timeout: 1500 }), jsm: await jetstreamManager(actorCtx.nc, { timeout: 1500 }), setStatus: (i) => actorCtx.setStatus(i) };
+    // alert state and alerts must outlive the loss of a server: R3 on a cluster
+    const kv: KV = await sharedKv(ctx.js, ctx.jsm, KV_NAMES.health, { history: 1 });
+    await sharedStream(ctx.jsm, { name: ALERTS_STREAM, subjects: ["shoal.alerts.>"], allow_direct: true, duplicate_window: ALERTS_DUPLICATE_WINDOW_MS * 1e6, max_age: 30 * 86_400_000 * 1e6, description: "Shoal alerts raised and resolved (docs/alerts.md)" });
+    let sys: NatsConnection | undefined;
+    if (ctx.nats.sysUser) sys = await connectNats(ctx.nats, { system: true, name: `shoal-health-${ctx.id}-sys` });
+    else ctx.log.warn("no system-account user configured (SHOAL_NATS_SYS_USER): server and meta-leader checks are off");
+
+    const debounce = new Debounce(cfg.debounceMs);
+    let view: HealthView | undefined;
+
+    const readKnown = async (): Promise<Known> => {
+      const e = await kv.get("known");
+      return e && e.operation === "PUT" ? e.json<Known>() : { servers: [], actorKinds: [] };
+    };
+    // All open alerts in one KV key, changed only with compare-and-set: exactly
+    // one instance makes each transition. (Listing keys would create a consumer,
+    // which nats-server 2.9.10 often fails to do while a server is down.)
+    const readAlerts = async (): Promise<{ map: Record<string, AlertState>; rev: number }> => {
+      const e = await kv.get("alerts");
+      return e && e.operation === "PUT" ? { map: e.json<Record<string, AlertState>>(), rev: e.revision } : { map: {}, rev: 0 };
+    };
+    const writeAlerts = async (map: Record<string, AlertState>, rev: number): Promise<boolean> => {
+      const data = JSON.stringify(map);
+      return (rev === 0 ? kv.create("alerts", data) : kv.update("alerts", data, rev)).then(
+        () => true,
+        () => false,
+      );
+    };
+    const emit = async (a: AlertState, state: "raised" | "resolved") => {
+      const ev: AlertEvent = { v: 1, id: a.id, code: a.code, severity: a.severity, subject: a.subject, state, message: a.message, since: a.since, time: new Date().toISOString() };
+      await publishOnce(ctx.js, alertSubject(a.severity, a.code), JSON.stringify(ev), state === "raised" ? raiseId(a) : resolveId(a), { attemptMs: 2000, deadlineMs: 10_000, signal: ctx.signal });
+      if (cfg.webhookUrl) {
+        const url = cfg.webhookUrl;
+        void retry(
+          async () => {
+            const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(ev), signal: AbortSignal.timeout(5000) });
+            if (!r.ok) throw new Error(`webhook answered ${r.status}`);
+          },
+          { attempts: 6, baseMs: 500, maxMs: 30_000, retryable: () => true, signal: ctx.signal },
+        ).catch((e: unknown) => ctx.log.warn({ err: e, alert: a.id }, "alert webhook failed"));
+      }
+      ctx.log.info({ alert: a.id, state }, `alert ${state}`);
+    };
+
+    const beats = new HeartbeatTracker(ctx.runtime.presenceTtlMs);
+    const hbSub = ctx.nc.subscribe(heartbeatWildcard(), {
+      callback: (_e, m) => {
+        try {
+          const h = decodeHeartbeat(m.data);
+          if (h.status === "draining") beats.gone(h.id);
+          else beats.seen(h.kind, h.id, Date.now());
+        } catch {
+          // not a heartbeat
+        }
+      },
+    });
+    // actors already running: their presence entries (best effort; heartbeats follow)
+    try {
+      const p = await listPresence(await new Kvm(ctx.js).open(KV_NAMES.actors));
+      for (const [kind, list] of p.byKind) for (const h of list) beats.seen(kind, h.id, Date.now());
+    } catch {
+      // heartbeats will tell
+    }
+
+    const tick = async () => {
+      const snap = await collect(ctx, sys, beats);
+      let known = await readKnown();
+      const next = learn(known, snap);
+      if (JSON.stringify(next) !== JSON.stringify(known)) {
+        await kv.put("known", JSON.stringify(next));
+        known = next;
+      }
+      const conds = conditionsOf(snap, known, cfg.storageWarnRatio);
+      const byId = new Map(conds.map((c) => [c.id, c]));
+      const { map: open, rev } = await readAlerts();
+      const { held, gone } = debounce.update(snap.time, byId.keys(), Object.keys(open));
+      // One transition per alert per tick, all in one compare-and-set write;
+      // events for transitions already written are published (again) with
+      // ids that make repeats no-ops.
+      const want: Record<string, AlertState> = { ...open };
+      let changed = false;
+      for (const id of held) {
+        if (want[id]) continue;
+        const c: Condition = byId.get(id)!;
+        want[id] = { v: 1, id, code: c.code, severity: c.severity, subject: c.subject, message: c.message, since: new Date(snap.time).toISOString(), state: "raised", published: false };
+        changed = true;
+      }
+      for (const a of Object.values(open)) {
+        if (a.state === "raised" && a.published && gone.has(a.id) && !byId.has(a.id)) {
+          want[a.id] = { ...a, state: "resolving" };
+          changed = true;
+        }
+      }
+      if (changed && !(await writeAlerts(want, rev))) return; // another instance moved first: look again next tick
+      const { map: now, rev: nowRev } = changed ? await readAlerts() : { map: open, rev };
+      const after: Record<string, AlertState> = { ...now };
+      let settle = false;
+      for (const a of Object.values(now)) {
+        if (a.state === "raised" && !a.published) {
+          await emit(a, "raised");
+          after[a.id] = { ...a, published: true };
+          settle = true;
+        } else if (a.state === "resolving") {
+          await emit(a, "resolved");
+          delete after[a.id];
+          debounce.forget(a.id);
+          settle = true;
+        }
+      }
+      if (settle) await writeAlerts(after, nowRev);
+      const current = Object.values(after).map((a) => ({ a }));
+      // repair requests: a server down past the grace period, once per outage
+      for (const { a } of current) {
+        if (a.code !== "server-down" || a.state !== "raised" || snap.time - Date.parse(a.since) < cfg.repairGraceMs) continue;
+        const key = `repair.${a.id.slice("server-down.".length)}.${Date.parse(a.since)}`;
+        const created = await kv.create(key, JSON.stringify({ v: 1, server: a.subject, since: a.since })).then(() => true, () => false);
+        if (created) {
+          ctx.nc.publish(controlSubject("rebalancer", "repair"), JSON.stringify({ v: 1, server: a.subject, downSince: a.since, reason: "server-down past the grace period" }));
+          ctx.log.warn({ server: a.subject }, "repair requested from the rebalancer");
+        }
+      }
+      view = viewOf(snap, known, conds, Object.values(after), ctx.id);
+      await kv.put("view", JSON.stringify(view)).catch(() => undefined);
+      ctx.setStatus({ healthy: view.healthy, alerts: view.alerts.length });
+    };
+
+    const loop = async () => {
+      while (!ctx.signal.aborted) {
+        const t0 = Date.now();
+        try {
+          await tick();
+        } catch (e) {
+          if (!ctx.signal.aborted) ctx.log.warn({ err: e }, "health check failed; next round retries");
+        }
+        await sleep(Math.max(0, cfg.intervalMs - (Date.now() - t0)), undefined, { signal: ctx.signal }).catch(() => undefined);
+      }
+    };
+
+    return {
+      endpoints: [
+        {
+          name: "health",
+          subject: healthSubject(),
+          handler: async () => {
+            if (view) return view as unknown as Record<string, unknown>;
+            const e = await kv.get("view");
+            if (e && e.operation === "PUT") return e.json<Record<string, unknown>>();
+            await tick();
+            return view as unknown as Record<string, unknown>;
+          },
+        },
+      ],
+      loops: [{ name: "health", run: loop }],
+      close: async () => {
+        hbSub.unsubscribe();
+        await sys?.close().catch(() => undefined);
+      },
+    };
+  },
+});

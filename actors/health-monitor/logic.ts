@@ -1,0 +1,186 @@
+/**
+ * Pure decisions of the health-monitor: which conditions a snapshot of the
+ * cluster shows, the debounce that turns conditions into alerts, and the
+ * health view. No I/O; unit-tested.
+ */
+import type { AlertSeverity } from "../../src/subjects/index.ts";
+
+export interface ServerSeen {
+  name: string;
+  cluster?: string;
+  version?: string;
+  jetstream: boolean;
+  /** Bytes of JetStream file storage used and its limit (0 = none). */
+  storage?: number;
+  maxStorage?: number;
+}
+
+export interface StreamSeen {
+  name: string;
+  replicas: number;
+  leader: string | null;
+  /** Peers other than the leader. */
+  peers: Array<{ name: string; current: boolean; offline: boolean; lag: number }>;
+  /** Stream info could not be read (e.g. no leader). */
+  unreadable?: boolean;
+}
+
+export interface Snapshot {
+  time: number;
+  servers: ServerSeen[];
+  /** Meta leader as the servers report it; null when clustered and none; undefined when not clustered. */
+  metaLeader: string | null | undefined;
+  streams: StreamSeen[];
+  /** Live instances per actor kind. */
+  actors: Record<string, number>;
+}
+
+export interface Known {
+  servers: string[];
+  actorKinds: string[];
+}
+
+export interface Condition {
+  /** `<code>.<subject token>`: what an alert is keyed by. */
+  id: string;
+  code: "server-down" | "meta-leader-lost" | "stream-under-replicated" | "actor-kind-missing" | "storage-near-limit";
+  severity: AlertSeverity;
+  subject: string;
+  message: string;
+}
+
+export const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_");
+
+export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number): Condition[] {
+  const out: Condition[] = [];
+  const up = new Set(s.servers.map((x) => x.name));
+  const cond = (code: Condition["code"], severity: AlertSeverity, subject: string, message: string) => out.push({ id: `${code}.${token(subject)}`, code, severity, subject, message });
+  for (const name of known.servers) if (!up.has(name)) cond("server-down", "critical", name, `server ${name} does not answer`);
+  if (s.metaLeader === null) cond("meta-leader-lost", "critical", "jetstream", "the JetStream meta group has no leader");
+  // A replica on a server that does not answer is down now, whatever the
+  // stream leader has noticed yet (it marks peers offline only after a while).
+  const down = new Set(known.servers.filter((n) => !up.has(n)));
+  for (const st of s.streams) {
+    if (st.replicas <= 1) continue;
+    const lost = (p: StreamSeen["peers"][number]) => p.offline || !p.current || down.has(p.name);
+    const bad = st.unreadable || st.leader === null || (st.leader !== null && down.has(st.leader)) || st.peers.length < st.replicas - 1 || st.peers.some(lost);
+    if (bad) {
+      const lagging = st.peers.filter(lost).map((p) => p.name);
+      cond("stream-under-replicated", "warning", st.name, `stream ${st.name} (R${st.replicas}) ${st.unreadable || st.leader === null ? "has no leader" : `has ${lagging.length ? `replicas behind or offline: ${lagging.join(", ")}` : "missing replicas"}`}`);
+    }
+  }
+  for (const kind of known.actorKinds) if (!((s.actors[kind] ?? 0) > 0)) cond("actor-kind-missing", "critical", kind, `no live ${kind} actor`);
+  for (const srv of s.servers) {
+    if (srv.maxStorage && srv.storage !== undefined && srv.storage / srv.maxStorage > storageWarnRatio) {
+      cond("storage-near-limit", "warning", srv.name, `server ${srv.name} uses ${Math.round((100 * srv.storage) / srv.maxStorage)}% of its JetStream storage`);
+    }
+  }
+  return out;
+}
+
+/** What a snapshot adds to what has ever been seen (servers that answered, actor kinds that were live). */
+export function learn(known: Known, s: Snapshot): Known {
+  const servers = new Set(known.servers);
+  for (const x of s.servers) servers.add(x.name);
+  const kinds = new Set(known.actorKinds);
+  for (const [k, n] of Object.entries(s.actors)) if (n > 0) kinds.add(k);
+  return { servers: [...servers].sort(), actorKinds: [...kinds].sort() };
+}
+
+/**
+ * Debounce: a condition counts once it has held for `debounceMs`, and stops
+ * counting once it has been absent for `debounceMs`. Keeps per-id first-seen
+ * and first-missing times.
+ */
+export class Debounce {
+  private present = new Map<string, number>();
+  private absent = new Map<string, number>();
+
+  constructor(private readonly ms: number) {}
+
+  /** Feeds the ids present now; returns the ids that have held long enough and those gone long enough. */
+  update(now: number, ids: Iterable<string>, tracked: Iterable<string>): { held: Set<string>; gone: Set<string> } {
+    const cur = new Set(ids);
+    for (const id of cur) {
+      if (!this.present.has(id)) this.present.set(id, now);
+      this.absent.delete(id);
+    }
+    for (const id of new Set([...this.present.keys(), ...tracked])) {
+      if (cur.has(id)) continue;
+      this.present.delete(id);
+      if (!this.absent.has(id)) this.absent.set(id, now);
+    }
+    const held = new Set([...this.present].filter(([, t]) => now - t >= this.ms).map(([id]) => id));
+    const gone = new Set([...this.absent].filter(([, t]) => now - t >= this.ms).map(([id]) => id));
+    return { held, gone };
+  }
+
+  forget(id: string): void {
+    this.absent.delete(id);
+  }
+}
+
+export interface AlertState {
+  v: 1;
+  id: string;
+  code: Condition["code"];
+  severity: AlertSeverity;
+  subject: string;
+  message: string;
+  /** When it was raised (ISO); with the id, it names this occurrence. */
+  since: string;
+  state: "raised" | "resolving";
+  /** The raise has been published. */
+  published: boolean;
+}
+
+/** The alert event published on shoal.alerts.<severity>.<code>. */
+export interface AlertEvent {
+  v: 1;
+  id: string;
+  code: string;
+  severity: AlertSeverity;
+  subject: string;
+  state: "raised" | "resolved";
+  message: string;
+  since: string;
+  time: string;
+}
+
+export const raiseId = (a: AlertState) => `raise:${a.id}:${a.since}`;
+export const resolveId = (a: AlertState) => `resolve:${a.id}:${a.since}`;
+
+export interface HealthView {
+  v: 1;
+  time: string;
+  healthy: boolean;
+  servers: Array<{ name: string; up: boolean; version?: string; storage?: number; maxStorage?: number }>;
+  metaLeader: string | null | undefined;
+  streams: Array<{ name: string; replicas: number; leader: string | null; healthy: boolean; peers: StreamSeen["peers"] }>;
+  underReplicated: string[];
+  actors: Array<{ kind: string; live: number }>;
+  conditions: Condition[];
+  alerts: Array<Pick<AlertState, "id" | "code" | "severity" | "subject" | "message" | "since">>;
+  by: string;
+}
+
+export function viewOf(s: Snapshot, known: Known, conds: Condition[], alerts: AlertState[], by: string): HealthView {
+  const up = new Set(s.servers.map((x) => x.name));
+  const under = new Set(conds.filter((c) => c.code === "stream-under-replicated").map((c) => c.subject));
+  return {
+    v: 1,
+    time: new Date(s.time).toISOString(),
+    healthy: conds.length === 0,
+    servers: [...new Set([...known.servers, ...up])].sort().map((name) => {
+      const x = s.servers.find((y) => y.name === name);
+      return { name, up: up.has(name), ...(x?.version ? { version: x.version } : {}), ...(x?.storage !== undefined ? { storage: x.storage } : {}), ...(x?.maxStorage ? { maxStorage: x.maxStorage } : {}) };
+    }),
+    metaLeader: s.metaLeader,
+    streams: s.streams.map((st) => ({ name: st.name, replicas: st.replicas, leader: st.leader, healthy: !under.has(st.name), peers: st.peers })),
+    underReplicated: [...under].sort(),
+    actors: [...new Set([...known.actorKinds, ...Object.keys(s.actors)])].sort().map((kind) => ({ kind, live: s.actors[kind] ?? 0 })),
+    conditions: conds,
+    alerts: alerts.map(({ id, code, severity, subject, message, since }) => ({ id, code, severity, subject, message, since })),
+    by,
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * `shoal status [--json]`: the health-monitor's view of the cluster
+ * (request `shoal.v1.health`) as tables — servers, streams under-replicated,
+ * actors, open alerts. Exit code 0 when healthy, 1 when not (or when no
+ * health-monitor answers).
+ */
+import { connectNats } from "../connect.ts";
+import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
+import { healthSubject } from "../subjects/index.ts";
+import { parseFlags } from "./args.ts";
+import { commonFlagsLayer, configFor, EXIT } from "./main.ts";
+
+interface View {
+  healthy: boolean;
+  time: string;
+  servers: Array<{ name: string; up: boolean; version?: string; storage?: number; maxStorage?: number }>;
+  metaLeader?: string | null;
+  streams: Array<{ name: string; replicas: number; leader: string | null; healthy: boolean; peers: Array<{ name: string; current: boolean; offline: boolean; lag: number }> }>;
+  underReplicated: string[];
+  actors: Array<{ kind: string; live: number }>;
+  alerts: Array<{ id: string; code: string; severity: string; subject: string; message: string; since: string }>;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+export function renderStatus(v: View): string {
+  const mib = (n?: number) => (n === undefined ? "-" : `${(n / 1024 / 1024).toFixed(0)} MiB`);
+  const out = [
+    `Shoal is ${v.healthy ? "healthy" : "NOT healthy"} (as of ${v.time}${v.metaLeader !== undefined ? `; JetStream meta leader: ${v.metaLeader ?? "none"}` : ""})`,
+    "",
+    table(["SERVER", "STATE", "VERSION", "STORAGE", "LIMIT"], v.servers.map((s) => [s.name, s.up ? "up" : "DOWN", s.version ?? "-", mib(s.storage), s.maxStorage ? mib(s.maxStorage) : "-"])),
+    "",
+    v.underReplicated.length
+      ? table(["STREAM UNDER-REPLICATED", "REPLICAS", "LEADER", "BEHIND OR OFFLINE"], v.streams.filter((s) => !s.healthy).map((s) => [s.name, `R${s.replicas}`, s.leader ?? "none", s.peers.filter((p) => p.offline || !p.current).map((p) => `${p.name}${p.offline ? " (offline)" : ` (lag ${p.lag})`}`).join(", ") || "-"]))
+      : `Streams: ${v.streams.length}, all fully replicated`,
+    "",
+    table(["ACTOR KIND", "LIVE"], v.actors.map((a) => [a.kind, String(a.live)])),
+    "",
+    v.alerts.length ? table(["ALERT", "SEVERITY", "SUBJECT", "SINCE", "MESSAGE"], v.alerts.map((a) => [a.code, a.severity, a.subject, a.since, a.message])) : "No open alerts",
+  ];
+  return out.join("\n");
+}
+
+export async function runStatus(args: string[], stdout: NodeJS.WritableStream): Promise<number> {
+  const { values } = parseFlags(args, {});
+  const cfg = configFor(values, commonFlagsLayer(values));
+  const nc = await connectNats(cfg.nats, { name: "shoal-status" });
+  try {
+    let m;
+    try {
+      m = await nc.request(healthSubject(), "", { timeout: 5000 });
+    } catch (e) {
+      const err = toShoalError(e);
+      throw new ShoalError(err.code === "ServiceUnavailable" || err.code === "Timeout" ? "ServiceUnavailable" : err.code, "no health-monitor answered shoal.v1.health (is one running?)", { cause: e });
+    }
+    const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
+    if (err) throw err;
+    const v = m.json<View>();
+    stdout.write(values.json ? `${JSON.stringify(v)}\n` : `${renderStatus(v)}\n`);
+    return v.healthy ? EXIT.ok : EXIT.failure;
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,54 @@
+import test from "ava";
+import { Debounce, conditionsOf, learn, viewOf, type Snapshot } from "../../actors/health-monitor/logic.ts";
+
+const snap = (o: Partial<Snapshot> = {}): Snapshot => ({
+  time: 1000,
+  servers: [{ name: "n1", jetstream: true }, { name: "n2", jetstream: true }, { name: "n3", jetstream: true, storage: 95, maxStorage: 100 }],
+  metaLeader: "n1",
+  streams: [
+    { name: "OBJ_a", replicas: 3, leader: "n1", peers: [{ name: "n2", current: true, offline: false, lag: 0 }, { name: "n3", current: true, offline: false, lag: 0 }] },
+    { name: "KV_x", replicas: 1, leader: "n1", peers: [] },
+  ],
+  actors: { storage: 2 },
+  ...o,
+});
+
+test("conditions: down servers, lost meta leader, under-replicated streams (also via a down peer), missing actor kinds, storage near its limit", (t) => {
+  const known = { servers: ["n1", "n2", "n3"], actorKinds: ["replicator", "storage"] };
+  const ids = (s: Snapshot) => conditionsOf(s, known, 0.9).map((c) => c.id).sort();
+  t.deepEqual(ids(snap()), ["actor-kind-missing.replicator", "storage-near-limit.n3"]);
+  const down = snap({ servers: [{ name: "n1", jetstream: true }, { name: "n3", jetstream: true }], metaLeader: null });
+  t.deepEqual(ids(down), ["actor-kind-missing.replicator", "meta-leader-lost.jetstream", "server-down.n2", "stream-under-replicated.OBJ_a"]);
+  const lagging = snap({ streams: [{ name: "OBJ_b", replicas: 3, leader: "n1", peers: [{ name: "n2", current: false, offline: false, lag: 9 }, { name: "n3", current: true, offline: false, lag: 0 }] }] });
+  t.true(ids(lagging).includes("stream-under-replicated.OBJ_b"));
+  t.true(ids(snap({ streams: [{ name: "OBJ_c", replicas: 3, leader: null, peers: [] }] })).includes("stream-under-replicated.OBJ_c"));
+  t.deepEqual(conditionsOf(snap({ metaLeader: undefined }), { servers: [], actorKinds: [] }, 0.99), [], "a single server, nothing known yet, nothing wrong");
+});
+
+test("learn keeps every server that answered and every kind that was live", (t) => {
+  const k = learn({ servers: ["n9"], actorKinds: [] }, snap({ actors: { storage: 1, replicator: 0 } }));
+  t.deepEqual(k, { servers: ["n1", "n2", "n3", "n9"], actorKinds: ["storage"] });
+});
+
+test("debounce: held after the delay, gone after the delay, flapping resets", (t) => {
+  const d = new Debounce(1000);
+  t.deepEqual([...d.update(0, ["a"], []).held], []);
+  t.deepEqual([...d.update(999, ["a"], []).held], []);
+  t.deepEqual([...d.update(1000, ["a"], []).held], ["a"]);
+  t.deepEqual([...d.update(1500, [], ["a"]).gone], []);
+  t.deepEqual([...d.update(1600, ["a"], ["a"]).held], [], "it came back: the clock restarts");
+  t.deepEqual([...d.update(2000, [], ["a"]).gone], []);
+  t.deepEqual([...d.update(3000, [], ["a"]).gone], ["a"]);
+  t.deepEqual([...d.update(0, [], ["restored"]).gone], [], "an alert from the store (after a restart) needs the full delay to resolve");
+});
+
+test("the view is healthy only without conditions, and lists servers known but down", (t) => {
+  const known = { servers: ["n1", "n2", "n3", "n4"], actorKinds: ["storage"] };
+  const s = snap();
+  const v = viewOf(s, known, conditionsOf(s, known, 0.99), [], "me");
+  t.false(v.healthy);
+  t.deepEqual(v.servers.filter((x) => !x.up).map((x) => x.name), ["n4"]);
+  const ok = viewOf(s, { servers: ["n1", "n2", "n3"], actorKinds: ["storage"] }, [], [], "me");
+  t.true(ok.healthy);
+  t.deepEqual(ok.actors, [{ kind: "storage", live: 2 }]);
+});

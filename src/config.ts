@@ -76,6 +76,13 @@ export interface HealthConfig {
   readonly webhookUrl?: string;
 }
 
+export interface MetricsConfig {
+  /** Address of the metrics endpoint of a process without a gateway. */
+  readonly host: string;
+  /** Its port (0 = a free port); unset = no endpoint (the gateway serves /metrics itself). */
+  readonly port?: number;
+}
+
 export interface ShoalConfig {
   readonly nats: NatsConfig;
   readonly runtime: RuntimeConfig;
@@ -83,6 +90,7 @@ export interface ShoalConfig {
   readonly dev: DevConfig;
   readonly gateway: GatewayConfig;
   readonly health: HealthConfig;
+  readonly metrics: MetricsConfig;
   readonly log: { readonly level: string };
 }
 
@@ -93,6 +101,7 @@ export const DEFAULTS: ShoalConfig = deepFreeze({
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
   health: { intervalMs: 1000, debounceMs: 3000, repairGraceMs: 60_000, storageWarnRatio: 0.9 },
+  metrics: { host: "127.0.0.1" },
   log: { level: "info" },
 });
 
@@ -109,6 +118,10 @@ function int(path: string, v: unknown, min: number, max: number): number {
   const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) fail(path, `must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
   return n;
+}
+
+function optInt(path: string, v: unknown, min: number, max: number): number | undefined {
+  return v === undefined ? undefined : int(path, v, min, max);
 }
 
 function str(path: string, v: unknown): string {
@@ -182,7 +195,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       if (body === undefined) continue;
       if (typeof body !== "object" || body === null || Array.isArray(body)) fail(section, "must be an object");
       const known = DEFAULTS[section as keyof ShoalConfig] as object;
-      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : section === "health" ? ["webhookUrl"] : [];
+      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : section === "health" ? ["webhookUrl"] : section === "metrics" ? ["port"] : [];
       for (const k of Object.keys(body)) if (!(k in known) && !optional.includes(k)) fail(`${section}.${k}`, "unknown setting");
     }
   }
@@ -233,6 +246,10 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       storageWarnRatio: ratio("health.storageWarnRatio", g("health", "storageWarnRatio")),
       ...omitUndefined({ webhookUrl: webhook(opt("health", "webhookUrl")) }),
     },
+    metrics: {
+      host: str("metrics.host", g("metrics", "host")),
+      ...omitUndefined({ port: optInt("metrics.port", pick(layers, "metrics", "port", undefined), 0, 65535) }),
+    },
     log: { level },
   });
 }
@@ -253,6 +270,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
     health: { intervalMs: e("SHOAL_HEALTH_INTERVAL_MS"), debounceMs: e("SHOAL_HEALTH_DEBOUNCE_MS"), repairGraceMs: e("SHOAL_REPAIR_GRACE_MS"), webhookUrl: e("SHOAL_ALERT_WEBHOOK") },
     gateway: { port: e("SHOAL_S3_PORT"), host: e("SHOAL_S3_HOST"), region: e("SHOAL_REGION"), accessKey: e("SHOAL_ACCESS_KEY"), secretKey: e("SHOAL_SECRET_KEY"), domains: e("SHOAL_S3_DOMAINS") },
+    metrics: { host: e("SHOAL_METRICS_HOST"), port: e("SHOAL_METRICS_PORT") },
     log: { level: e("SHOAL_LOG_LEVEL") },
   };
 }

@@ -32,7 +32,10 @@ import { connectNats } from "../../src/connect.ts";
 import type { HealthConfig } from "../../src/config.ts";
 import { ALERTS_STREAM, KV as KV_NAMES, alertSubject, controlSubject, healthSubject, heartbeatWildcard } from "../../src/subjects/index.ts";
 import { publishOnce } from "../../src/store/writer.ts";
-import { Debounce, conditionsOf, learn, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
+import { exportHealth } from "../../src/metrics/index.ts";
+import { ALERT_SEVERITY, Debounce, conditionsOf, learn, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
+
+const ALERT_CODES = Object.entries(ALERT_SEVERITY).map(([code, severity]) => ({ code, severity }));
 
 export const HEALTH_SERVICE = "shoal-health";
 const ALERTS_DUPLICATE_WINDOW_MS = 3_600_000;
@@ -246,6 +249,7 @@ export const healthMonitor = defineActor({
         }
       }
       view = viewOf(snap, known, conds, Object.values(after), ctx.id);
+      exportHealth(view, ALERT_CODES);
       await kv.put("view", JSON.stringify(view)).catch(() => undefined);
       ctx.setStatus({ healthy: view.healthy, alerts: view.alerts.length });
     };

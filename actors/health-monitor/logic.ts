@@ -49,14 +49,23 @@ export interface Condition {
   message: string;
 }
 
+/** Every alert code and its severity (docs/alerts.md). */
+export const ALERT_SEVERITY: Readonly<Record<Condition["code"], AlertSeverity>> = {
+  "server-down": "critical",
+  "meta-leader-lost": "critical",
+  "stream-under-replicated": "warning",
+  "actor-kind-missing": "critical",
+  "storage-near-limit": "warning",
+};
+
 export const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_");
 
 export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number): Condition[] {
   const out: Condition[] = [];
   const up = new Set(s.servers.map((x) => x.name));
-  const cond = (code: Condition["code"], severity: AlertSeverity, subject: string, message: string) => out.push({ id: `${code}.${token(subject)}`, code, severity, subject, message });
-  for (const name of known.servers) if (!up.has(name)) cond("server-down", "critical", name, `server ${name} does not answer`);
-  if (s.metaLeader === null) cond("meta-leader-lost", "critical", "jetstream", "the JetStream meta group has no leader");
+  const cond = (code: Condition["code"], subject: string, message: string) => out.push({ id: `${code}.${token(subject)}`, code, severity: ALERT_SEVERITY[code], subject, message });
+  for (const name of known.servers) if (!up.has(name)) cond("server-down", name, `server ${name} does not answer`);
+  if (s.metaLeader === null) cond("meta-leader-lost", "jetstream", "the JetStream meta group has no leader");
   // A replica on a server that does not answer is down now, whatever the
   // stream leader has noticed yet (it marks peers offline only after a while).
   const down = new Set(known.servers.filter((n) => !up.has(n)));
@@ -66,13 +75,13 @@ export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number
     const bad = st.unreadable || st.leader === null || (st.leader !== null && down.has(st.leader)) || st.peers.length < st.replicas - 1 || st.peers.some(lost);
     if (bad) {
       const lagging = st.peers.filter(lost).map((p) => p.name);
-      cond("stream-under-replicated", "warning", st.name, `stream ${st.name} (R${st.replicas}) ${st.unreadable || st.leader === null ? "has no leader" : `has ${lagging.length ? `replicas behind or offline: ${lagging.join(", ")}` : "missing replicas"}`}`);
+      cond("stream-under-replicated", st.name, `stream ${st.name} (R${st.replicas}) ${st.unreadable || st.leader === null ? "has no leader" : `has ${lagging.length ? `replicas behind or offline: ${lagging.join(", ")}` : "missing replicas"}`}`);
     }
   }
-  for (const kind of known.actorKinds) if (!((s.actors[kind] ?? 0) > 0)) cond("actor-kind-missing", "critical", kind, `no live ${kind} actor`);
+  for (const kind of known.actorKinds) if (!((s.actors[kind] ?? 0) > 0)) cond("actor-kind-missing", kind, `no live ${kind} actor`);
   for (const srv of s.servers) {
     if (srv.maxStorage && srv.storage !== undefined && srv.storage / srv.maxStorage > storageWarnRatio) {
-      cond("storage-near-limit", "warning", srv.name, `server ${srv.name} uses ${Math.round((100 * srv.storage) / srv.maxStorage)}% of its JetStream storage`);
+      cond("storage-near-limit", srv.name, `server ${srv.name} uses ${Math.round((100 * srv.storage) / srv.maxStorage)}% of its JetStream storage`);
     }
   }
   return out;
@@ -156,7 +165,8 @@ export interface HealthView {
   healthy: boolean;
   servers: Array<{ name: string; up: boolean; version?: string; storage?: number; maxStorage?: number }>;
   metaLeader: string | null | undefined;
-  streams: Array<{ name: string; replicas: number; leader: string | null; healthy: boolean; peers: StreamSeen["peers"] }>;
+  /** Replicas by state: current (leader, or caught up), lagging (behind), offline (on a down server, or missing). */
+  streams: Array<{ name: string; replicas: number; leader: string | null; healthy: boolean; current: number; lagging: number; offline: number; peers: StreamSeen["peers"] }>;
   underReplicated: string[];
   actors: Array<{ kind: string; live: number }>;
   conditions: Condition[];
@@ -176,7 +186,12 @@ export function viewOf(s: Snapshot, known: Known, conds: Condition[], alerts: Al
       return { name, up: up.has(name), ...(x?.version ? { version: x.version } : {}), ...(x?.storage !== undefined ? { storage: x.storage } : {}), ...(x?.maxStorage ? { maxStorage: x.maxStorage } : {}) };
     }),
     metaLeader: s.metaLeader,
-    streams: s.streams.map((st) => ({ name: st.name, replicas: st.replicas, leader: st.leader, healthy: !under.has(st.name), peers: st.peers })),
+    streams: s.streams.map((st) => {
+      const down = (name: string) => !up.has(name);
+      const current = (st.leader !== null && !st.unreadable && !down(st.leader) ? 1 : 0) + st.peers.filter((p) => p.current && !p.offline && !down(p.name)).length;
+      const lagging = st.peers.filter((p) => !p.current && !p.offline && !down(p.name)).length;
+      return { name: st.name, replicas: st.replicas, leader: st.leader, healthy: !under.has(st.name), current, lagging, offline: Math.max(0, st.replicas - current - lagging), peers: st.peers };
+    }),
     underReplicated: [...under].sort(),
     actors: [...new Set([...known.actorKinds, ...Object.keys(s.actors)])].sort().map((kind) => ({ kind, live: s.actors[kind] ?? 0 })),
     conditions: conds,

@@ -45,6 +45,7 @@ import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
 import { openMultipart, createUpload, getUpload, uploadPart, completeUpload, removeUpload, listParts, listUploads, partChunkIds, expireUploads } from "../../src/store/multipart.ts";
 import { openRegistry, registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
 import { StreamReceiver, sendStream, DEFAULT_IDLE_MS, DEFAULT_WINDOW } from "../../src/transfer/index.ts";
+import { countBytes } from "../../src/metrics/index.ts";
 import {
   INLINE_MAX,
   checkConditions,
@@ -173,7 +174,11 @@ export const storage = defineActor({
         ...(p.sha256B64 !== undefined ? { expectSha256B64: p.sha256B64 } : {}),
         signal: ctx.signal,
       };
-      return withBody(req, bucket, p.stream, "put", async (body) => infoJson(bucket, await putObject(jet, store, p.key, body, opts)));
+      return withBody(req, bucket, p.stream, "put", async (body) => {
+        const info = await putObject(jet, store, p.key, body, opts);
+        countBytes("storage", "in", info.size);
+        return infoJson(bucket, info);
+      });
     };
 
     const get = async (req: Request) => {
@@ -187,6 +192,7 @@ export const storage = defineActor({
       const headers = objectHeaders(info, range);
       if (n <= INLINE_MAX) {
         const body = await collect(readObject(ctx.jsm, store, info, range ? { range } : {}));
+        countBytes("storage", "out", body.length);
         return rawReply(body, { ...headers, [H.inline]: "1" });
       }
       if (!g.stream) {
@@ -199,6 +205,7 @@ export const storage = defineActor({
           idleMs,
           signal: ctx.signal,
         });
+        countBytes("storage", "out", n);
       } catch (e) {
         req.log.info({ code: toShoalError(e).code, key: g.key.slice(0, 128) }, "streamed get ended early");
       }
@@ -287,6 +294,7 @@ export const storage = defineActor({
       const upload = await getUpload(uploads, bucket, p.uploadId, p.key);
       return withBody(req, bucket, p.stream, "part", async (body) => {
         const rec = await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...(p.md5Hex ? { expectMd5Hex: p.md5Hex } : {}), signal: ctx.signal });
+        countBytes("storage", "in", rec.size);
         return { v: 1, partNumber: rec.n, etag: rec.etag, size: rec.size, lastModified: rec.mtime };
       });
     };

@@ -4,6 +4,7 @@
  */
 import { createLogger } from "../log.ts";
 import { startActors, installSignalHandlers } from "../runtime/index.ts";
+import { instancesReady } from "../runtime/process.ts";
 import { parseFlags } from "./args.ts";
 import { portIsFree, startDevEngine } from "./dev.ts";
 import { runGateway } from "../gateway/index.ts";
@@ -26,14 +27,15 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   const engine = await startDevEngine(config.dev, (l) => process.stderr.write(`${l}\n`));
   const c = engine.credentials;
   const nats = { servers: engine.urls, user: c.appUser, pass: c.appPassword, sysUser: c.sysUser, sysPass: c.sysPassword };
-  let running: { stop(): Promise<void> } | undefined;
+  let running: Awaited<ReturnType<typeof startActors>> | undefined;
   let gateway: Awaited<ReturnType<typeof runGateway>> | undefined;
   try {
     running = await startActors(Object.values(deps.actors), { nats, runtime: config.runtime, storage: config.storage, health: config.health, logger: log });
     const wantPort = config.gateway.port;
     const port = wantPort === 0 || !(await portIsFree(wantPort, config.gateway.host)) ? 0 : wantPort;
     if (wantPort !== 0 && port === 0) process.stderr.write(`shoal: port ${wantPort} is taken; the S3 gateway uses a free port instead\n`);
-    gateway = await runGateway({ config: { ...config.gateway, port }, nats, logger: log, fallback: { accessKey: c.s3AccessKey, secretKey: c.s3SecretKey } });
+    const actors = running;
+    gateway = await runGateway({ config: { ...config.gateway, port }, nats, logger: log, fallback: { accessKey: c.s3AccessKey, secretKey: c.s3SecretKey }, alsoReady: () => instancesReady(actors.instances) });
   } catch (e) {
     await running?.stop();
     await engine.stop();
@@ -57,6 +59,7 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
   say(`Shoal dev is up (data in ${engine.dataDir})`);
   say(`NATS: ${url}`);
   say(`S3: ${gateway.url}`);
+  say(`Metrics: ${gateway.url}/metrics (health: /healthz, /readyz)`);
   say(`Monitoring: ${engine.monitorUrls.join(",")}`);
   say(`Credentials: NATS user ${c.appUser} / ${c.appPassword} (also the server's no-auth user); system account ${c.sysUser} / ${c.sysPassword}; S3 access key ${gateway.accessKey} / secret key ${gateway.secretKey} (region ${config.gateway.region}); kept in ${engine.dataDir}/credentials.json`);
   say(`Actors: ${kinds.length ? kinds.join(", ") : "none"}`);

@@ -32,7 +32,9 @@ const HELP = `shoal — a distributed S3-style object store on NATS JetStream
 Usage:
   shoal dev [--data DIR] [--nats-port N] [--s3-port N] [--servers N]
                                                          run everything locally (npm start)
-  shoal start --actors LIST [--gateway] [--nats URL]     run actors (and an S3 gateway) against a cluster
+  shoal start --actors LIST [--gateway] [--nats URL] [--metrics-port N]
+                                                         run actors (and an S3 gateway) against a cluster;
+                                                         /metrics, /healthz, /readyz on the gateway or port N
   shoal mb <bucket> [--replicas 1|3|5]                   make a bucket
   shoal rb <bucket> [--force]                            remove a bucket (--force: with its objects)
   shoal ls [<bucket>[/<prefix>]] [-r]                    list buckets, or objects (-r: no folders)

@@ -7,27 +7,36 @@
 import { createLogger } from "../log.ts";
 import { startActors, installSignalHandlers } from "../runtime/index.ts";
 import { runGateway } from "../gateway/index.ts";
+import { startOpsServer, type OpsServer } from "../metrics/index.ts";
+import { instancesReady } from "../runtime/process.ts";
 import { parseFlags } from "./args.ts";
 import { selectActors } from "./actors.ts";
 import { commonFlagsLayer, configFor, EXIT, type CliDeps } from "./main.ts";
 
 export async function runStart(args: string[], deps: CliDeps): Promise<number> {
-  const { values } = parseFlags(args, { actors: { type: "string" }, gateway: { type: "boolean" }, "s3-port": { type: "string" } });
-  const config = configFor(values, { ...commonFlagsLayer(values), gateway: { port: values["s3-port"] } });
+  const { values } = parseFlags(args, { actors: { type: "string" }, gateway: { type: "boolean" }, "s3-port": { type: "string" }, "metrics-port": { type: "string" } });
+  const config = configFor(values, { ...commonFlagsLayer(values), gateway: { port: values["s3-port"] }, metrics: { port: values["metrics-port"] } });
   const defs = values.gateway && !values.actors ? [] : selectActors(deps.actors, values.actors);
   const log = createLogger({ level: config.log.level });
   const running = await startActors(defs, { nats: config.nats, runtime: config.runtime, storage: config.storage, health: config.health, logger: log });
   let gateway: Awaited<ReturnType<typeof runGateway>> | undefined;
+  let ops: OpsServer | undefined;
+  const actorsReady = () => instancesReady(running.instances);
   try {
-    if (values.gateway) gateway = await runGateway({ config: config.gateway, nats: config.nats, logger: log });
+    if (values.gateway) gateway = await runGateway({ config: config.gateway, nats: config.nats, logger: log, alsoReady: actorsReady });
+    const ready = gateway ? gateway.ready : actorsReady;
+    if (config.metrics.port !== undefined) ops = await startOpsServer({ host: config.metrics.host, port: config.metrics.port, ready });
   } catch (e) {
+    await gateway?.close();
     await running.stop();
     throw e;
   }
-  log.info({ actors: defs.map((d) => d.kind), servers: config.nats.servers, ...(gateway ? { s3: gateway.url } : {}) }, "started");
+  log.info({ actors: defs.map((d) => d.kind), servers: config.nats.servers, ...(gateway ? { s3: gateway.url } : {}), ...(ops ? { metrics: `${ops.url}/metrics` } : {}) }, "started");
   if (gateway) process.stdout.write(`S3: ${gateway.url}\n`);
+  if (ops) process.stdout.write(`Metrics: ${ops.url}/metrics\n`);
   await new Promise<void>((resolve) =>
     installSignalHandlers(async () => {
+      await ops?.close();
       await gateway?.close();
       await running.stop();
       resolve();

@@ -15,7 +15,7 @@ interface View {
   time: string;
   servers: Array<{ name: string; up: boolean; version?: string; storage?: number; maxStorage?: number }>;
   metaLeader?: string | null;
-  streams: Array<{ name: string; replicas: number; leader: string | null; healthy: boolean; peers: Array<{ name: string; current: boolean; offline: boolean; lag: number }> }>;
+  streams: Array<{ name: string; replicas: number; leader: string | null; healthy: boolean; current?: number; peers: Array<{ name: string; current: boolean; offline: boolean; lag: number }> }>;
   underReplicated: string[];
   actors: Array<{ kind: string; live: number }>;
   alerts: Array<{ id: string; code: string; severity: string; subject: string; message: string; since: string }>;
@@ -35,7 +35,11 @@ export function renderStatus(v: View): string {
     table(["SERVER", "STATE", "VERSION", "STORAGE", "LIMIT"], v.servers.map((s) => [s.name, s.up ? "up" : "DOWN", s.version ?? "-", mib(s.storage), s.maxStorage ? mib(s.maxStorage) : "-"])),
     "",
     v.underReplicated.length
-      ? table(["STREAM UNDER-REPLICATED", "REPLICAS", "LEADER", "BEHIND OR OFFLINE"], v.streams.filter((s) => !s.healthy).map((s) => [s.name, `R${s.replicas}`, s.leader ?? "none", s.peers.filter((p) => p.offline || !p.current).map((p) => `${p.name}${p.offline ? " (offline)" : ` (lag ${p.lag})`}`).join(", ") || "-"]))
+      ? table(["STREAM UNDER-REPLICATED", "CURRENT", "LEADER", "BEHIND OR OFFLINE"], v.streams.filter((s) => !s.healthy).map((s) => {
+          const down = (name: string) => v.servers.some((x) => x.name === name && !x.up);
+          const bad = s.peers.filter((p) => p.offline || !p.current || down(p.name)).map((p) => `${p.name}${p.offline || down(p.name) ? " (offline)" : ` (lag ${p.lag})`}`);
+          return [s.name, `${s.current ?? "?"}/${s.replicas}`, s.leader ?? "none", bad.join(", ") || "-"];
+        }))
       : `Streams: ${v.streams.length}, all fully replicated`,
     "",
     table(["ACTOR KIND", "LIVE"], v.actors.map((a) => [a.kind, String(a.live)])),

@@ -22,6 +22,12 @@ import { verifyRequest, type Verified } from "./auth.ts";
 import { bucketFromHost, route, type Route } from "./route.ts";
 import { xml } from "./xml.ts";
 import { runOperation, type OpContext } from "./ops.ts";
+import { OPS_PATHS, countBytes, natsReady, serveOps, startRequest, type Readiness } from "../metrics/index.ts";
+
+/** An unsigned request: no Authorization header and no presigned query. */
+function unsigned(req: IncomingMessage, rawQuery: string): boolean {
+  return req.headers.authorization === undefined && !/(^|&)X-Amz-(Signature|Credential)=/i.test(rawQuery);
+}
 
 /** S3 allows 8 KiB of request headers (and 2 KiB of user metadata). */
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -34,12 +40,16 @@ export interface GatewayOptions {
   credentials: ReadonlyMap<string, string>;
   /** For tests: the clock used to check signatures. */
   now?: () => Date;
+  /** What /readyz checks besides the gateway's own connection (actors in the same process). */
+  alsoReady?: () => Promise<Readiness>;
 }
 
 export interface Gateway {
   url: string;
   port: number;
   server: Server;
+  /** What /readyz answers. */
+  ready(): Promise<Readiness>;
   close(): Promise<void>;
 }
 
@@ -74,6 +84,10 @@ export function sendError(res: ServerResponse, req: IncomingMessage, requestId: 
 
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const log = o.logger.child({ part: "gateway" });
+  const ready = async (): Promise<Readiness> => {
+    const own = await natsReady([o.client.nc]);
+    return own.ready && o.alsoReady ? o.alsoReady() : own;
+  };
   const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5000 }, (req, res) => {
     void handle(req, res);
   });
@@ -85,11 +99,30 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     const q = target.indexOf("?");
     const rawPath = q < 0 ? target : target.slice(0, q);
     const rawQuery = q < 0 ? "" : target.slice(q + 1);
+    const hostBucket = bucketFromHost(req.headers.host, o.config.domains);
+    // /metrics, /healthz and /readyz answer unsigned requests (an unsigned S3
+    // request would be refused anyway); signed ones still reach buckets of those names
+    if (OPS_PATHS.has(rawPath) && hostBucket === undefined && unsigned(req, rawQuery)) {
+      await serveOps(rawPath, req, res, ready).catch((e: unknown) => {
+        log.error({ err: e }, "ops endpoint failed");
+        if (!res.headersSent) res.statusCode = 500;
+        res.end();
+      });
+      return;
+    }
     let r: Route | undefined;
     const started = performance.now();
+    const done = startRequest("gateway", "unrouted");
+    res.once("close", () => {
+      const inLen = Number(req.headers["content-length"]);
+      if (Number.isSafeInteger(inLen)) countBytes("gateway", "in", inLen);
+      const outLen = Number(res.getHeader("content-length"));
+      if (Number.isSafeInteger(outLen) && req.method !== "HEAD" && res.writableFinished) countBytes("gateway", "out", outLen);
+      done(res.writableFinished ? "ok" : "Aborted", r?.op ?? "unrouted");
+    });
     try {
       if (headerBytes(req) > MAX_HEADER_BYTES) throw new ShoalError("RequestHeaderTooLarge", `request headers exceed ${MAX_HEADER_BYTES} bytes`);
-      r = route(req.method ?? "GET", rawPath, rawQuery, bucketFromHost(req.headers.host, o.config.domains), req.headers);
+      r = route(req.method ?? "GET", rawPath, rawQuery, hostBucket, req.headers);
       const verified: Verified = verifyRequest({ method: req.method ?? "GET", rawPath, rawQuery, headers: req.headers }, {
         region: o.config.region,
         secretFor: (k) => o.credentials.get(k),
@@ -100,6 +133,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       log.debug({ op: r.op, bucket: r.bucket, status: res.statusCode, ms: Math.round(performance.now() - started), requestId }, "s3 request");
     } catch (e) {
       const err = toShoalError(e);
+      done(err.code, r?.op ?? "unrouted");
       if (err.code === "InternalError") log.error({ err: e, op: r?.op, requestId }, "s3 request failed");
       else log.debug({ code: err.code, op: r?.op, requestId }, "s3 request refused");
       sendError(res, req, requestId, err, rawPath);
@@ -121,6 +155,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     url: `http://${host}:${port}`,
     port,
     server,
+    ready,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -133,13 +168,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
  * A gateway with its own SDK connection, as `shoal dev` and `shoal start
  * --gateway` run it. Credentials: the config's pair, else `fallback`.
  */
-export async function runGateway(o: { config: GatewayConfig; nats: NatsConfig; logger: Logger; fallback?: { accessKey: string; secretKey: string } }): Promise<Gateway & { accessKey: string; secretKey: string }> {
+export async function runGateway(o: { config: GatewayConfig; nats: NatsConfig; logger: Logger; fallback?: { accessKey: string; secretKey: string }; alsoReady?: () => Promise<Readiness> }): Promise<Gateway & { accessKey: string; secretKey: string }> {
   const accessKey = o.config.accessKey ?? o.fallback?.accessKey;
   const secretKey = o.config.secretKey ?? o.fallback?.secretKey;
   if (!accessKey || !secretKey) throw new ShoalError("InvalidConfig", "the S3 gateway needs credentials: set SHOAL_ACCESS_KEY and SHOAL_SECRET_KEY (or gateway.accessKey / gateway.secretKey)");
   const client = await ShoalClient.connect(o.nats);
   try {
-    const gw = await startGateway({ config: o.config, client, logger: o.logger, credentials: new Map([[accessKey, secretKey]]) });
+    const gw = await startGateway({ config: o.config, client, logger: o.logger, credentials: new Map([[accessKey, secretKey]]), ...(o.alsoReady ? { alsoReady: o.alsoReady } : {}) });
     return {
       ...gw,
       accessKey,

@@ -19,6 +19,7 @@ import { parseJsonObject } from "../subjects/payload.ts";
 import { DEFAULTS, type HealthConfig, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../config.ts";
 import { connectNats } from "../connect.ts";
 import { sharedKv } from "./replicas.ts";
+import { actorStarted, actorStopped, natsReady, startRequest, type Readiness } from "../metrics/index.ts";
 import type { Logger } from "../log.ts";
 import type { Heartbeat } from "./presence.ts";
 
@@ -167,6 +168,8 @@ export class ActorInstance {
   private status: Record<string, unknown> = {};
   private readonly started = Date.now();
   private stopped: Promise<void> | undefined;
+  /** Counted in shoal_actor_instances. */
+  private counted = false;
 
   constructor(def: ActorDefinition, opts: InstanceOptions) {
     // every loop, pump and transfer of the instance listens on its signal
@@ -188,6 +191,17 @@ export class ActorInstance {
 
   get inflightCount(): number {
     return this.inflight;
+  }
+
+  /** For /readyz: started, not stopping, connected, JetStream answering. */
+  async readiness(): Promise<Readiness> {
+    if (!this.nc || this.stopped) return { ready: false, reason: `${this.def.kind} is not running` };
+    return natsReady([this.nc]);
+  }
+
+  private uncount(): void {
+    if (this.counted) actorStopped(this.def.kind);
+    this.counted = false;
   }
 
   async start(): Promise<void> {
@@ -219,6 +233,8 @@ export class ActorInstance {
       for (const loop of this.wiring.loops ?? []) this.loops.push(this.runLoop(loop));
       this.hbTimer = setInterval(() => void this.beat(), this.opts.runtime.heartbeatMs);
       this.hbTimer.unref();
+      actorStarted(this.def.kind);
+      this.counted = true;
       this.log.info({ contract: this.def.contract }, "actor started");
     } catch (e) {
       await this.stop(0).catch(() => undefined);
@@ -242,13 +258,13 @@ export class ActorInstance {
               this.log.error({ err }, "service endpoint failed");
               return;
             }
-            void this.dispatch(ep.handler, msg, true);
+            void this.dispatch(ep.handler, msg, true, ep.name);
           },
         });
       }
     }
     for (const c of this.wiring.controls ?? []) {
-      const sub = this.nc.subscribe(c.subject, { callback: (err, msg) => (err ? this.log.error({ err }, "control subscription failed") : void this.dispatch(c.handler, msg, false)) });
+      const sub = this.nc.subscribe(c.subject, { callback: (err, msg) => (err ? this.log.error({ err }, "control subscription failed") : void this.dispatch(c.handler, msg, false, c.subject)) });
       this.subs.push(sub);
     }
   }
@@ -258,7 +274,8 @@ export class ActorInstance {
    * when the request has a reply subject — the handler's result, or a typed
    * error for a throw or rejection — and nothing escapes to kill the process.
    */
-  private async dispatch(handler: Handler, msg: Msg, isService: boolean): Promise<void> {
+  private async dispatch(handler: Handler, msg: Msg, isService: boolean, op: string): Promise<void> {
+    const done = startRequest(this.def.kind, op);
     const requestId = msg.headers?.get("Shoal-Request-Id") || nuid.next();
     const log = this.log.child({ req: requestId });
     let responded = false;
@@ -270,6 +287,7 @@ export class ActorInstance {
     };
     const sendError = (e: unknown) => {
       const err = toShoalError(e);
+      done(err.code);
       if (err.code === "InternalError") log.error({ err: e, subject: msg.subject }, "handler failed");
       else if (err.spec.http >= 500) log.warn({ err: e, code: err.code, subject: msg.subject }, "request failed");
       else log.info({ code: err.code, subject: msg.subject, msg: err.message }, "request refused");
@@ -303,9 +321,12 @@ export class ActorInstance {
     try {
       const out = await handler(req, this.ctx);
       if (!responded) send(out);
+      done("ok");
     } catch (e) {
-      if (responded) log.error({ err: e }, "handler failed after replying");
-      else sendError(e);
+      if (responded) {
+        log.error({ err: e }, "handler failed after replying");
+        done(toShoalError(e).code);
+      } else sendError(e);
     } finally {
       this.inflight--;
       if (this.inflight === 0) this.idle?.();
@@ -374,6 +395,7 @@ export class ActorInstance {
   async kill(): Promise<void> {
     this.stopped ??= (async () => {
       this.draining = true;
+      this.uncount();
       if (this.hbTimer) clearInterval(this.hbTimer);
       this.abort.abort(new ShoalError("ShuttingDown"));
       if (this.nc && !this.nc.isClosed()) await this.nc.close().catch(() => undefined);
@@ -386,6 +408,7 @@ export class ActorInstance {
     const until = Date.now() + deadlineMs;
     const left = () => Math.max(0, until - Date.now());
     this.draining = true;
+    this.uncount();
     this.abort.abort(new ShoalError("ShuttingDown"));
     if (this.hbTimer) clearInterval(this.hbTimer);
     // No new requests: the queue group hands them to other instances.

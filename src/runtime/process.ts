@@ -6,6 +6,14 @@
 import type { NatsConfig, RuntimeConfig, StorageConfig, HealthConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { ActorInstance, type ActorDefinition } from "./actor.ts";
+import type { Readiness } from "../metrics/index.ts";
+
+/** Ready when every instance is (see ActorInstance.readiness). */
+export async function instancesReady(instances: readonly ActorInstance[]): Promise<Readiness> {
+  if (instances.length === 0) return { ready: false, reason: "no actor is running" };
+  for (const r of await Promise.all(instances.map((i) => i.readiness()))) if (!r.ready) return r;
+  return { ready: true };
+}
 
 export interface StartActorsOptions {
   nats: NatsConfig;

@@ -7,6 +7,9 @@ import { runActor, startShoal } from "../helpers/actors.ts";
 import { TEST_AUTH, connectTo, startCluster, startServer } from "../helpers/nats.ts";
 import { healthMonitor } from "../../actors/health-monitor/index.ts";
 import { storage } from "../../actors/storage/index.ts";
+import { registry } from "../../src/metrics/index.ts";
+import { parseMetrics, value } from "../helpers/prom.ts";
+// serial: both tests read the process-wide metrics registry the health-monitors write
 
 const root = new URL("../../", import.meta.url).pathname;
 const FAST = { intervalMs: 300, debounceMs: 1000, repairGraceMs: 2500 };
@@ -56,7 +59,7 @@ function status(url: string): Promise<{ code: number | null; json: { healthy: bo
   });
 }
 
-test("SIGKILL a server: server-down and stream-under-replicated are raised within 10 s and resolved within 10 s of its restart, each exactly once (two health-monitors); a repair is requested; shoal status reflects it", async (t) => {
+test.serial("SIGKILL a server: server-down and stream-under-replicated are raised within 10 s and resolved within 10 s of its restart, each exactly once (two health-monitors); a repair is requested; shoal status reflects it", async (t) => {
   const cluster = await startCluster(t, 3);
   const url = cluster.urls.join(",");
   const { client } = await startShoal(t, { url });
@@ -90,6 +93,15 @@ test("SIGKILL a server: server-down and stream-under-replicated are raised withi
   t.is(down.code, 1);
   t.false(down.json.servers.find((s) => s.name === victim.name)!.up);
   t.true(down.json.underReplicated.includes("OBJ_watched"));
+  t.true(down.json.alerts.some((a) => a.code === "server-down"));
+  // the health-monitors run in this process: its /metrics shows the same
+  const m = await parseMetrics(await registry.metrics());
+  t.is(value(m, "shoal_server_up", { server: victim.name }), 0);
+  t.is(value(m, "shoal_alerts_open", { code: "server-down", severity: "critical" }), 1);
+  t.is(value(m, "shoal_stream_healthy", { stream: "OBJ_watched" }), 0);
+  t.true(value(m, "shoal_stream_replicas", { stream: "OBJ_watched", state: "current" }) < 3);
+  t.is(value(m, "shoal_stream_replicas", { stream: "OBJ_watched", state: "configured" }), 3);
+  t.is(value(m, "shoal_cluster_healthy"), 0);
   await waitFor(t, "repair requested", 10_000, async () => repairs.includes(victim.name));
 
   await victim.restart();
@@ -106,9 +118,14 @@ test("SIGKILL a server: server-down and stream-under-replicated are raised withi
   }
   t.is(repairs.filter((s) => s === victim.name).length, 1, "one repair request per outage");
   await waitFor(t, "healthy again", 10_000, async () => (await status(url)).code === 0);
+  const m2 = await parseMetrics(await registry.metrics());
+  t.is(value(m2, "shoal_server_up", { server: victim.name }), 1);
+  t.is(value(m2, "shoal_alerts_open", { code: "server-down", severity: "critical" }), 0);
+  t.is(value(m2, "shoal_stream_replicas", { stream: "OBJ_watched", state: "current" }), 3);
+  t.is(value(m2, "shoal_cluster_healthy"), 1);
 });
 
-test("stop every storage actor: actor-kind-missing is raised, and resolved once one returns; a health-monitor restart does not raise it again", async (t) => {
+test.serial("stop every storage actor: actor-kind-missing is raised, and resolved once one returns; a health-monitor restart does not raise it again", async (t) => {
   const srv = await startServer(t);
   const first = await runActor(t, srv.url, storage);
   let hm = await runActor(t, srv.url, healthMonitor, { health: FAST, nats: SYS });
@@ -116,7 +133,13 @@ test("stop every storage actor: actor-kind-missing is raised, and resolved once 
   await waitFor(t, "storage seen", 10_000, async () => (await status(srv.url)).json.actors?.some((a) => a.kind === "storage" && a.live === 1) ?? false);
   await first.stop(1000);
   await waitFor(t, "actor-kind-missing raised", 10_000, async () => (await alertEvents(nc)).some((e) => e.code === "actor-kind-missing" && e.subject === "storage" && e.state === "raised"));
-  t.is((await status(srv.url)).code, 1);
+  const missing = await status(srv.url);
+  t.is(missing.code, 1);
+  t.is(missing.json.actors.find((a) => a.kind === "storage")?.live, 0);
+  t.true(missing.json.alerts.some((a) => a.code === "actor-kind-missing"));
+  const m = await parseMetrics(await registry.metrics());
+  t.is(value(m, "shoal_cluster_actor_instances", { kind: "storage" }), 0);
+  t.is(value(m, "shoal_alerts_open", { code: "actor-kind-missing", severity: "critical" }), 1);
   // the health-monitor restarts while the alert is open: no second raise
   await hm.stop(1000);
   hm = await runActor(t, srv.url, healthMonitor, { health: FAST, nats: SYS });
@@ -126,4 +149,5 @@ test("stop every storage actor: actor-kind-missing is raised, and resolved once 
   const ev = (await alertEvents(nc)).filter((e) => e.code === "actor-kind-missing");
   t.deepEqual(ev.map((e) => e.state), ["raised", "resolved"]);
   await waitFor(t, "healthy", 10_000, async () => (await status(srv.url)).code === 0);
+  t.is((await status(srv.url)).json.actors.find((a) => a.kind === "storage")?.live, 1);
 });

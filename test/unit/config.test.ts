@@ -26,6 +26,12 @@ test("file < env < flags", (t) => {
   t.deepEqual(c.nats.servers, ["nats://127.0.0.1:5000", "nats://127.0.0.1:5001"]);
 });
 
+test("the metrics endpoint is off unless a port is set (env SHOAL_METRICS_PORT, 0 = a free port)", (t) => {
+  t.is(buildConfig().metrics.port, undefined);
+  t.is(loadConfig({ env: { SHOAL_METRICS_PORT: "0" } }).metrics.port, 0);
+  t.is(loadConfig({ env: { SHOAL_METRICS_PORT: "9100", SHOAL_METRICS_HOST: "0.0.0.0" } }).metrics.host, "0.0.0.0");
+});
+
 test("the caller's input objects are not mutated", (t) => {
   const flags = { runtime: { heartbeatMs: 400 } };
   const copy = structuredClone(flags);
@@ -42,6 +48,8 @@ for (const [name, input, path] of [
   ["bad URL scheme", { nats: { servers: "http://127.0.0.1:4222" } }, "nats.servers[0]"],
   ["empty server list", { nats: { servers: [] } }, "nats.servers"],
   ["bad log level", { log: { level: "loud" } }, "log.level"],
+  ["metrics port out of range", { metrics: { port: 70000 } }, "metrics.port"],
+  ["metrics port not a number", { metrics: { port: "ninety" } }, "metrics.port"],
   ["presence TTL not above heartbeat", { runtime: { heartbeatMs: 1000, presenceTtlMs: 900 } }, "runtime.presenceTtlMs"],
 ] as const) {
   test(`invalid config is a typed error: ${name}`, (t) => {

@@ -52,3 +52,14 @@ test("the view is healthy only without conditions, and lists servers known but d
   t.true(ok.healthy);
   t.deepEqual(ok.actors, [{ kind: "storage", live: 2 }]);
 });
+
+test("the view counts each stream's replicas as current, lagging or offline (a peer on a down server is offline even while the leader still calls it current)", (t) => {
+  const known = { servers: ["n1", "n2", "n3"], actorKinds: [] };
+  const counts = (s: Snapshot) => viewOf(s, known, conditionsOf(s, known, 1), [], "me").streams.map(({ name, current, lagging, offline }) => ({ name, current, lagging, offline }));
+  t.deepEqual(counts(snap())[0], { name: "OBJ_a", current: 3, lagging: 0, offline: 0 });
+  const n3down = snap({ servers: [{ name: "n1", jetstream: true }, { name: "n2", jetstream: true }] });
+  t.deepEqual(counts(n3down)[0], { name: "OBJ_a", current: 2, lagging: 0, offline: 1 });
+  const lag = snap({ streams: [{ name: "OBJ_b", replicas: 3, leader: "n1", peers: [{ name: "n2", current: false, offline: false, lag: 4 }] }] });
+  t.deepEqual(counts(lag)[0], { name: "OBJ_b", current: 1, lagging: 1, offline: 1 }, "a missing peer counts as offline");
+  t.deepEqual(counts(snap({ streams: [{ name: "OBJ_c", replicas: 3, leader: null, peers: [], unreadable: true }] }))[0], { name: "OBJ_c", current: 0, lagging: 0, offline: 3 });
+});

@@ -173,6 +173,7 @@ export const storage = defineActor({
         ...(p.md5Hex !== undefined ? { expectMd5Hex: p.md5Hex } : {}),
         ...(p.sha256B64 !== undefined ? { expectSha256B64: p.sha256B64 } : {}),
         signal: ctx.signal,
+        requestId: req.requestId,
       };
       return withBody(req, bucket, p.stream, "put", async (body) => {
         const info = await putObject(jet, store, p.key, body, opts);
@@ -225,7 +226,7 @@ export const storage = defineActor({
       const { key } = decodeKeyOnly(req.json());
       const store = storeRef(bucket);
       await assertStream(ctx.jsm, store.stream);
-      return { v: 1, ...(await deleteObject(jet, store, key)) };
+      return { v: 1, ...(await deleteObject(jet, store, key, undefined, req.requestId)) };
     };
 
     const list = async (req: Request) => {
@@ -248,7 +249,7 @@ export const storage = defineActor({
           keys.slice(i, i + 16).map(async (key) => {
             try {
               decodeKeyOnly({ key });
-              await deleteObject(jet, store, key);
+              await deleteObject(jet, store, key, undefined, req.requestId);
               deleted.push(key);
             } catch (e) {
               const err = toShoalError(e);
@@ -273,6 +274,7 @@ export const storage = defineActor({
         contentType: replace ? (c.contentType ?? "application/octet-stream") : info.contentType,
         userMeta: replace ? c.metadata : info.userMeta,
         signal: ctx.signal,
+        requestId: req.requestId,
       });
       return infoJson(bucket, out);
     };

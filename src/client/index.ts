@@ -248,7 +248,10 @@ export class ShoalClient {
   }
 
   private json<T>(subject: string, body: Record<string, unknown>, idempotent: boolean): Promise<T> {
-    const call = async () => (await this.request(subject, JSON.stringify({ v: 1, ...body }))).json<T>();
+    // One id for every attempt of this call: the actor stores it with what it
+    // commits, so a retry whose first attempt landed is answered, not redone.
+    const headers = { [H.requestId]: nuid.next() };
+    const call = async () => (await this.request(subject, JSON.stringify({ v: 1, ...body }), { headers })).json<T>();
     return idempotent ? this.idempotent(call) : call();
   }
 
@@ -281,7 +284,7 @@ export class ShoalClient {
   // --- objects ------------------------------------------------------------------
 
   async put(bucket: string, key: string, body: Body, opts: PutOptions = {}): Promise<ObjectMeta> {
-    const headers: Record<string, string> = { [H.key]: key };
+    const headers: Record<string, string> = { [H.key]: key, [H.requestId]: nuid.next() };
     if (opts.contentType) headers[H.contentType] = opts.contentType;
     if (opts.ifNoneMatch) headers[H.ifNoneMatch] = "*";
     if (opts.ifMatch) headers[H.ifMatch] = opts.ifMatch;

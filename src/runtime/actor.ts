@@ -16,6 +16,7 @@ import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import { ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, actorPresenceKey, assertToken, heartbeatSubject } from "../subjects/index.ts";
 import { parseJsonObject } from "../subjects/payload.ts";
+import { H } from "../subjects/headers.ts";
 import { DEFAULTS, type HealthConfig, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../config.ts";
 import { connectNats } from "../connect.ts";
 import { sharedKv } from "./replicas.ts";
@@ -75,6 +76,8 @@ export interface Request {
 }
 
 const RAW = Symbol("shoal.rawReply");
+/** What a caller-given request id may be (it is logged and stored with commits). */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Bytes with headers, made by rawReply(). */
 export interface RawReply {
@@ -276,7 +279,9 @@ export class ActorInstance {
    */
   private async dispatch(handler: Handler, msg: Msg, isService: boolean, op: string): Promise<void> {
     const done = startRequest(this.def.kind, op);
-    const requestId = msg.headers?.get("Shoal-Request-Id") || nuid.next();
+    // The caller's id (the same on each retry of one call) when it is sane; else a fresh one.
+    const given = msg.headers?.get(H.requestId);
+    const requestId = given && REQUEST_ID.test(given) ? given : nuid.next();
     const log = this.log.child({ req: requestId });
     let responded = false;
     const send = (reply: Reply) => {

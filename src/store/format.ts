@@ -20,6 +20,8 @@ export const H_ETAG = "Shoal-Etag";
 export const H_META_PREFIX = "Shoal-Meta-";
 export const H_CHUNK_SEQS = "Shoal-Chunk-Seqs";
 export const H_SOURCE = "Shoal-Source";
+/** The id of the client call that wrote this version (or marker): a retried call finds its own commit. */
+export const H_REQUEST_ID = "Shoal-Request-Id";
 
 /** ADR-20 metadata as stored (JSON on `$O.<store>.M.<base64url(key)>`). */
 export interface StoredMeta {
@@ -56,6 +58,8 @@ export interface ObjectInfo {
   userMeta: Record<string, string>;
   /** On a replicated copy: the source commit it copies. */
   source?: { stream: string; seq: number };
+  /** The client call that committed this version, when it sent one. */
+  requestId?: string;
 }
 
 // --- chunk sequence runs ----------------------------------------------------------
@@ -184,6 +188,7 @@ export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
     chunkSeqs: seqs === undefined ? undefined : decodeRuns(seqs, meta.chunks),
     userMeta,
     ...sourceOf(header(meta, H_SOURCE)),
+    ...requestIdOf(meta),
   };
 }
 
@@ -193,7 +198,20 @@ function sourceOf(v: string | undefined): { source?: { stream: string; seq: numb
 }
 
 /** Headers record for a new object's metadata. */
-export function buildHeaders(o: { contentType?: string; etag: string; chunkSeqs: readonly number[]; userMeta?: Record<string, string>; source?: { stream: string; seq: number } }): Record<string, string[]> {
+/** The request id a version or marker was written with, as an optional field. */
+export function requestIdOf(meta: StoredMeta): { requestId?: string } {
+  const id = header(meta, H_REQUEST_ID);
+  return id ? { requestId: id } : {};
+}
+
+export function buildHeaders(o: {
+  contentType?: string;
+  etag: string;
+  chunkSeqs: readonly number[];
+  userMeta?: Record<string, string>;
+  source?: { stream: string; seq: number };
+  requestId?: string;
+}): Record<string, string[]> {
   const h: Record<string, string[]> = {
     [H_CONTENT_TYPE]: [o.contentType || "application/octet-stream"],
     [H_ETAG]: [o.etag],
@@ -201,5 +219,6 @@ export function buildHeaders(o: { contentType?: string; etag: string; chunkSeqs:
   };
   for (const [k, v] of Object.entries(o.userMeta ?? {})) h[`${H_META_PREFIX}${k.toLowerCase()}`] = [v];
   if (o.source) h[H_SOURCE] = [`${o.source.stream}:${o.source.seq}`];
+  if (o.requestId) h[H_REQUEST_ID] = [o.requestId];
   return h;
 }

@@ -10,7 +10,7 @@ import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { ShoalError, toShoalError } from "../errors/index.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { retry } from "../runtime/backoff.ts";
-import { chunksForRange, decodeStoredMeta, toObjectInfo, type ByteRange, type ObjectInfo } from "./format.ts";
+import { chunksForRange, decodeStoredMeta, requestIdOf, toObjectInfo, type StoredMeta, type ByteRange, type ObjectInfo } from "./format.ts";
 import type { Head, StoreRef } from "./writer.ts";
 
 /** Chunks requested ahead of the consumer. 8 × 1 MiB = the default 8 MiB window. */
@@ -89,8 +89,13 @@ export async function headObject(jsm: JetStreamManager, store: StoreRef, key: st
   }
   if (!m) return undefined;
   const meta = decodeStoredMeta(m.data);
-  if (meta.deleted) return { info: undefined, revision: undefined, markerRevision: m.seq };
+  if (meta.deleted) return { info: undefined, revision: undefined, markerRevision: m.seq, ...markerIdOf(meta) };
   return { info: toObjectInfo(meta, m.seq), revision: m.seq, markerRevision: undefined };
+}
+
+function markerIdOf(meta: StoredMeta): { markerRequestId?: string } {
+  const { requestId } = requestIdOf(meta);
+  return requestId ? { markerRequestId: requestId } : {};
 }
 
 /** Like headObject, but NoSuchKey when there is no live object. */

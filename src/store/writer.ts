@@ -17,7 +17,7 @@ import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstre
 import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
-import { buildHeaders, DIGEST_PREFIX, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
+import { buildHeaders, DIGEST_PREFIX, H_REQUEST_ID, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
 import { assertStream, directGet, headObject } from "./reader.ts";
 import { HEADER_ROOM, rechunk } from "../transfer/rechunk.ts";
 
@@ -71,6 +71,12 @@ export interface PutOptions {
   timeoutMs?: number;
   /** Ack deadline of one publish attempt. */
   attemptTimeoutMs?: number;
+  /**
+   * The client call's id, the same on each of its retries: stored with the
+   * version, so a retry of a put that committed (its reply lost) returns that
+   * commit instead of committing — and announcing — the object twice.
+   */
+  requestId?: string;
 }
 
 /** Publish deadlines: one attempt, and all attempts of one message. */
@@ -254,6 +260,7 @@ export async function putObject(jet: Jet, store: StoreRef, key: string, source: 
   const prevP = headWithRetry(jsm, store, key, timing);
   prevP.catch(() => undefined);
   let prev = conditional ? await prevP : undefined;
+  if (conditional && isOwnCommit(prev, opts)) return prev!.info!;
   if (conditional) checkPreconditions(prev, opts);
   const w = await writeChunks(jet, store, source, {
     timing,
@@ -283,7 +290,14 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
     const meta: StoredMeta = {
       name: key,
       description: "",
-      headers: buildHeaders({ contentType: opts.contentType, etag: opts.etagOverride ?? w.md5hex, chunkSeqs: w.seqs, userMeta: opts.userMeta, ...(opts.source ? { source: opts.source } : {}) }),
+      headers: buildHeaders({
+        contentType: opts.contentType,
+        etag: opts.etagOverride ?? w.md5hex,
+        chunkSeqs: w.seqs,
+        userMeta: opts.userMeta,
+        ...(opts.source ? { source: opts.source } : {}),
+        ...(opts.requestId ? { requestId: opts.requestId } : {}),
+      }),
       options: { max_chunk_size: w.chunkSize },
       bucket: store.name,
       nuid: w.id,
@@ -297,6 +311,12 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
     // always know exactly which version we replaced; then delete its chunks
     // (message deletes, see deleteSeqs; its metadata is left to the sweep).
     for (let attempt = 0; ; attempt++) {
+      if (isOwnCommit(prev, opts)) {
+        // An earlier attempt of this call committed: that is the result.
+        if (prev!.info!.nuid !== w.id) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
+        return prev!.info!;
+      }
+      if (attempt > 0) checkPreconditions(prev, opts);
       const h = natsHeaders();
       h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
       try {
@@ -315,9 +335,8 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
         return info;
       } catch (e) {
         if (apiCode(e) !== WRONG_LAST_SEQUENCE || attempt >= 20) throw e;
-        // Someone committed the same key meanwhile: re-read and re-check.
+        // Someone (maybe an earlier attempt of this call) committed the same key meanwhile: re-read and re-check.
         prev = await headWithRetry(jsm, store, key, timing);
-        checkPreconditions(prev, opts);
       }
     }
   } catch (e) {
@@ -345,6 +364,11 @@ async function commitLanded(jsm: JetStreamManager, store: StoreRef, key: string,
   }
 }
 
+/** Whether the key's live version was committed by this same call (an earlier attempt of it). */
+function isOwnCommit(prev: Head | undefined, opts: PutOptions): boolean {
+  return opts.requestId !== undefined && prev?.info?.requestId === opts.requestId;
+}
+
 export interface Head {
   /** The live object, or undefined when the key has none (absent or deleted). */
   info: ObjectInfo | undefined;
@@ -352,6 +376,8 @@ export interface Head {
   revision: number | undefined;
   /** Revision of a delete marker, when that is the key's last message. */
   markerRevision: number | undefined;
+  /** The request id the delete marker was written with, if any. */
+  markerRequestId?: string;
 }
 
 function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
@@ -368,14 +394,21 @@ function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
  * Markers are what the event stream and the list index observe; the storage
  * actor's tombstone sweep purges old ones so they do not pile up.
  */
-export async function deleteObject({ js, jsm }: Jet, store: StoreRef, key: string, timing: PublishTiming = DEFAULT_PUBLISH_TIMING): Promise<{ deleted: boolean }> {
+export async function deleteObject(
+  { js, jsm }: Jet,
+  store: StoreRef,
+  key: string,
+  timing: PublishTiming = DEFAULT_PUBLISH_TIMING,
+  requestId?: string,
+): Promise<{ deleted: boolean }> {
   const id = nuid.next();
   for (let attempt = 0; ; attempt++) {
     const prev = await headWithRetry(jsm, store, key, timing);
-    if (!prev?.info) return { deleted: false };
+    // A retry of a delete whose marker landed (its reply lost) reports what that attempt did.
+    if (!prev?.info) return { deleted: requestId !== undefined && prev?.markerRequestId === requestId };
     const h = natsHeaders();
     h.set("Nats-Expected-Last-Subject-Sequence", String(prev.revision));
-    const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize } };
+    const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize }, ...(requestId ? { headers: { [H_REQUEST_ID]: [requestId] } } : {}) };
     try {
       await publishOnce(js, metaSubject(store.name, key), JSON.stringify(marker), `${id}.d${attempt}`, timing, h);
     } catch (e) {

@@ -28,6 +28,10 @@ export const H = {
   contentRange: "Shoal-Content-Range",
   /** On a GET reply: "1" when the body is in this reply, "0" when it streams to the inbox. */
   inline: "Shoal-Inline",
-  /** Request id echoed in logs. */
+  /**
+   * The caller's id for one call, the same on each of its retries (1–128 of
+   * A–Z a–z 0–9 . _ : -; anything else is replaced). Logged, and stored with
+   * what a put, copy or delete commits, so a retry finds its own commit.
+   */
   requestId: "Shoal-Request-Id",
 } as const;

@@ -206,3 +206,48 @@ test("the list index misses no commit under concurrent overwrites and deletes (n
     }
   }
 });
+
+test("a retried call (same Shoal-Request-Id, another instance) commits once: put answers with the first commit, delete with deleted:true; a new id commits again", async (t) => {
+  const { url, client } = await startShoal(t, { instances: 2 });
+  await client.createBucket("retry");
+  const nc = await connectTo(t, url);
+  const jsm = await jetstreamManager(nc);
+  const put = async (id: string, body: string) => {
+    const h = natsHeaders();
+    h.set("Shoal-Key", "k");
+    h.set("Shoal-Request-Id", id);
+    const m = await nc.request("shoal.v1.obj.put.retry", body, { headers: h, timeout: 5000 });
+    t.is(errorFromWire((n) => m.headers?.get(n) || undefined, m.string()), undefined);
+    return m.json<{ revision: number; etag: string }>();
+  };
+  const del = async (id: string) => {
+    const h = natsHeaders();
+    h.set("Shoal-Request-Id", id);
+    return (await nc.request("shoal.v1.obj.delete.retry", JSON.stringify({ key: "k" }), { headers: h, timeout: 5000 })).json<{ deleted: boolean }>();
+  };
+  const state = async () => (await jsm.streams.info("OBJ_retry")).state;
+  // the same call sent four times (queue group: both instances answer some)
+  const first = await put("call-1", "one");
+  const before = await state();
+  for (let i = 0; i < 3; i++) t.deepEqual(await put("call-1", "one"), first);
+  const after = await state();
+  t.is(after.last_seq, before.last_seq + 3, "each retry's chunk was written once …");
+  t.is(after.messages, before.messages, "… and removed: only the first commit's chunk and metadata remain");
+  // a new call commits a new version
+  const second = await put("call-2", "two");
+  t.true(second.revision > first.revision);
+  t.is(Buffer.from(await client.getBytes("retry", "k")).toString(), "two");
+  // a retried delete reports what its first attempt did, and writes no second marker
+  t.deepEqual(await del("del-1"), { v: 1, deleted: true } as never);
+  const markers = (await state()).last_seq;
+  t.deepEqual(await del("del-1"), { v: 1, deleted: true } as never);
+  t.deepEqual(await del("del-2"), { v: 1, deleted: false } as never);
+  t.is((await state()).last_seq, markers);
+  // an insane id is replaced, not stored
+  const h = natsHeaders();
+  h.set("Shoal-Key", "odd");
+  h.set("Shoal-Request-Id", "x".repeat(200));
+  await nc.request("shoal.v1.obj.put.retry", "v", { headers: h, timeout: 5000 });
+  const m = await jsm.direct.getMessage("OBJ_retry", { last_by_subj: `$O.retry.M.${Buffer.from("odd").toString("base64url")}` });
+  t.notRegex(m!.string(), /x{200}/);
+});

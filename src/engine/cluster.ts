@@ -13,6 +13,7 @@ import { ShoalError } from "../errors/index.ts";
 import type { AccountAuth } from "./config.ts";
 import { NatsServer, type NatsServerOptions } from "./server.ts";
 import type { NatsServerBinary } from "./binary.ts";
+import { rmSync } from "node:fs";
 import { freePort } from "./ports.ts";
 
 export interface ClusterOptions {
@@ -48,8 +49,26 @@ export class NatsCluster {
     this.name = opts.clusterName ?? "shoal";
   }
 
+  /**
+   * Starts the cluster. A reserved route port can be taken by another
+   * process before the server binds it (any server started with port -1 may
+   * be given it): then the cluster is started again, on fresh ports and
+   * empty directories, up to three times.
+   */
   static async start(opts: ClusterOptions): Promise<NatsCluster> {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new ShoalError("InvalidConfig", `cluster size must be >= 1, got ${opts.size}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsCluster.startOnce(opts);
+      } catch (e) {
+        if (attempt >= 3 || !/address already in use/i.test(String((e as Error)?.message))) throw e;
+        const prefix = opts.namePrefix ?? "n";
+        for (let i = 0; i < opts.size; i++) rmSync(join(opts.dir, `${prefix}${i + 1}`), { recursive: true, force: true });
+      }
+    }
+  }
+
+  private static async startOnce(opts: ClusterOptions): Promise<NatsCluster> {
     const clusterName = opts.clusterName ?? "shoal";
     const prefix = opts.namePrefix ?? "n";
     // JetStream clustering will not start without configured routes, so route

@@ -37,7 +37,8 @@ import {
 } from "../../src/subjects/index.ts";
 import { H } from "../../src/subjects/headers.ts";
 import { assertBucketName } from "../../src/store/names.ts";
-import { putObject, deleteObject, type Jet, type StoreRef } from "../../src/store/writer.ts";
+import { putObject, deleteObject, precheckPut, type Jet, type StoreRef } from "../../src/store/writer.ts";
+import { openDirectUpload } from "./direct.ts";
 import { readObject, statObject, assertStream, forgetStream } from "../../src/store/reader.ts";
 import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/bucket.ts";
 import { KeyIndex } from "../../src/store/index.ts";
@@ -65,6 +66,7 @@ import {
   decodeKeyOnly,
   decodeList,
   decodePut,
+  directReadJson,
   infoJson,
   objectHeaders,
   resolveRange,
@@ -175,6 +177,25 @@ export const storage = defineActor({
         signal: ctx.signal,
         requestId: req.requestId,
       };
+      if (p.direct) {
+        await assertStream(ctx.jsm, store.stream);
+        await precheckPut(ctx.jsm, store, p.key, opts);
+        return openDirectUpload(
+          ctx.nc,
+          jet,
+          bucket,
+          store,
+          p.key,
+          { ...opts, idleMs },
+          (m, info) => {
+            countBytes("storage", "in", info.size);
+            m.respond(JSON.stringify(infoJson(bucket, info)));
+          },
+          (outcome) => {
+            if (outcome !== "ok") req.log.info({ code: outcome, key: p.key.slice(0, 128) }, "direct upload failed");
+          },
+        );
+      }
       return withBody(req, bucket, p.stream, "put", async (body) => {
         const info = await putObject(jet, store, p.key, body, opts);
         countBytes("storage", "in", info.size);
@@ -195,6 +216,10 @@ export const storage = defineActor({
         const body = await collect(readObject(ctx.jsm, store, info, range ? { range } : {}));
         countBytes("storage", "out", body.length);
         return rawReply(body, { ...headers, [H.inline]: "1" });
+      }
+      if (g.direct) {
+        countBytes("storage", "out", n);
+        return rawReply(JSON.stringify(directReadJson(store, info, range)), { ...headers, [H.inline]: "0", [H.direct]: "1" });
       }
       if (!g.stream) {
         throw new ShoalError("EntityTooLarge", `the object (or range) is ${n} bytes; a reply holds at most ${INLINE_MAX}: ask for a range, or stream it (give "stream": "<inbox>", as the SDK and \`shoal get\` do)`);

@@ -4,7 +4,7 @@
  */
 import { ShoalError } from "../../src/errors/index.ts";
 import { assertBucketName, assertKey } from "../../src/store/names.ts";
-import { parseRange, type ByteRange, type ObjectInfo } from "../../src/store/format.ts";
+import { encodeRuns, parseRange, type ByteRange, type ObjectInfo } from "../../src/store/format.ts";
 import { MAX_KEYS, type ListOptions } from "../../src/store/index.ts";
 import { field, onlyFields } from "../../src/subjects/payload.ts";
 import { assertPartNumber, MAX_PART_NUMBER, type UploadRecord } from "../../src/store/multipart.ts";
@@ -26,7 +26,10 @@ export interface PutRequest {
   ifMatch: string | undefined;
   md5Hex: string | undefined;
   sha256B64: string | undefined;
+  /** The body streams through the actor (Shoal-Stream: 1). */
   stream: boolean;
+  /** The writer publishes the chunks itself (Shoal-Direct: 1; see direct.ts). */
+  direct: boolean;
 }
 
 const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -59,7 +62,10 @@ export function decodePut(get: Get, names: Iterable<string>): PutRequest {
   if (sha !== undefined && Buffer.from(sha, "base64").length !== 32) throw new ShoalError("InvalidArgument", "Shoal-Sha256 must be the base64 of 32 bytes");
   const ct = get(H.contentType);
   if (ct !== undefined && (ct.length > 256 || /[\u0000-\u001f\u007f]/.test(ct))) throw new ShoalError("InvalidArgument", "invalid Content-Type");
-  return { key, contentType: ct, userMeta, ifNoneMatch: inm !== undefined, ifMatch: get(H.ifMatch), md5Hex, sha256B64: sha, stream: get(H.stream) === "1" };
+  const stream = get(H.stream) === "1";
+  const direct = get(H.direct) === "1";
+  if (stream && direct) throw new ShoalError("InvalidRequest", "a PUT streams its body through the actor (Shoal-Stream) or writes it directly (Shoal-Direct), not both");
+  return { key, contentType: ct, userMeta, ifNoneMatch: inm !== undefined, ifMatch: get(H.ifMatch), md5Hex, sha256B64: sha, stream, direct };
 }
 
 export interface Conditions {
@@ -75,6 +81,8 @@ export interface GetRequest extends Conditions {
   /** Inbox to stream a large body to. */
   stream: string | undefined;
   window: number | undefined;
+  /** The reader fetches the chunks itself when the body does not fit in the reply. */
+  direct: boolean;
 }
 
 function optDate(o: Record<string, unknown>, name: string): string | undefined {
@@ -84,7 +92,7 @@ function optDate(o: Record<string, unknown>, name: string): string | undefined {
 }
 
 export function decodeGet(o: Record<string, unknown>): GetRequest {
-  onlyFields(o, ["key", "range", "ifMatch", "ifNoneMatch", "ifModifiedSince", "ifUnmodifiedSince", "stream", "window"]);
+  onlyFields(o, ["key", "range", "ifMatch", "ifNoneMatch", "ifModifiedSince", "ifUnmodifiedSince", "stream", "window", "direct"]);
   const stream = field.optString(o, "stream");
   if (stream !== undefined && !/^[^\s*>]+$/.test(stream)) throw new ShoalError("MalformedPayload", "stream must be a subject");
   return {
@@ -96,6 +104,26 @@ export function decodeGet(o: Record<string, unknown>): GetRequest {
     ifUnmodifiedSince: optDate(o, "ifUnmodifiedSince"),
     stream,
     window: field.optInt(o, "window", 64 * 1024, 64 * 1024 * 1024),
+    direct: field.optBool(o, "direct") ?? false,
+  };
+}
+
+/**
+ * What a reader needs to fetch an object's chunks itself with Direct Get
+ * (the payload of a GET reply carrying `Shoal-Direct: 1`).
+ */
+export function directReadJson(store: { name: string; stream: string }, info: ObjectInfo, range: ByteRange | undefined): Record<string, unknown> {
+  return {
+    v: 1,
+    stream: store.stream,
+    store: store.name,
+    nuid: info.nuid,
+    size: info.size,
+    chunks: info.chunks,
+    chunkSize: info.chunkSize,
+    ...(info.chunkSeqs ? { seqs: encodeRuns(info.chunkSeqs) } : {}),
+    sha256: info.sha256,
+    ...(range ? { range: { start: range.start, end: range.end } } : {}),
   };
 }
 
@@ -373,4 +401,22 @@ export function pageUploads(all: readonly UploadRecord[], q: UploadListQuery) {
     isTruncated: truncated,
     ...(truncated && last ? { nextKeyMarker: last.key, nextUploadIdMarker: last.uploadId } : {}),
   };
+}
+
+/** The commit of a direct upload: what the writer says it wrote (checked against the stream before it counts). */
+export interface DirectClaim {
+  size: number;
+  md5: string;
+  sha256: string;
+}
+
+export function decodeClaim(o: Record<string, unknown>): DirectClaim {
+  onlyFields(o, ["size", "md5", "sha256"]);
+  const size = field.optInt(o, "size");
+  if (size === undefined) throw new ShoalError("MalformedPayload", 'field "size" is required');
+  const md5 = field.string(o, "md5").toLowerCase();
+  const sha256 = field.string(o, "sha256");
+  if (!/^[0-9a-f]{32}$/.test(md5)) throw new ShoalError("MalformedPayload", 'field "md5" must be 32 hex digits');
+  if (!/^[A-Za-z0-9_-]{43}=$/.test(sha256)) throw new ShoalError("MalformedPayload", 'field "sha256" must be the padded base64url of 32 bytes');
+  return { size, md5, sha256 };
 }

@@ -23,6 +23,7 @@ import { connectNats } from "../connect.ts";
 import { buildConfig, type NatsConfig } from "../config.ts";
 import { retry } from "../runtime/backoff.ts";
 import { sendStream, StreamReceiver, DEFAULT_WINDOW } from "../transfer/index.ts";
+import { DirectPath, parseOffer, type DirectRead } from "./direct.ts";
 
 /** Bodies up to this size go inline in one request. */
 export const INLINE_PUT_MAX = 512 * 1024;
@@ -153,6 +154,14 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Overall deadline of a retried (idempotent) call. */
   deadlineMs?: number;
+  /**
+   * Move large bodies straight between this client and the bucket's stream
+   * (default true; the storage actor still decides, names, verifies and
+   * commits — src/client/direct.ts). false sends every byte through the
+   * storage actor. Clients whose NATS permissions do not reach the stream
+   * fall back to the actor by themselves.
+   */
+  direct?: boolean;
 }
 
 const dateStr = (d: string | Date | undefined) => (d === undefined ? undefined : d instanceof Date ? d.toUTCString() : d);
@@ -205,9 +214,11 @@ export class ShoalClient {
   private readonly timeoutMs: number;
   private readonly deadlineMs: number;
   private readonly owned: boolean;
+  private readonly direct: DirectPath | undefined;
 
   constructor(nc: NatsConnection, opts: ClientOptions & { owned?: boolean } = {}) {
     this.nc = nc;
+    this.direct = opts.direct === false ? undefined : new DirectPath(nc);
     this.timeoutMs = opts.timeoutMs ?? 3000;
     this.deadlineMs = opts.deadlineMs ?? 20_000;
     this.owned = opts.owned ?? false;
@@ -297,6 +308,15 @@ export class ShoalClient {
       // An unconditional put of the same bytes is idempotent: retry it.
       return opts.ifNoneMatch || opts.ifMatch ? call() : this.idempotent(call);
     }
+    if (this.direct?.usable(bucket)) {
+      const offer = parseOffer((await this.request(subject, "", { headers: { ...headers, [H.direct]: "1" } })).json());
+      const r = await this.direct.put<ObjectMeta>(bucket, offer, toIterable(body), {
+        ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        commitTimeoutMs: 60_000,
+      });
+      if (r.done) return r.result;
+    }
     return this.sendBody<ObjectMeta>(subject, headers, body, opts);
   }
 
@@ -364,15 +384,23 @@ export class ShoalClient {
     return this.json(mpuSubject("list", bucket), { ...opts }, true);
   }
 
-  async get(bucket: string, key: string, opts: Conditions & { range?: string; windowBytes?: number } = {}): Promise<GetResult> {
-    return this.idempotent(async () => {
+  async get(bucket: string, key: string, opts: Conditions & { range?: string; windowBytes?: number; signal?: AbortSignal } = {}): Promise<GetResult> {
+    const attempt = async (direct: boolean): Promise<GetResult> => {
       const inbox = createInbox();
       const receiver = new StreamReceiver(this.nc, inbox);
       let m: Msg;
       try {
         m = await this.request(
           objectSubject("get", bucket),
-          JSON.stringify({ v: 1, key, ...conditions(opts), ...(opts.range ? { range: opts.range } : {}), stream: inbox, window: opts.windowBytes ?? DEFAULT_WINDOW }),
+          JSON.stringify({
+            v: 1,
+            key,
+            ...conditions(opts),
+            ...(opts.range ? { range: opts.range } : {}),
+            stream: inbox,
+            window: opts.windowBytes ?? DEFAULT_WINDOW,
+            ...(direct ? { direct: true } : {}),
+          }),
         );
       } catch (e) {
         receiver.sub.unsubscribe();
@@ -381,7 +409,12 @@ export class ShoalClient {
       const info = metaFromHeaders(bucket, key, m);
       const inline = m.headers?.get(H.inline) === "1";
       let body: AsyncIterable<Uint8Array>;
-      if (inline) {
+      if (m.headers?.get(H.direct) === "1") {
+        receiver.sub.unsubscribe();
+        const read = await this.direct!.read(bucket, key, m.json<DirectRead>(), opts.signal);
+        if (!read) return attempt(false); // this connection cannot read the stream: let the actor stream it
+        body = read;
+      } else if (inline) {
         receiver.sub.unsubscribe();
         const data = m.data;
         body = (async function* () {
@@ -401,7 +434,8 @@ export class ShoalClient {
           return Buffer.concat(parts);
         },
       };
-    });
+    };
+    return this.idempotent(() => attempt(this.direct?.usable(bucket) === true));
   }
 
   /** Whole body as bytes (small objects). */

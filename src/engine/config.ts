@@ -11,6 +11,8 @@ export interface AccountAuth {
   /** User of the application account Shoal's data lives in. */
   appUser: string;
   appPassword: string;
+  /** More users of the application account, each limited to the subjects given (allow lists). */
+  scopedUsers?: ReadonlyArray<{ user: string; password: string; publish: readonly string[]; subscribe: readonly string[] }>;
 }
 
 export interface ServerConfig {
@@ -77,7 +79,13 @@ export function renderServerConfig(c: ServerConfig): string {
   lines.push(
     `accounts {`,
     `  ${SYS_ACCOUNT}: { users: [ { user: ${q(c.auth.sysUser)}, password: ${q(c.auth.sysPassword)} } ] }`,
-    `  ${APP_ACCOUNT}: { jetstream: enabled, users: [ { user: ${q(c.auth.appUser)}, password: ${q(c.auth.appPassword)} } ] }`,
+    `  ${APP_ACCOUNT}: { jetstream: enabled, users: [`,
+    `    { user: ${q(c.auth.appUser)}, password: ${q(c.auth.appPassword)} }`,
+    ...(c.auth.scopedUsers ?? []).map(
+      (u) =>
+        `    { user: ${q(u.user)}, password: ${q(u.password)}, permissions: { publish: { allow: ${JSON.stringify(u.publish)} }, subscribe: { allow: ${JSON.stringify(u.subscribe)} } } }`,
+    ),
+    `  ] }`,
     `}`,
     `system_account: ${SYS_ACCOUNT}`,
     `# clients that send no credentials act as the application user`,

@@ -31,6 +31,7 @@ export const ERRORS = {
   EntityTooLarge: { s3: "EntityTooLarge", http: 400, nats: 413, retryable: false, message: "The proposed upload exceeds the maximum allowed size." },
   EntityTooSmall: { s3: "EntityTooSmall", http: 400, nats: 400, retryable: false, message: "The proposed upload is smaller than the minimum allowed object size." },
   InvalidRange: { s3: "InvalidRange", http: 416, nats: 416, retryable: false, message: "The requested range is not satisfiable." },
+  InvalidDirectUpload: { s3: "InvalidRequest", http: 400, nats: 400, retryable: false, message: "The chunks of a direct upload do not match what its commit claims." },
   BadDigest: { s3: "BadDigest", http: 400, nats: 400, retryable: false, message: "The Content-MD5 or checksum you specified did not match what was received." },
   InvalidReplicas: { s3: "InvalidArgument", http: 400, nats: 400, retryable: false, message: "Replicas must be 1, 3 or 5." },
   InvalidConfig: { s3: "InvalidArgument", http: 400, nats: 400, retryable: false, message: "The configuration is not valid." },

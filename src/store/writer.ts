@@ -9,7 +9,7 @@
  * replicator) has passed it — so no change goes unseen. No purges and no
  * rollups (see deleteSeqs).
  */
-import { createHash } from "node:crypto";
+import { AdaptiveHasher, type Digests } from "./hasher.ts";
 import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { MsgHdrs } from "@nats-io/nats-core";
@@ -164,6 +164,8 @@ export interface WrittenChunks {
 }
 
 export interface ChunkOptions {
+  /** The nuid to write under (a direct upload the storage actor announced); a fresh one otherwise. */
+  id?: string;
   chunkSize?: number;
   windowBytes?: number;
   maxSize?: number;
@@ -191,10 +193,11 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
   const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? defaultChunkSize(maxPayload), maxPayload));
   const windowBytes = Math.max(chunkSize, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
   const timing = opts.timing ?? timingOf(opts);
-  const id = nuid.next();
+  const id = opts.id ?? nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
-  const md5 = createHash("md5");
-  const sha = createHash("sha256");
+  // MD5 and SHA-256 on a worker thread once the body proves large (src/store/hasher.ts)
+  const hasher = new AdaptiveHasher();
+  let digests: Digests = { md5hex: "", sha256: "" };
   const seqs: number[] = [];
   const pending: Array<{ index: number; data: Uint8Array; ack: Promise<PubAck> }> = [];
   let inflight = 0;
@@ -223,8 +226,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
       opts.signal?.throwIfAborted();
       size += chunk.byteLength;
       if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
-      md5.update(chunk);
-      sha.update(chunk);
+      hasher.update(chunk);
       wrote = true;
       const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs });
       ack.catch(() => undefined); // observed in settleOldest; never unhandled
@@ -234,15 +236,16 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
     }
     while (pending.length > 0) await settleOldest();
     opts.signal?.throwIfAborted();
+    digests = await hasher.digest();
   } catch (e) {
     // Let in-flight publishes land, then remove every chunk of this attempt.
+    hasher.discard();
     await Promise.allSettled(pending.map((p) => p.ack));
     if (wrote) await removeChunks(jsm, store, id).catch(() => undefined);
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }
-  const sha256 = sha.digest("base64url");
-  return { id, seqs, size, chunkSize, md5hex: md5.digest("hex"), sha256: sha256 + "=".repeat((4 - (sha256.length % 4)) % 4) };
+  return { id, seqs, size, chunkSize, md5hex: digests.md5hex, sha256: digests.sha256 };
 }
 
 /**
@@ -316,7 +319,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
         if (prev!.info!.nuid !== w.id) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
         return prev!.info!;
       }
-      if (attempt > 0) checkPreconditions(prev, opts);
+      checkPreconditions(prev, opts);
       const h = natsHeaders();
       h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
       try {
@@ -362,6 +365,16 @@ async function commitLanded(jsm: JetStreamManager, store: StoreRef, key: string,
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Checks a conditional put's preconditions before any byte is written (the
+ * commit checks them again, compare-and-set). Nothing to check for others.
+ */
+export async function precheckPut(jsm: JetStreamManager, store: StoreRef, key: string, opts: PutOptions): Promise<void> {
+  if (opts.ifNoneMatch !== true && opts.ifMatch === undefined) return;
+  const prev = await headWithRetry(jsm, store, key, timingOf(opts));
+  if (!isOwnCommit(prev, opts)) checkPreconditions(prev, opts);
 }
 
 /** Whether the key's live version was committed by this same call (an earlier attempt of it). */
@@ -418,4 +431,73 @@ export async function deleteObject(
     await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
     return { deleted: true };
   }
+}
+
+/** What a writer that published chunks itself (a direct upload) claims it wrote. */
+export interface ClaimedChunks {
+  id: string;
+  chunkSize: number;
+  size: number;
+  md5hex: string;
+  /** Base64url SHA-256, padded. */
+  sha256: string;
+}
+
+/**
+ * Checks a direct upload's claim against the stream and returns the chunks
+ * as written. The chunk sequences are not taken from the writer: a
+ * headers-only ordered consumer on the chunk subject lists every stored
+ * chunk (sequence, `Nats-Msg-Id` = `<nuid>.<index>`, `Nats-Msg-Size`)
+ * without moving the bodies, so the indexes must run 0…n-1 once each, every
+ * chunk but the last must be full, and the sizes must add up to the claimed
+ * size. A wrong claim can therefore never make a later overwrite or delete
+ * remove another object's messages. The digests are the writer's, as with
+ * any ADR-20 writer; whole-object reads verify the SHA-256.
+ * InvalidDirectUpload when the claim does not hold.
+ */
+export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, c: ClaimedChunks): Promise<WrittenChunks> {
+  const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
+  if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256)) throw bad("malformed digest");
+  const subj = chunkSubject(store.name, c.id);
+  const count = (await jsm.streams.info(store.stream, { subjects_filter: subj })).state.subjects?.[subj] ?? 0;
+  const want = Math.ceil(c.size / c.chunkSize);
+  if (count !== want) throw bad(`${count} chunks stored; ${c.size} bytes in chunks of ${c.chunkSize} take ${want}`);
+  const seqs: number[] = [];
+  if (count > 0) {
+    const consumer = await js.consumers.get(store.stream, { filter_subjects: subj, headers_only: true });
+    const got = await consumer.fetch({ max_messages: count, expires: 5000 });
+    let seen = 0;
+    for await (const m of got) {
+      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
+      const index = msgId.startsWith(`${c.id}.`) && /^(0|[1-9][0-9]{0,8})$/.test(msgId.slice(c.id.length + 1)) ? Number(msgId.slice(c.id.length + 1)) : NaN;
+      const size = Number(m.headers?.get("Nats-Msg-Size") ?? NaN);
+      if (!Number.isInteger(index) || index < 0 || index >= count || seqs[index] !== undefined) throw bad(`chunk at sequence ${m.seq} has no index of its own`);
+      const full = index < count - 1 ? c.chunkSize : c.size - (count - 1) * c.chunkSize;
+      if (size !== full) throw bad(`chunk ${index} holds ${size} bytes, not ${full}`);
+      seqs[index] = m.seq;
+      if (++seen === count) break;
+    }
+    if (seen !== count) throw bad(`only ${seen} of ${count} chunks could be read back`);
+  }
+  return { id: c.id, seqs, size: c.size, chunkSize: c.chunkSize, md5hex: c.md5hex, sha256: c.sha256 };
+}
+
+/**
+ * Commits a direct upload: verifies the claim (removing the chunks when it
+ * does not hold), then commits exactly as a put does.
+ */
+export async function commitClaim(jet: Jet, store: StoreRef, key: string, c: ClaimedChunks, opts: PutOptions = {}): Promise<ObjectInfo> {
+  const timing = timingOf(opts);
+  let w: WrittenChunks;
+  try {
+    w = await verifyClaim(jet, store, c);
+  } catch (e) {
+    await removeChunks(jet.jsm, store, c.id).catch(() => undefined);
+    throw e;
+  }
+  const prev = await headWithRetry(jet.jsm, store, key, timing).catch(async (e: unknown) => {
+    await removeChunks(jet.jsm, store, c.id, w.seqs).catch(() => undefined);
+    throw e;
+  });
+  return commitChunks(jet, store, key, w, opts, timing, prev);
 }

@@ -6,6 +6,14 @@ export const H = {
   key: "Shoal-Key",
   /** "1" on a PUT request that will stream its body (reply: transfer subject). */
   stream: "Shoal-Stream",
+  /**
+   * "1" on a PUT request whose writer publishes the chunks into the stream
+   * itself (reply: a direct-upload offer); "1" on a GET reply whose payload is
+   * a direct-read descriptor (the reader fetches the chunks itself).
+   */
+  direct: "Shoal-Direct",
+  /** "1" on the message that commits a direct upload (a request; on the session subject). */
+  commit: "Shoal-Commit",
   contentType: "Content-Type",
   /** Base64 MD5 of the body: verified before commit (BadDigest). */
   contentMd5: "Content-MD5",

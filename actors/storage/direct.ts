@@ -1,0 +1,103 @@
+/**
+ * Direct uploads: the body of a large PUT goes from the SDK straight into the
+ * bucket's stream, and the storage actor keeps everything else — it checks
+ * the request (bucket, key, preconditions), names the chunks (a nuid of its
+ * own), watches the upload, verifies what was written and commits the
+ * metadata. The bytes cross the NATS server once instead of twice.
+ *
+ * Session (docs/api.md, "Direct uploads"): the PUT request carries
+ * `Shoal-Direct: 1`; the reply names a session subject
+ * `shoal.v1.xfer.<bucket>.<id>`, the stream, the chunk subject and the chunk
+ * size. On that subject the writer sends `Shoal-Keepalive: 1` at least every
+ * `idleMs / 3`, then either `Shoal-Commit: 1` with
+ * `{"v":1,"size","md5","sha256"}` as a request (the reply is the object's
+ * info or a typed error) or `Shoal-Abort: <code>`. A writer that goes quiet
+ * for `idleMs`, or aborts, has its chunks removed; so does a claim that the
+ * stream contradicts (InvalidDirectUpload).
+ */
+import { nuid, type Msg, type NatsConnection } from "@nats-io/nats-core";
+import { ShoalError, toShoalError } from "../../src/errors/index.ts";
+import { chunkSubject, transferSubject } from "../../src/subjects/index.ts";
+import { H } from "../../src/subjects/headers.ts";
+import { H_ABORT } from "../../src/transfer/index.ts";
+import { parseJsonObject } from "../../src/subjects/payload.ts";
+import { commitClaim, defaultChunkSize, removeChunks, type Jet, type PutOptions, type StoreRef } from "../../src/store/writer.ts";
+import type { ObjectInfo } from "../../src/store/format.ts";
+import { respondError } from "../../src/runtime/index.ts";
+import { decodeClaim } from "./logic.ts";
+
+export type DirectOffer = {
+  v: 1;
+  /** Session subject: keepalives, then the commit request or an abort. */
+  subject: string;
+  stream: string;
+  /** Object store name (the `<store>` of `$O.<store>.C.<nuid>`). */
+  store: string;
+  nuid: string;
+  chunkSubject: string;
+  chunkSize: number;
+  idleMs: number;
+};
+
+/**
+ * Opens a session for one direct upload of `key` and returns the offer to
+ * send back. `done` receives the committed object (to reply and count) or
+ * the failure (already answered to the writer when it asked).
+ */
+export function openDirectUpload(
+  nc: NatsConnection,
+  jet: Jet,
+  bucket: string,
+  store: StoreRef,
+  key: string,
+  opts: PutOptions & { idleMs: number; signal: AbortSignal },
+  reply: (commitMsg: Msg, info: ObjectInfo) => void,
+  onEnd: (outcome: string) => void,
+): DirectOffer {
+  const id = nuid.next();
+  const subject = transferSubject(bucket, id);
+  const chunkSize = defaultChunkSize(nc.info?.max_payload ?? 1024 * 1024);
+  let ended = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const sub = nc.subscribe(subject, { callback: (_e, m) => void onMessage(m) });
+  const end = async (outcome: string, removeChunksToo: boolean) => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(timer);
+    sub.unsubscribe();
+    opts.signal.removeEventListener("abort", onStop);
+    if (removeChunksToo) await removeChunks(jet.jsm, store, id).catch(() => undefined);
+    onEnd(outcome);
+  };
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void end("Timeout", true), opts.idleMs);
+  };
+  const onStop = () => void end("ShuttingDown", true);
+  opts.signal.addEventListener("abort", onStop, { once: true });
+
+  const onMessage = async (m: Msg) => {
+    if (ended) return;
+    const abort = m.headers?.get(H_ABORT);
+    if (abort) return end(abort, true);
+    if (m.headers?.get(H.commit) !== "1") return arm(); // a keepalive (or anything else: still alive)
+    clearTimeout(timer);
+    ended = true;
+    sub.unsubscribe();
+    opts.signal.removeEventListener("abort", onStop);
+    try {
+      const c = decodeClaim(parseJsonObject(m.data));
+      const info = await commitClaim(jet, store, key, { id, chunkSize, size: c.size, md5hex: c.md5.toLowerCase(), sha256: c.sha256 }, opts);
+      reply(m, info);
+      onEnd("ok");
+    } catch (e) {
+      const err = toShoalError(e);
+      if (err.code === "MalformedPayload" || err.code === "UnsupportedVersion") await removeChunks(jet.jsm, store, id).catch(() => undefined);
+      respondError(m, err);
+      onEnd(err.code);
+    }
+  };
+  arm();
+  if (opts.signal.aborted) throw new ShoalError("ShuttingDown");
+  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubject(store.name, id), chunkSize, idleMs: opts.idleMs };
+}

@@ -1,0 +1,182 @@
+/**
+ * MD5 + SHA-256 of a stream of chunks, computed off the event loop.
+ *
+ * A writer hashes every byte it publishes (the MD5 is the S3 ETag, the
+ * SHA-256 the ADR-20 digest). Done inline, that is ~140 ms of the event
+ * loop per 64 MiB on this machine (MD5 ~640 MiB/s, SHA-256 ~1.6 GiB/s), time
+ * in which no publish goes out and no ack is read. One worker thread per
+ * process hashes instead, while the event loop keeps the chunks flowing;
+ * each chunk is copied to it (~0.1 ms per MiB). Small bodies (under
+ * `OFFLOAD_MIN`) are hashed inline: posting them costs more than it saves.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { Worker } from "node:worker_threads";
+
+/** Bodies smaller than this are hashed inline. */
+export const OFFLOAD_MIN = 4 * 1024 * 1024;
+
+export interface Digests {
+  md5hex: string;
+  /** Base64url SHA-256, padded (the ADR-20 digest form). */
+  sha256: string;
+}
+
+export interface Hasher {
+  update(chunk: Uint8Array): void;
+  digest(): Promise<Digests>;
+  /** Forget the session (on failure); digest() must not be called after. */
+  discard(): void;
+}
+
+function padded(b64url: string): string {
+  return b64url + "=".repeat((4 - (b64url.length % 4)) % 4);
+}
+
+class InlineHasher implements Hasher {
+  private readonly md5: Hash = createHash("md5");
+  private readonly sha: Hash = createHash("sha256");
+  update(chunk: Uint8Array): void {
+    this.md5.update(chunk);
+    this.sha.update(chunk);
+  }
+  digest(): Promise<Digests> {
+    return Promise.resolve({ md5hex: this.md5.digest("hex"), sha256: padded(this.sha.digest("base64url")) });
+  }
+  discard(): void {}
+}
+
+// The worker is plain CommonJS evaluated from a string: no loader or build step.
+const WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const { createHash } = require("node:crypto");
+const sessions = new Map();
+parentPort.on("message", (m) => {
+  if (m.t === "u") {
+    let s = sessions.get(m.id);
+    if (!s) sessions.set(m.id, (s = { md5: createHash("md5"), sha: createHash("sha256") }));
+    s.md5.update(m.b);
+    s.sha.update(m.b);
+  } else if (m.t === "d") {
+    const s = sessions.get(m.id) ?? { md5: createHash("md5"), sha: createHash("sha256") };
+    sessions.delete(m.id);
+    parentPort.postMessage({ id: m.id, md5: s.md5.digest("hex"), sha: s.sha.digest("base64url") });
+  } else if (m.t === "x") {
+    sessions.delete(m.id);
+  }
+});
+`;
+
+class HashWorker {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: (d: Digests) => void; reject: (e: unknown) => void }>();
+  private nextId = 1;
+  private sessions = 0;
+  private failure: unknown;
+
+  constructor() {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker.unref();
+    this.worker.on("message", (m: { id: number; md5: string; sha: string }) => {
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      w?.resolve({ md5hex: m.md5, sha256: padded(m.sha) });
+    });
+    this.worker.on("error", (e) => this.fail(e));
+    this.worker.on("exit", (code) => this.fail(new Error(`the hashing worker exited (${code})`)));
+  }
+
+  private fail(e: unknown): void {
+    this.failure ??= e;
+    for (const w of this.waiting.values()) w.reject(e);
+    this.waiting.clear();
+    if (shared === this) shared = undefined;
+  }
+
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  open(): Hasher {
+    const id = this.nextId++;
+    this.sessions++;
+    this.worker.ref();
+    let open = true;
+    const close = () => {
+      if (!open) return;
+      open = false;
+      if (--this.sessions === 0) this.worker.unref();
+    };
+    return {
+      update: (chunk) => {
+        // a copy: the caller keeps (and may republish) its chunk
+        this.worker.postMessage({ t: "u", id, b: chunk });
+      },
+      digest: () =>
+        new Promise<Digests>((resolve, reject) => {
+          if (this.failure) return reject(this.failure);
+          this.waiting.set(id, {
+            resolve: (d) => {
+              close();
+              resolve(d);
+            },
+            reject: (e) => {
+              close();
+              reject(e);
+            },
+          });
+          this.worker.postMessage({ t: "d", id });
+        }),
+      discard: () => {
+        if (!open) return;
+        this.worker.postMessage({ t: "x", id });
+        close();
+      },
+    };
+  }
+}
+
+let shared: HashWorker | undefined;
+
+/** A hasher on the shared worker (started on first use, replaced if it died). */
+function workerHasher(): Hasher {
+  if (!shared || shared.broken) shared = new HashWorker();
+  return shared.open();
+}
+
+/**
+ * Inline for small bodies, on the worker for large ones: the first
+ * `OFFLOAD_MIN` bytes are held (by reference; the writer holds them for its
+ * publish window anyway) and either hashed inline at the end, or replayed
+ * into the worker as soon as the body proves large.
+ */
+export class AdaptiveHasher implements Hasher {
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  private inner: Hasher | undefined;
+
+  update(chunk: Uint8Array): void {
+    if (this.inner) return this.inner.update(chunk);
+    this.held.push(chunk);
+    this.heldBytes += chunk.byteLength;
+    if (this.heldBytes >= OFFLOAD_MIN) {
+      this.inner = workerHasher();
+      for (const c of this.held) this.inner.update(c);
+      this.held = [];
+    }
+  }
+
+  digest(): Promise<Digests> {
+    if (!this.inner) {
+      const h = new InlineHasher();
+      for (const c of this.held) h.update(c);
+      this.held = [];
+      return h.digest();
+    }
+    return this.inner.digest();
+  }
+
+  discard(): void {
+    this.held = [];
+    this.inner?.discard();
+  }
+}

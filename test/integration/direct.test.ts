@@ -1,0 +1,181 @@
+/**
+ * The direct data path (src/client/direct.ts, actors/storage/direct.ts):
+ * large bodies move between the SDK and the bucket's stream while the
+ * storage actor names, verifies and commits; abandoned or lying uploads
+ * leave nothing; clients that may not touch the stream fall back to the actor.
+ */
+import test from "ava";
+import { randomBytes, createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
+import { startShoal, runActor } from "../helpers/actors.ts";
+import { connectTo, startServer, TEST_AUTH } from "../helpers/nats.ts";
+import { storage } from "../../actors/storage/index.ts";
+import { ShoalClient } from "../../src/client/index.ts";
+import { errorFromWire, type ShoalError } from "../../src/errors/index.ts";
+
+const MiB = 1024 * 1024;
+
+/** Bytes of streamed-body messages seen on the actor transfer subjects and on inboxes (actor-streamed GET data). */
+function countActorBytes(nc: NatsConnection): { xfer: () => number; streamedGet: () => number } {
+  let xfer = 0;
+  let streamedGet = 0;
+  nc.subscribe("shoal.v1.xfer.>", {
+    callback: (_e, m) => {
+      xfer += m.data.byteLength;
+    },
+  });
+  nc.subscribe("_INBOX.>", {
+    callback: (_e, m) => {
+      if (m.headers?.get("Shoal-Seq")) streamedGet += m.data.byteLength;
+    },
+  });
+  return { xfer: () => xfer, streamedGet: () => streamedGet };
+}
+
+async function chunkCount(jsm: JetStreamManager, bucket: string): Promise<number> {
+  const subjects = (await jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: `$O.${bucket}.C.>` })).state.subjects ?? {};
+  return Object.values(subjects).reduce((a, b) => a + b, 0);
+}
+
+async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function errorOf(m: Msg): ShoalError | undefined {
+  return errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
+}
+
+test("a 5 MiB put and get move their bytes between the SDK and the stream, not through the actor; with direct: false they go through it; both read back byte for byte", async (t) => {
+  const { url, client } = await startShoal(t, { instances: 2 });
+  await client.createBucket("dpath");
+  const watch = await connectTo(t, url);
+  const seen = countActorBytes(watch);
+  await watch.flush();
+  const body = randomBytes(5 * MiB + 123);
+  const info = await client.put("dpath", "direct.bin", body, { metadata: { via: "direct" } });
+  t.is(info.etag, createHash("md5").update(body).digest("hex"));
+  t.is(info.sha256, createHash("sha256").update(body).digest("base64url") + "=");
+  const got = await client.get("dpath", "direct.bin");
+  t.true(Buffer.from(await got.bytes()).equals(body));
+  t.is(got.info.metadata["via"], "direct");
+  t.true(Buffer.from(await client.getBytes("dpath", "direct.bin", { range: "bytes=3000000-4999999" })).equals(body.subarray(3_000_000, 5_000_000)));
+  await watch.flush();
+  t.true(seen.xfer() < 4096, `direct: ${seen.xfer()} bytes went through the actor's transfer subjects`);
+  t.is(seen.streamedGet(), 0);
+
+  const viaActor = new ShoalClient(await connectTo(t, url), { direct: false });
+  await viaActor.put("dpath", "actor.bin", body);
+  t.true(Buffer.from(await (await viaActor.get("dpath", "actor.bin")).bytes()).equals(body));
+  await watch.flush();
+  t.true(seen.xfer() >= body.length, "direct: false streams the body through the actor");
+  t.true(seen.streamedGet() >= body.length);
+  // either path reads what the other wrote
+  t.true(Buffer.from(await (await client.get("dpath", "actor.bin")).bytes()).equals(body));
+  t.true(Buffer.from(await (await viaActor.get("dpath", "direct.bin")).bytes()).equals(body));
+});
+
+test("a direct upload whose writer vanishes, or that is aborted, leaves nothing visible and no chunks", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("dgone");
+  const jsm = await jetstreamManager(await connectTo(t, url));
+  // a writer that takes an offer, publishes some chunks and disappears (no keepalives, no commit)
+  const nc = await connectTo(t, url);
+  const h = natsHeaders();
+  h.set("Shoal-Key", "half");
+  h.set("Shoal-Direct", "1");
+  const offer = (await nc.request("shoal.v1.obj.put.dgone", "", { headers: h, timeout: 5000 })).json<{ chunkSubject: string; nuid: string; chunkSize: number; idleMs: number }>();
+  const js = jetstream(nc);
+  for (let i = 0; i < 3; i++) await js.publish(offer.chunkSubject, randomBytes(offer.chunkSize), { msgID: `${offer.nuid}.${i}` });
+  t.is(await chunkCount(jsm, "dgone"), 3);
+  await nc.close();
+  await until("the abandoned chunks to be removed", async () => (await chunkCount(jsm, "dgone")) === 0, offer.idleMs + 5000);
+  await t.throwsAsync(() => client.head("dgone", "half"), { message: /key does not exist/ });
+
+  // the SDK aborted mid-upload
+  const ac = new AbortController();
+  async function* parts() {
+    yield randomBytes(3 * MiB);
+    ac.abort();
+    yield randomBytes(MiB);
+  }
+  await t.throwsAsync(() => client.put("dgone", "aborted", parts(), { signal: ac.signal }));
+  await until("the aborted upload's chunks to be removed", async () => (await chunkCount(jsm, "dgone")) === 0, 5000);
+  await t.throwsAsync(() => client.head("dgone", "aborted"), { message: /key does not exist/ });
+  t.is((await jsm.streams.info("OBJ_dgone")).state.messages, 0);
+});
+
+test("a commit the stream contradicts is refused with InvalidDirectUpload; its chunks are removed and no other object is touched", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("dlie");
+  const keep = randomBytes(2 * MiB);
+  await client.put("dlie", "keep", keep);
+  const nc = await connectTo(t, url);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const before = await chunkCount(jsm, "dlie");
+  const attempt = async (key: string, write: (o: { chunkSubject: string; nuid: string; chunkSize: number }) => Promise<Record<string, unknown>>) => {
+    const h = natsHeaders();
+    h.set("Shoal-Key", key);
+    h.set("Shoal-Direct", "1");
+    const o = (await nc.request("shoal.v1.obj.put.dlie", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number }>();
+    const claim = await write(o);
+    const c = natsHeaders();
+    c.set("Shoal-Commit", "1");
+    return errorOf(await nc.request(o.subject, JSON.stringify({ v: 1, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", ...claim }), { headers: c, timeout: 10_000 }));
+  };
+  // more bytes claimed than written
+  let err = await attempt("more", async (o) => {
+    await js.publish(o.chunkSubject, randomBytes(o.chunkSize), { msgID: `${o.nuid}.0` });
+    return { size: o.chunkSize * 2 };
+  });
+  t.is(err?.code, "InvalidDirectUpload");
+  // the right count, a short first chunk
+  err = await attempt("short", async (o) => {
+    await js.publish(o.chunkSubject, randomBytes(10), { msgID: `${o.nuid}.0` });
+    await js.publish(o.chunkSubject, randomBytes(o.chunkSize), { msgID: `${o.nuid}.1` });
+    return { size: o.chunkSize + 10 };
+  });
+  t.is(err?.code, "InvalidDirectUpload");
+  // a chunk without its index
+  err = await attempt("noindex", async (o) => {
+    await js.publish(o.chunkSubject, randomBytes(100), { msgID: "someone-else" });
+    return { size: 100 };
+  });
+  t.is(err?.code, "InvalidDirectUpload");
+  // malformed claims are typed errors too
+  err = await attempt("badclaim", async () => ({ size: -1 }));
+  t.is(err?.code, "MalformedPayload");
+  for (const key of ["more", "short", "noindex", "badclaim"]) await t.throwsAsync(() => client.head("dlie", key), { message: /key does not exist/ });
+  await until("the refused uploads' chunks to be removed", async () => (await chunkCount(jsm, "dlie")) === before, 5000);
+  t.true(Buffer.from(await (await client.get("dlie", "keep")).bytes()).equals(keep));
+});
+
+test("a client whose NATS user may only use shoal.v1.> and inboxes falls back to the actor for large bodies, before any byte moves", async (t) => {
+  const srv = await startServer(t, {
+    auth: { ...TEST_AUTH, scopedUsers: [{ user: "scoped", password: "scoped-pw", publish: ["shoal.v1.>", "_INBOX.>"], subscribe: ["_INBOX.>"] }] },
+  });
+  await runActor(t, srv.url, storage);
+  const admin = await ShoalClient.connect({ servers: srv.url });
+  t.teardown(() => admin.close());
+  await admin.createBucket("dscoped");
+  const scoped = new ShoalClient(await connectTo(t, srv.url, { user: "scoped", pass: "scoped-pw" }));
+  const body = randomBytes(3 * MiB + 5);
+  const info = await scoped.put("dscoped", "k", body);
+  t.is(info.size, body.length);
+  t.true(Buffer.from(await (await scoped.get("dscoped", "k")).bytes()).equals(body));
+  t.true(Buffer.from(await (await scoped.get("dscoped", "k", { range: "bytes=1-1048576" })).bytes()).equals(body.subarray(1, 1048577)));
+  // and again, now that the client knows (no probe this time)
+  await scoped.put("dscoped", "k2", body);
+  t.true(Buffer.from(await (await admin.get("dscoped", "k2")).bytes()).equals(body));
+  // nothing was written by the refused attempts: two objects' chunks, two metadata messages
+  const jsm = await jetstreamManager(await connectTo(t, srv.url));
+  t.is(Object.keys((await jsm.streams.info("OBJ_dscoped", { subjects_filter: "$O.dscoped.C.>" })).state.subjects ?? {}).length, 2);
+  t.is(Object.keys((await jsm.streams.info("OBJ_dscoped", { subjects_filter: "$O.dscoped.M.>" })).state.subjects ?? {}).length, 2);
+});

@@ -21,7 +21,8 @@ import { chunkSubject, transferSubject } from "../../src/subjects/index.ts";
 import { H } from "../../src/subjects/headers.ts";
 import { H_ABORT } from "../../src/transfer/index.ts";
 import { parseJsonObject } from "../../src/subjects/payload.ts";
-import { commitClaim, defaultChunkSize, removeChunks, type Jet, type PutOptions, type StoreRef } from "../../src/store/writer.ts";
+import { defaultChunkSize, removeChunks, type Jet, type PutOptions, type StoreRef } from "../../src/store/writer.ts";
+import { commitClaim } from "../../src/store/claim.ts";
 import type { ObjectInfo } from "../../src/store/format.ts";
 import { respondError } from "../../src/runtime/index.ts";
 import { decodeClaim } from "./logic.ts";
@@ -87,7 +88,7 @@ export function openDirectUpload(
     opts.signal.removeEventListener("abort", onStop);
     try {
       const c = decodeClaim(parseJsonObject(m.data));
-      const info = await commitClaim(jet, store, key, { id, chunkSize, size: c.size, md5hex: c.md5.toLowerCase(), sha256: c.sha256 }, opts);
+      const info = await commitClaim(jet, store, id, chunkSize, key, { size: c.size, md5hex: c.md5, sha256: c.sha256 }, opts);
       reply(m, info);
       onEnd("ok");
     } catch (e) {
@@ -98,6 +99,9 @@ export function openDirectUpload(
     }
   };
   arm();
-  if (opts.signal.aborted) throw new ShoalError("ShuttingDown");
+  if (opts.signal.aborted) {
+    void end("ShuttingDown", false);
+    throw new ShoalError("ShuttingDown");
+  }
   return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubject(store.name, id), chunkSize, idleMs: opts.idleMs };
 }

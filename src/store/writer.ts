@@ -173,7 +173,7 @@ export interface ChunkOptions {
   timing?: PublishTiming;
 }
 
-function timingOf(o: { timeoutMs?: number; attemptTimeoutMs?: number; signal?: AbortSignal }): PublishTiming {
+export function timingOf(o: { timeoutMs?: number; attemptTimeoutMs?: number; signal?: AbortSignal }): PublishTiming {
   return {
     attemptMs: o.attemptTimeoutMs ?? DEFAULT_PUBLISH_TIMING.attemptMs,
     deadlineMs: o.timeoutMs ?? DEFAULT_PUBLISH_TIMING.deadlineMs,
@@ -349,7 +349,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
   }
 }
 
-function headWithRetry(jsm: JetStreamManager, store: StoreRef, key: string, t: PublishTiming): Promise<Head | undefined> {
+export function headWithRetry(jsm: JetStreamManager, store: StoreRef, key: string, t: PublishTiming): Promise<Head | undefined> {
   return retry(() => headObject(jsm, store, key), { attempts: 1000, baseMs: 50, maxMs: 500, deadlineMs: t.deadlineMs, ...(t.signal ? { signal: t.signal } : {}) });
 }
 
@@ -431,73 +431,4 @@ export async function deleteObject(
     await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
     return { deleted: true };
   }
-}
-
-/** What a writer that published chunks itself (a direct upload) claims it wrote. */
-export interface ClaimedChunks {
-  id: string;
-  chunkSize: number;
-  size: number;
-  md5hex: string;
-  /** Base64url SHA-256, padded. */
-  sha256: string;
-}
-
-/**
- * Checks a direct upload's claim against the stream and returns the chunks
- * as written. The chunk sequences are not taken from the writer: a
- * headers-only ordered consumer on the chunk subject lists every stored
- * chunk (sequence, `Nats-Msg-Id` = `<nuid>.<index>`, `Nats-Msg-Size`)
- * without moving the bodies, so the indexes must run 0…n-1 once each, every
- * chunk but the last must be full, and the sizes must add up to the claimed
- * size. A wrong claim can therefore never make a later overwrite or delete
- * remove another object's messages. The digests are the writer's, as with
- * any ADR-20 writer; whole-object reads verify the SHA-256.
- * InvalidDirectUpload when the claim does not hold.
- */
-export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, c: ClaimedChunks): Promise<WrittenChunks> {
-  const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
-  if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256)) throw bad("malformed digest");
-  const subj = chunkSubject(store.name, c.id);
-  const count = (await jsm.streams.info(store.stream, { subjects_filter: subj })).state.subjects?.[subj] ?? 0;
-  const want = Math.ceil(c.size / c.chunkSize);
-  if (count !== want) throw bad(`${count} chunks stored; ${c.size} bytes in chunks of ${c.chunkSize} take ${want}`);
-  const seqs: number[] = [];
-  if (count > 0) {
-    const consumer = await js.consumers.get(store.stream, { filter_subjects: subj, headers_only: true });
-    const got = await consumer.fetch({ max_messages: count, expires: 5000 });
-    let seen = 0;
-    for await (const m of got) {
-      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
-      const index = msgId.startsWith(`${c.id}.`) && /^(0|[1-9][0-9]{0,8})$/.test(msgId.slice(c.id.length + 1)) ? Number(msgId.slice(c.id.length + 1)) : NaN;
-      const size = Number(m.headers?.get("Nats-Msg-Size") ?? NaN);
-      if (!Number.isInteger(index) || index < 0 || index >= count || seqs[index] !== undefined) throw bad(`chunk at sequence ${m.seq} has no index of its own`);
-      const full = index < count - 1 ? c.chunkSize : c.size - (count - 1) * c.chunkSize;
-      if (size !== full) throw bad(`chunk ${index} holds ${size} bytes, not ${full}`);
-      seqs[index] = m.seq;
-      if (++seen === count) break;
-    }
-    if (seen !== count) throw bad(`only ${seen} of ${count} chunks could be read back`);
-  }
-  return { id: c.id, seqs, size: c.size, chunkSize: c.chunkSize, md5hex: c.md5hex, sha256: c.sha256 };
-}
-
-/**
- * Commits a direct upload: verifies the claim (removing the chunks when it
- * does not hold), then commits exactly as a put does.
- */
-export async function commitClaim(jet: Jet, store: StoreRef, key: string, c: ClaimedChunks, opts: PutOptions = {}): Promise<ObjectInfo> {
-  const timing = timingOf(opts);
-  let w: WrittenChunks;
-  try {
-    w = await verifyClaim(jet, store, c);
-  } catch (e) {
-    await removeChunks(jet.jsm, store, c.id).catch(() => undefined);
-    throw e;
-  }
-  const prev = await headWithRetry(jet.jsm, store, key, timing).catch(async (e: unknown) => {
-    await removeChunks(jet.jsm, store, c.id, w.seqs).catch(() => undefined);
-    throw e;
-  });
-  return commitChunks(jet, store, key, w, opts, timing, prev);
 }

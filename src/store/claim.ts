@@ -1,0 +1,79 @@
+/**
+ * Direct uploads, the store side: a writer published the chunks itself and
+ * claims what it wrote; this checks the claim against the stream and commits.
+ *
+ * The chunk sequences are never taken from the writer. At commit, a
+ * headers-only ordered consumer on the chunk subject lists every stored
+ * chunk — its sequence, its `Nats-Msg-Id` (`<nuid>.<index>`) and its
+ * `Nats-Msg-Size` — without sending the bodies: the count must match the
+ * claimed size, the indexes must run 0…n-1 once each, every chunk but the
+ * last must be full and the sizes must add up. (Watching the chunks land
+ * during the upload instead was measured slower: the deliveries compete
+ * with the writes, ~100 vs ~190 MB/s for 64 MiB.) A wrong claim can therefore never make a later overwrite or delete remove
+ * another object's messages. The digests are the writer's, as with any
+ * ADR-20 writer; whole-object reads verify the SHA-256.
+ */
+import { ShoalError } from "../errors/index.ts";
+import { chunkSubject } from "../subjects/index.ts";
+import type { ObjectInfo } from "./format.ts";
+import { commitChunks, headWithRetry, removeChunks, timingOf, type Jet, type PutOptions, type StoreRef, type WrittenChunks } from "./writer.ts";
+
+/** What a writer that published chunks itself claims it wrote. */
+export interface ClaimedChunks {
+  size: number;
+  md5hex: string;
+  /** Base64url SHA-256, padded. */
+  sha256: string;
+}
+
+const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
+
+/**
+ * The chunks of upload `id` as the stream holds them, if they are what `c`
+ * claims (InvalidDirectUpload otherwise).
+ */
+export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks): Promise<WrittenChunks> {
+  if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256)) throw bad("malformed digest");
+  const subject = chunkSubject(store.name, id);
+  const stored = (await jsm.streams.info(store.stream, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
+  const want = Math.ceil(c.size / chunkSize);
+  if (stored !== want) throw bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
+  const seqs: number[] = [];
+  if (want > 0) {
+    const consumer = await js.consumers.get(store.stream, { filter_subjects: subject, headers_only: true });
+    let seen = 0;
+    for await (const m of await consumer.fetch({ max_messages: want, expires: 10_000 })) {
+      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
+      const tail = msgId.startsWith(`${id}.`) ? msgId.slice(id.length + 1) : "";
+      const index = /^(0|[1-9][0-9]{0,8})$/.test(tail) ? Number(tail) : NaN;
+      if (Number.isNaN(index) || index >= want || seqs[index] !== undefined) throw bad(`the chunk at sequence ${m.seq} has no index of its own`);
+      const size = Number(m.headers?.get("Nats-Msg-Size") ?? NaN);
+      const full = index < want - 1 ? chunkSize : c.size - (want - 1) * chunkSize;
+      if (size !== full) throw bad(`chunk ${index} holds ${size} bytes, not ${full}`);
+      seqs[index] = m.seq;
+      if (++seen === want) break;
+    }
+    if (seen !== want) throw bad(`only ${seen} of ${want} chunks could be read back`);
+  }
+  return { id, seqs, size: c.size, chunkSize, md5hex: c.md5hex, sha256: c.sha256 };
+}
+
+/**
+ * Commits a direct upload: verifies the claim (removing the chunks when it
+ * does not hold), then commits exactly as a put does.
+ */
+export async function commitClaim(jet: Jet, store: StoreRef, id: string, chunkSize: number, key: string, c: ClaimedChunks, opts: PutOptions = {}): Promise<ObjectInfo> {
+  const timing = timingOf(opts);
+  let w: WrittenChunks;
+  try {
+    w = await verifyClaim(jet, store, id, chunkSize, c);
+  } catch (e) {
+    await removeChunks(jet.jsm, store, id).catch(() => undefined);
+    throw e;
+  }
+  const prev = await headWithRetry(jet.jsm, store, key, timing).catch(async (e: unknown) => {
+    await removeChunks(jet.jsm, store, id, w.seqs).catch(() => undefined);
+    throw e;
+  });
+  return commitChunks(jet, store, key, w, opts, timing, prev);
+}

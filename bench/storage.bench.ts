@@ -47,8 +47,10 @@ function webStream(buf: Buffer): ReadableStream<Uint8Array> {
     },
   });
 }
+/** MB/s, median of RUNS timed runs after one untimed warm-up (JIT, connections, workers), for every path alike. */
 async function mbps(fn: (i: number) => Promise<void>, bytes = BIG): Promise<number> {
   const ts: number[] = [];
+  await fn(RUNS);
   for (let i = 0; i < RUNS; i++) {
     const t0 = performance.now();
     await fn(i);

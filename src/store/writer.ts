@@ -19,7 +19,7 @@ import { retry } from "../runtime/backoff.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { buildHeaders, DIGEST_PREFIX, H_REQUEST_ID, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
 import { assertStream, directGet, headObject } from "./reader.ts";
-import { HEADER_ROOM, rechunk } from "../transfer/rechunk.ts";
+import { HEADER_ROOM, isOwnedChunk, rechunk } from "../transfer/rechunk.ts";
 
 /**
  * Default chunk: the server's max_payload less room for headers, so that a
@@ -218,6 +218,9 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
     pending.shift();
     seqs[p.index] = ack.seq;
     inflight -= p.data.byteLength;
+    // Hashed once stored (in order): a chunk rechunk assembled is ours alone
+    // and no longer needed, so it moves to the hashing worker without a copy.
+    hasher.update(p.data, isOwnedChunk(p.data));
   };
 
   try {
@@ -226,7 +229,6 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
       opts.signal?.throwIfAborted();
       size += chunk.byteLength;
       if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
-      hasher.update(chunk);
       wrote = true;
       const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs });
       ack.catch(() => undefined); // observed in settleOldest; never unhandled

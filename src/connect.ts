@@ -22,6 +22,11 @@ export function connectionOptions(cfg: NatsConfig, o: ConnectOverrides = {}): Co
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 10_000,
+    // Without this every request builds an Error up front to keep the
+    // caller's stack for a timeout that rarely comes: measured at ~0.13 ms of
+    // CPU per small put in the storage actor (a fifth of its work). Errors
+    // keep their own messages and codes.
+    noAsyncTraces: true,
     ...(o.name ? { name: o.name } : {}),
   };
   if (o.system) {

@@ -30,6 +30,8 @@ export interface Hasher {
   digest(): Promise<Digests>;
   /** Forget the session (on failure); digest() must not be called after. */
   discard(): void;
+  /** Resolves once at most `maxBytes` given to update() are still waiting to be hashed (memory bound). */
+  caughtUp(maxBytes: number): Promise<void>;
 }
 
 function padded(b64url: string): string {
@@ -47,7 +49,12 @@ class InlineHasher implements Hasher {
     return Promise.resolve({ md5hex: this.md5.digest("hex"), sha256: padded(this.sha.digest("base64url")) });
   }
   discard(): void {}
+  caughtUp(): Promise<void> {
+    return Promise.resolve();
+  }
 }
+
+const SPARE_BUFFERS = 8;
 
 // The worker is plain CommonJS evaluated from a string: no loader or build step.
 const WORKER_SOURCE = `
@@ -60,6 +67,9 @@ parentPort.on("message", (m) => {
     if (!s) sessions.set(m.id, (s = { md5: createHash("md5"), sha: createHash("sha256") }));
     s.md5.update(m.b);
     s.sha.update(m.b);
+    // the buffer goes back: hashed bytes become garbage where GC runs often
+    // (here nothing else allocates, so dead buffers would pile up)
+    parentPort.postMessage({ id: m.id, n: m.b.byteLength, b: m.b }, [m.b.buffer]);
   } else if (m.t === "d") {
     const s = sessions.get(m.id) ?? { md5: createHash("md5"), sha: createHash("sha256") };
     sessions.delete(m.id);
@@ -73,6 +83,10 @@ parentPort.on("message", (m) => {
 class HashWorker {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: (d: Digests) => void; reject: (e: unknown) => void }>();
+  /** Buffers back from the worker, reused for the next copies. */
+  private spare: Uint8Array[] = [];
+  /** Per session: bytes posted and not yet hashed, and who waits for that to shrink. */
+  private readonly backlog = new Map<number, { bytes: number; wake?: () => void }>();
   private nextId = 1;
   private sessions = 0;
   private failure: unknown;
@@ -80,7 +94,16 @@ class HashWorker {
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
     this.worker.unref();
-    this.worker.on("message", (m: { id: number; md5: string; sha: string }) => {
+    this.worker.on("message", (m: { id: number; n?: number; b?: Uint8Array; md5: string; sha: string }) => {
+      if (m.b && this.spare.length < SPARE_BUFFERS) this.spare.push(m.b);
+      if (m.n !== undefined) {
+        const b = this.backlog.get(m.id);
+        if (b) {
+          b.bytes -= m.n;
+          b.wake?.();
+        }
+        return;
+      }
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
       w?.resolve({ md5hex: m.md5, sha256: padded(m.sha) });
@@ -93,6 +116,7 @@ class HashWorker {
     this.failure ??= e;
     for (const w of this.waiting.values()) w.reject(e);
     this.waiting.clear();
+    for (const b of this.backlog.values()) b.wake?.();
     if (shared === this) shared = undefined;
   }
 
@@ -100,14 +124,24 @@ class HashWorker {
     return this.failure !== undefined;
   }
 
+  private copyOf(chunk: Uint8Array): Uint8Array {
+    const i = this.spare.findIndex((b) => b.byteLength === chunk.byteLength);
+    const b = i >= 0 ? this.spare.splice(i, 1)[0]! : new Uint8Array(chunk.byteLength);
+    b.set(chunk);
+    return b;
+  }
+
   open(): Hasher {
     const id = this.nextId++;
     this.sessions++;
     this.worker.ref();
     let open = true;
+    const backlog: { bytes: number; wake?: () => void } = { bytes: 0 };
+    this.backlog.set(id, backlog);
     const close = () => {
       if (!open) return;
       open = false;
+      this.backlog.delete(id);
       if (--this.sessions === 0) this.worker.unref();
     };
     return {
@@ -116,8 +150,14 @@ class HashWorker {
         // transferred: posting the view itself would clone the whole
         // ArrayBuffer behind it (a subarray of a large Buffer). Sharing chunks
         // in a SharedArrayBuffer instead was measured slower.
-        const b = transfer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && !(chunk.buffer instanceof SharedArrayBuffer) ? chunk : new Uint8Array(chunk);
+        const b = transfer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && !(chunk.buffer instanceof SharedArrayBuffer) ? chunk : this.copyOf(chunk);
+        backlog.bytes += b.byteLength;
         this.worker.postMessage({ t: "u", id, b }, [b.buffer as ArrayBuffer]);
+      },
+      caughtUp: async (maxBytes) => {
+        while (backlog.bytes > maxBytes && !this.failure && open) await new Promise<void>((r) => (backlog.wake = r));
+        backlog.wake = undefined;
+        if (this.failure) throw this.failure;
       },
       digest: () =>
         new Promise<Digests>((resolve, reject) => {
@@ -186,5 +226,9 @@ export class AdaptiveHasher implements Hasher {
   discard(): void {
     this.held = [];
     this.inner?.discard();
+  }
+
+  caughtUp(maxBytes: number): Promise<void> {
+    return this.inner ? this.inner.caughtUp(maxBytes) : Promise.resolve();
   }
 }

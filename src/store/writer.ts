@@ -235,6 +235,8 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
       pending.push({ index: index++, data: chunk, ack });
       inflight += chunk.byteLength;
       while (inflight > windowBytes) await settleOldest();
+      // the hashing worker may not fall more than a window behind (memory bound)
+      await hasher.caughtUp(windowBytes);
     }
     while (pending.length > 0) await settleOldest();
     opts.signal?.throwIfAborted();

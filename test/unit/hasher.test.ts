@@ -29,3 +29,11 @@ test("concurrent sessions on the worker do not mix, and a discarded one does not
   const got = await Promise.all(hashers.map((h) => h.digest()));
   t.deepEqual(got, bodies.map(want));
 });
+
+test("caughtUp bounds what waits to be hashed: it resolves once the worker has hashed all but the given bytes", async (t) => {
+  const h = new AdaptiveHasher();
+  const b = randomBytes(6 * OFFLOAD_MIN);
+  for (let o = 0; o < b.length; o += 1 << 20) h.update(b.subarray(o, o + (1 << 20)));
+  await h.caughtUp(0);
+  t.deepEqual(await h.digest(), want(b));
+});

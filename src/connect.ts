@@ -50,12 +50,23 @@ export function connectionOptions(cfg: NatsConfig, o: ConnectOverrides = {}): Co
 
 /** Connects, turning "cannot reach any server" into a clear ServiceUnavailable. */
 export async function connectNats(cfg: NatsConfig, o: ConnectOverrides = {}): Promise<NatsConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectOnce(cfg, o);
+    } catch (e) {
+      // The server gave up waiting for our CONNECT (a starved process): not a credentials problem.
+      if (!(e instanceof ShoalError && e.code === "ServiceUnavailable" && /authentication timeout/i.test(e.message)) || attempt >= 3) throw e;
+    }
+  }
+}
+
+async function connectOnce(cfg: NatsConfig, o: ConnectOverrides): Promise<NatsConnection> {
   try {
     return await connect(connectionOptions(cfg, o));
   } catch (e) {
     const code = (e as { code?: string }).code;
     const why = e instanceof Error ? e.message : String(e);
-    if (/auth/i.test(why)) throw new ShoalError("AccessDenied", `NATS refused the credentials (${why})`, { cause: e });
+    if (/auth/i.test(why) && !/authentication timeout/i.test(why)) throw new ShoalError("AccessDenied", `NATS refused the credentials (${why})`, { cause: e });
     throw new ShoalError("ServiceUnavailable", `cannot connect to NATS at ${cfg.servers.join(",")}: ${why}${code ? ` (${code})` : ""}`, { cause: e });
   }
 }

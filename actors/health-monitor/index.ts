@@ -185,7 +185,7 @@ export const healthMonitor = defineActor({
     });
     // actors already running: their presence entries (best effort; heartbeats follow)
     try {
-      const p = await listPresence(await new Kvm(ctx.js).open(KV_NAMES.actors));
+      const p = await listPresence(ctx.jsm, await new Kvm(ctx.js).open(KV_NAMES.actors));
       for (const [kind, list] of p.byKind) for (const h of list) beats.seen(kind, h.id, Date.now());
     } catch {
       // heartbeats will tell

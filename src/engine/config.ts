@@ -88,6 +88,8 @@ export function renderServerConfig(c: ServerConfig): string {
     `  ] }`,
     `}`,
     `system_account: ${SYS_ACCOUNT}`,
+    `# a starved client (a loaded CI machine) may take more than the default 2 s to send CONNECT`,
+    `authorization { timeout: 10 }`,
     `# clients that send no credentials act as the application user`,
     `no_auth_user: ${q(c.auth.appUser)}`,
     ...(c.extra ?? []),

@@ -1,7 +1,7 @@
 import test from "ava";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm } from "@nats-io/kv";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { errorFromWire, ShoalError } from "../../src/errors/index.ts";
 import { KV, actorPresenceKey, controlSubject, heartbeatWildcard } from "../../src/subjects/index.ts";
 import { decodeHeartbeat, listPresence, startActors } from "../../src/runtime/index.ts";
@@ -119,12 +119,12 @@ test("heartbeats are published and presence appears in KV; a graceful stop remov
   t.true(beats[2]!.now >= beats[0]!.now);
 
   const kv = await new Kvm(jetstream(nc)).open(KV.actors);
-  const presence = await listPresence(kv);
+  const presence = await listPresence(await jetstreamManager(nc), kv);
   t.deepEqual(presence.byKind.get("tester")?.map((h) => h.id), [inst.id]);
 
   await inst.stop();
   t.is(await kv.get(actorPresenceKey("tester", inst.id)).then((e) => (e?.operation === "PUT" ? e : null)), null);
-  t.is((await listPresence(kv)).live.length, 0);
+  t.is((await listPresence(await jetstreamManager(nc), kv)).live.length, 0);
 });
 
 test("presence expires when an actor dies without stopping", async (t) => {
@@ -132,7 +132,7 @@ test("presence expires when an actor dies without stopping", async (t) => {
   const inst = await runActor(t, srv.url);
   const nc = await connectTo(t, srv.url);
   const kv = await new Kvm(jetstream(nc)).open(KV.actors);
-  t.is((await listPresence(kv)).live.length, 1);
+  t.is((await listPresence(await jetstreamManager(nc), kv)).live.length, 1);
   // Simulate a crash: the connection vanishes without the graceful path.
   await inst.connection.close();
   const deadline = Date.now() + 5000;
@@ -142,7 +142,7 @@ test("presence expires when an actor dies without stopping", async (t) => {
     entry = await kv.get(actorPresenceKey("tester", inst.id));
   }
   t.is(entry, null, "the entry aged out of KV through max_age");
-  t.is((await listPresence(kv)).live.length, 0);
+  t.is((await listPresence(await jetstreamManager(nc), kv)).live.length, 0);
 });
 
 test("drain: an in-flight request completes and is answered; later requests go elsewhere or get ShuttingDown", async (t) => {
@@ -204,7 +204,7 @@ test("startActors runs several kinds in one process, one connection each, and st
   t.not(a!.connection, b!.connection);
   const nc = await connectTo(t, srv.url);
   const kv = await new Kvm(jetstream(nc)).open(KV.actors);
-  t.deepEqual([...(await listPresence(kv)).byKind.keys()].sort(), ["one", "two"]);
+  t.deepEqual([...(await listPresence(await jetstreamManager(nc), kv)).byKind.keys()].sort(), ["one", "two"]);
   await running.stop();
   t.true(a!.connection.isClosed() && b!.connection.isClosed());
 });

@@ -108,7 +108,7 @@ async function throughput(label: string, nc: NatsConnection, shoal: ShoalClient,
   const row = (name: string, p: number, g: number) => rows.push(`| ${label} | ${name} | ${p.toFixed(0)} | ${g.toFixed(0)} | ${(p / rawPut).toFixed(2)} | ${(g / rawGet).toFixed(2)} |`);
   row("raw JetStream (pipelined 1 MiB publishes / ordered consumer)", rawPut, rawGet);
   row("stock @nats-io/obj put / getBlob", stockPut, stockGet);
-  row("**Shoal NATS API (SDK → storage actor)**", shoalPut, shoalGet);
+  row("**Shoal NATS API (SDK ⇄ stream, storage actor commits)**", shoalPut, shoalGet);
   return { rows, shoalPut, shoalGet, stockPut, stockGet };
 }
 

@@ -42,8 +42,11 @@ export type DirectOffer = {
 
 /**
  * Opens a session for one direct upload of `key` and returns the offer to
- * send back. `done` receives the committed object (to reply and count) or
- * the failure (already answered to the writer when it asked).
+ * send back. `reply` answers the writer's commit with the committed object
+ * (the caller also counts it); `onEnd` hears how the session ended ("ok" or
+ * an error code; errors have already been answered). An actor that stops
+ * ends its open sessions and removes their chunks: the writer's commit then
+ * finds no responder and its put fails (it is not retried).
  */
 export function openDirectUpload(
   nc: NatsConnection,

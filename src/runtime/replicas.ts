@@ -5,6 +5,7 @@
  */
 import { Kvm, type KV, type KvOptions } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager, StreamConfig } from "@nats-io/jetstream";
+import { ShoalError } from "../errors/index.ts";
 
 const SINGLE = /replicas > 1 not supported|non-clustered|insufficient resources|no suitable peers/i;
 
@@ -18,8 +19,34 @@ export async function withClusterReplicas<T>(create: (replicas: number) => Promi
   }
 }
 
+/** KV buckets opened by sharedKv: their name and a manager, for kvKeys. */
+const opened = new WeakMap<KV, { jsm: JetStreamManager; name: string }>();
+
 /** Opens a KV bucket, creating it (R3 on a cluster, else R1) when it does not exist. */
 export async function sharedKv(js: JetStreamClient, jsm: JetStreamManager, name: string, opts: Partial<KvOptions> = {}): Promise<KV> {
+  const kv = await openOrCreate(js, jsm, name, opts);
+  opened.set(kv, { jsm, name });
+  return kv;
+}
+
+/**
+ * Keys of a bucket opened with sharedKv that match `filter` (a subject
+ * filter on keys), read from the stream's per-subject counts: one bounded
+ * request. Not kv.keys(): its consumer ends only when it sees nothing
+ * pending or an idle heartbeat (5 s), so keys rewritten more often than
+ * that (heartbeats, parts of an upload in progress) can keep it from ever
+ * ending — measured. The list includes keys whose last operation is a
+ * delete or purge: callers read each key and skip those.
+ */
+export async function kvKeys(kv: KV, filter = ">"): Promise<string[]> {
+  const o = opened.get(kv);
+  if (!o) throw new ShoalError("InternalError", "kvKeys needs a bucket opened with sharedKv");
+  const prefix = `$KV.${o.name}.`;
+  const info = await o.jsm.streams.info(`KV_${o.name}`, { subjects_filter: `${prefix}${filter}` });
+  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
+}
+
+async function openOrCreate(js: JetStreamClient, jsm: JetStreamManager, name: string, opts: Partial<KvOptions>): Promise<KV> {
   const kvm = new Kvm(js);
   const existing = await jsm.streams.info(`KV_${name}`).catch(() => null);
   if (existing) return kvm.create(name, { ...opts, replicas: existing.config.num_replicas });

@@ -17,7 +17,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { sharedKv } from "../runtime/replicas.ts";
+import { kvKeys, sharedKv } from "../runtime/replicas.ts";
 import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
@@ -79,14 +79,9 @@ function parse<T>(data: Uint8Array): T {
   return JSON.parse(new TextDecoder().decode(data)) as T;
 }
 
-/** Keys matching `filter`, each once (kv.keys() may repeat one when its ordered consumer resets). */
+/** Keys matching `filter` (src/runtime/replicas.ts kvKeys: never kv.keys(), which can fail to end). */
 async function* keysOf(kv: KV, filter: string): AsyncGenerator<string> {
-  const seen = new Set<string>();
-  for await (const k of await kv.keys(filter)) {
-    if (seen.has(k)) continue;
-    seen.add(k);
-    yield k;
-  }
+  yield* await kvKeys(kv, filter);
 }
 
 export async function createUpload(kv: KV, bucket: string, key: string, o: { contentType?: string; userMeta?: Record<string, string> } = {}): Promise<UploadRecord> {

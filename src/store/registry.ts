@@ -6,7 +6,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { sharedKv } from "../runtime/replicas.ts";
+import { kvKeys, sharedKv } from "../runtime/replicas.ts";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES } from "../subjects/index.ts";
 
@@ -59,10 +59,7 @@ export async function unregisterBucket(kv: KV, name: string): Promise<void> {
 
 export async function listBuckets(kv: KV): Promise<BucketConfig[]> {
   const out: BucketConfig[] = [];
-  const seen = new Set<string>(); // kv.keys() may repeat a key when its ordered consumer resets
-  for await (const k of await kv.keys()) {
-    if (seen.has(k)) continue;
-    seen.add(k);
+  for (const k of await kvKeys(kv)) {
     const c = await getBucket(kv, k).catch(() => undefined);
     if (c) out.push(c);
   }

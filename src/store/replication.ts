@@ -10,7 +10,7 @@
  * checks the source's SHA-256, the writer refuses a body whose SHA-256 differs).
  */
 import type { KV } from "@nats-io/kv";
-import { sharedKv } from "../runtime/replicas.ts";
+import { kvKeys, sharedKv } from "../runtime/replicas.ts";
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
@@ -65,10 +65,7 @@ export function validateRule(o: { source: string; target: ReplicationTarget }): 
 
 export async function listRules(kv: KV): Promise<ReplicationRule[]> {
   const out: ReplicationRule[] = [];
-  const seen = new Set<string>();
-  for await (const k of await kv.keys("rule.*")) {
-    if (seen.has(k)) continue;
-    seen.add(k);
+  for (const k of await kvKeys(kv, "rule.*")) {
     const e = await kv.get(k);
     if (e && e.operation === "PUT") out.push(e.json<ReplicationRule>());
   }

@@ -26,19 +26,7 @@ import { commitClaim } from "../../src/store/claim.ts";
 import type { ObjectInfo } from "../../src/store/format.ts";
 import { respondError } from "../../src/runtime/index.ts";
 import { decodeClaim } from "./logic.ts";
-
-export type DirectOffer = {
-  v: 1;
-  /** Session subject: keepalives, then the commit request or an abort. */
-  subject: string;
-  stream: string;
-  /** Object store name (the `<store>` of `$O.<store>.C.<nuid>`). */
-  store: string;
-  nuid: string;
-  chunkSubject: string;
-  chunkSize: number;
-  idleMs: number;
-};
+import type { DirectOffer } from "../../src/subjects/direct.ts";
 
 /**
  * Opens a session for one direct upload of `key` and returns the offer to

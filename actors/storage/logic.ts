@@ -9,6 +9,7 @@ import { MAX_KEYS, type ListOptions } from "../../src/store/index.ts";
 import { field, onlyFields } from "../../src/subjects/payload.ts";
 import { assertPartNumber, MAX_PART_NUMBER, type UploadRecord } from "../../src/store/multipart.ts";
 import { H } from "../../src/subjects/headers.ts";
+import type { DirectRead } from "../../src/subjects/direct.ts";
 
 /** Largest body a GET returns inline in its reply (the rest streams). */
 export const INLINE_MAX = 512 * 1024;
@@ -112,7 +113,7 @@ export function decodeGet(o: Record<string, unknown>): GetRequest {
  * What a reader needs to fetch an object's chunks itself with Direct Get
  * (the payload of a GET reply carrying `Shoal-Direct: 1`).
  */
-export function directReadJson(store: { name: string; stream: string }, info: ObjectInfo, range: ByteRange | undefined): Record<string, unknown> {
+export function directReadJson(store: { name: string; stream: string }, info: ObjectInfo, range: ByteRange | undefined): DirectRead {
   return {
     v: 1,
     stream: store.stream,

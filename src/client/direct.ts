@@ -26,30 +26,9 @@ import { HEADER_ROOM } from "../transfer/rechunk.ts";
 import { writeChunks, type Jet } from "../store/writer.ts";
 import { readObject } from "../store/reader.ts";
 import { decodeRuns, type ObjectInfo } from "../store/format.ts";
+import type { DirectOffer, DirectRead } from "../subjects/direct.ts";
 
-/** A direct-upload offer, as the storage actor sends it. */
-export interface DirectOffer {
-  subject: string;
-  stream: string;
-  store: string;
-  nuid: string;
-  chunkSubject: string;
-  chunkSize: number;
-  idleMs: number;
-}
-
-/** A direct-read descriptor, as the storage actor sends it. */
-export interface DirectRead {
-  stream: string;
-  store: string;
-  nuid: string;
-  size: number;
-  chunks: number;
-  chunkSize: number;
-  seqs?: string;
-  sha256: string;
-  range?: { start: number; end: number };
-}
+export type { DirectOffer, DirectRead };
 
 const EXPECTED_STREAM_MISMATCH = 10060;
 /** How long a store found unreachable is not tried directly again. */
@@ -200,5 +179,5 @@ export function parseOffer(o: Record<string, unknown>): DirectOffer {
     if (typeof o[k] !== "number") throw new ShoalError("InternalError", `the direct-upload offer lacks ${k}`);
     return o[k] as number;
   };
-  return { subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs") };
+  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs") };
 }

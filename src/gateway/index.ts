@@ -11,9 +11,9 @@
  * and status from src/errors/table.ts and a RequestId; internal details go
  * to the log only.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import { listenHttp, type Listening } from "../runtime/http.ts";
 import { ShoalError, toShoalError } from "../errors/index.ts";
 import type { GatewayConfig, NatsConfig } from "../config.ts";
 import { ShoalClient } from "../client/index.ts";
@@ -44,10 +44,7 @@ export interface GatewayOptions {
   alsoReady?: () => Promise<Readiness>;
 }
 
-export interface Gateway {
-  url: string;
-  port: number;
-  server: Server;
+export interface Gateway extends Listening {
   /** What /readyz answers. */
   ready(): Promise<Readiness>;
   close(): Promise<void>;
@@ -145,23 +142,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     log.debug({ err }, "s3 client error");
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.config.port, o.config.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = o.config.host.includes(":") ? `[${o.config.host}]` : o.config.host;
-  return {
-    url: `http://${host}:${port}`,
-    port,
-    server,
-    ready,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { ...(await listenHttp(server, o.config.host, o.config.port)), ready };
 }
 
 /**

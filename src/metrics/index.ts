@@ -8,8 +8,8 @@
  * One registry per process: in `shoal dev` the actors, the gateway and the
  * health-monitor all report into it, told apart by labels.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { listenHttp, type Listening } from "../runtime/http.ts";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -165,12 +165,7 @@ export async function serveOps(path: string, req: IncomingMessage, res: ServerRe
   }
 }
 
-export interface OpsServer {
-  url: string;
-  port: number;
-  server: Server;
-  close(): Promise<void>;
-}
+export type OpsServer = Listening;
 
 /** The metrics/health endpoint of a process that runs only actors. */
 export async function startOpsServer(o: { host: string; port: number; ready: () => Promise<Readiness> }): Promise<OpsServer> {
@@ -187,20 +182,5 @@ export async function startOpsServer(o: { host: string; port: number; ready: () 
       res.end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = o.host.includes(":") ? `[${o.host}]` : o.host;
-  return {
-    url: `http://${host}:${port}`,
-    port,
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenHttp(server, o.host, o.port);
 }

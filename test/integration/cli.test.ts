@@ -34,7 +34,8 @@ test("usage errors exit 2 with a clear message; nothing starts", (t) => {
   t.is(badPort.status, 2);
   t.regex(badPort.stderr, /dev\.natsPort/);
 
-  const badEnv = shoal(["start", "--actors", "all"], { SHOAL_NATS_URL: "http://127.0.0.1:4222" });
+  // refused for its scheme before any connection is tried
+  const badEnv = shoal(["start", "--actors", "all"], { SHOAL_NATS_URL: "http://127.0.0.1" });
   t.is(badEnv.status, 2);
   t.regex(badEnv.stderr, /unsupported scheme/);
 });

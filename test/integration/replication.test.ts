@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from "ava";
 import fc from "fast-check";
+import { checkProperty } from "../helpers/prop.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runActor, startShoal } from "../helpers/actors.ts";
 import { TEST_AUTH, startCluster, startProxiedCluster } from "../helpers/nats.ts";
@@ -99,7 +100,8 @@ test("property: put/overwrite/delete sequences with replicator crashes between t
   const seed = Number(process.env["SHOAL_SEED"] ?? Date.now() % 2 ** 31);
   t.log(`seed ${seed} (replay: SHOAL_SEED=${seed} npx ava test/integration/replication.test.ts)`);
   let n = 0;
-  await fc.assert(
+  await checkProperty(
+    t,
     fc.asyncProperty(
       fc.array(
         fc.oneof(
@@ -120,7 +122,6 @@ test("property: put/overwrite/delete sequences with replicator crashes between t
     ),
     { numRuns: 6, interruptAfterTimeLimit: 120_000, seed },
   );
-  t.pass();
 
   async function runOps(ops: Op[]): Promise<boolean> {
     const src = `psrc-${n}`;

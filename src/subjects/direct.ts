@@ -1,0 +1,34 @@
+/**
+ * Payloads of the direct data path (docs/api.md, "Direct"), shared by the
+ * storage actor that sends them and the SDK that reads them.
+ */
+
+/** Reply to a PUT with `Shoal-Direct: 1`: where and how the writer publishes its chunks. */
+export type DirectOffer = {
+  v: 1;
+  /** Session subject: keepalives, then the commit request or an abort. */
+  subject: string;
+  stream: string;
+  /** Object store name (the `<store>` of `$O.<store>.C.<nuid>`). */
+  store: string;
+  nuid: string;
+  chunkSubject: string;
+  chunkSize: number;
+  idleMs: number;
+};
+
+/** Payload of a GET reply with `Shoal-Direct: 1`: what the reader fetches itself with Direct Get. */
+export type DirectRead = {
+  v: 1;
+  stream: string;
+  store: string;
+  nuid: string;
+  size: number;
+  chunks: number;
+  chunkSize: number;
+  /** Chunk sequences as runs (`first+count,…`); absent for objects stock clients wrote (walk the subject). */
+  seqs?: string;
+  sha256: string;
+  /** The byte range served, when one was asked for. */
+  range?: { start: number; end: number };
+};

@@ -1,9 +1,10 @@
 /**
- * Direct uploads: the body of a large PUT goes from the SDK straight into the
- * bucket's stream, and the storage actor keeps everything else — it checks
- * the request (bucket, key, preconditions), names the chunks (a nuid of its
- * own), watches the upload, verifies what was written and commits the
- * metadata. The bytes cross the NATS server once instead of twice.
+ * Direct uploads: the body of a large PUT (or multipart part) goes from the
+ * SDK straight into the bucket's stream, and the storage actor keeps
+ * everything else — it checks the request (bucket, key, preconditions, the
+ * upload), names the chunks (a nuid of its own), watches the upload, verifies
+ * what was written and commits the metadata (or records the part). The bytes
+ * cross the NATS server once instead of twice.
  *
  * Session (docs/api.md, "Direct uploads"): the PUT request carries
  * `Shoal-Direct: 1`; the reply names a session subject
@@ -11,7 +12,7 @@
  * size. On that subject the writer sends `Shoal-Keepalive: 1` at least every
  * `idleMs / 3`, then either `Shoal-Commit: 1` with
  * `{"v":1,"size","md5","sha256"}` as a request (the reply is the object's
- * info or a typed error) or `Shoal-Abort: <code>`. A writer that goes quiet
+ * info — the part's, for a part — or a typed error) or `Shoal-Abort: <code>`. A writer that goes quiet
  * for `idleMs`, or aborts, has its chunks removed; so does a claim that the
  * stream contradicts (InvalidDirectUpload).
  */
@@ -21,29 +22,30 @@ import { chunkSubject, transferSubject } from "../../src/subjects/index.ts";
 import { H } from "../../src/subjects/headers.ts";
 import { H_ABORT } from "../../src/transfer/index.ts";
 import { parseJsonObject } from "../../src/subjects/payload.ts";
-import { defaultChunkSize, removeChunks, type Jet, type PutOptions, type StoreRef } from "../../src/store/writer.ts";
-import { commitClaim } from "../../src/store/claim.ts";
-import type { ObjectInfo } from "../../src/store/format.ts";
+import { defaultChunkSize, removeChunks, type Jet, type StoreRef } from "../../src/store/writer.ts";
+import type { ClaimedChunks } from "../../src/store/claim.ts";
 import { respondError } from "../../src/runtime/index.ts";
 import { decodeClaim } from "./logic.ts";
 import type { DirectOffer } from "../../src/subjects/direct.ts";
 
 /**
- * Opens a session for one direct upload of `key` and returns the offer to
- * send back. `reply` answers the writer's commit with the committed object
- * (the caller also counts it); `onEnd` hears how the session ended ("ok" or
- * an error code; errors have already been answered). An actor that stops
- * ends its open sessions and removes their chunks: the writer's commit then
- * finds no responder and its put fails (it is not retried).
+ * Opens a session for one direct upload and returns the offer to send back.
+ * `commit` turns the writer's claim into the result (it verifies the claim
+ * against the stream and removes the chunks when it fails); `reply` answers
+ * the writer's commit with it (the caller also counts it); `onEnd` hears how
+ * the session ended ("ok" or an error code; errors have already been
+ * answered). An actor that stops ends its open sessions and removes their
+ * chunks: the writer's commit then finds no responder and its call fails (it
+ * is not retried).
  */
-export function openDirectUpload(
+export function openDirectUpload<T>(
   nc: NatsConnection,
   jet: Jet,
   bucket: string,
   store: StoreRef,
-  key: string,
-  opts: PutOptions & { idleMs: number; signal: AbortSignal },
-  reply: (commitMsg: Msg, info: ObjectInfo) => void,
+  opts: { idleMs: number; signal: AbortSignal },
+  commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>,
+  reply: (commitMsg: Msg, result: T) => void,
   onEnd: (outcome: string) => void,
 ): DirectOffer {
   const id = nuid.next();
@@ -79,8 +81,7 @@ export function openDirectUpload(
     opts.signal.removeEventListener("abort", onStop);
     try {
       const c = decodeClaim(parseJsonObject(m.data));
-      const info = await commitClaim(jet, store, id, chunkSize, key, { size: c.size, md5hex: c.md5, sha256: c.sha256 }, opts);
-      reply(m, info);
+      reply(m, await commit({ size: c.size, md5hex: c.md5, sha256: c.sha256 }, id, chunkSize));
       onEnd("ok");
     } catch (e) {
       const err = toShoalError(e);

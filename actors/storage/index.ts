@@ -43,7 +43,8 @@ import { readObject, statObject, assertStream, forgetStream } from "../../src/st
 import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/bucket.ts";
 import { KeyIndex } from "../../src/store/index.ts";
 import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
-import { openMultipart, createUpload, getUpload, uploadPart, completeUpload, removeUpload, listParts, listUploads, partChunkIds, expireUploads } from "../../src/store/multipart.ts";
+import { openMultipart, createUpload, getUpload, uploadPart, recordPart, completeUpload, removeUpload, listParts, listUploads, partChunkIds, expireUploads, type PartRecord } from "../../src/store/multipart.ts";
+import { claimedChunks, commitClaim } from "../../src/store/claim.ts";
 import { openRegistry, registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
 import { StreamReceiver, sendStream, DEFAULT_IDLE_MS, DEFAULT_WINDOW } from "../../src/transfer/index.ts";
 import { countBytes } from "../../src/metrics/index.ts";
@@ -185,8 +186,8 @@ export const storage = defineActor({
           jet,
           bucket,
           store,
-          p.key,
-          { ...opts, idleMs },
+          { idleMs, signal: ctx.signal },
+          (claim, id, chunkSize) => commitClaim(jet, store, id, chunkSize, p.key, claim, opts),
           (m, info) => {
             countBytes("storage", "in", info.size);
             m.respond(JSON.stringify(infoJson(bucket, info)));
@@ -319,11 +320,27 @@ export const storage = defineActor({
       const p = decodeMpuPart(req.header);
       const store = storeRef(bucket);
       const upload = await getUpload(uploads, bucket, p.uploadId, p.key);
-      return withBody(req, bucket, p.stream, "part", async (body) => {
-        const rec = await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...(p.md5Hex ? { expectMd5Hex: p.md5Hex } : {}), signal: ctx.signal });
+      const expect = { ...(p.md5Hex ? { expectMd5Hex: p.md5Hex } : {}), ...(p.sha256B64 ? { expectSha256B64: p.sha256B64 } : {}) };
+      const done = (rec: PartRecord) => {
         countBytes("storage", "in", rec.size);
         return { v: 1, partNumber: rec.n, etag: rec.etag, size: rec.size, lastModified: rec.mtime };
-      });
+      };
+      if (p.direct) {
+        await assertStream(ctx.jsm, store.stream);
+        return openDirectUpload(
+          ctx.nc,
+          jet,
+          bucket,
+          store,
+          { idleMs, signal: ctx.signal },
+          async (claim, id, chunkSize) => recordPart(jet, uploads, store, bucket, upload, p.partNumber, await claimedChunks(jet, store, id, chunkSize, claim), expect),
+          (m, rec) => m.respond(JSON.stringify(done(rec))),
+          (outcome) => {
+            if (outcome !== "ok") req.log.info({ code: outcome, key: p.key.slice(0, 128), part: p.partNumber }, "direct part upload failed");
+          },
+        );
+      }
+      return withBody(req, bucket, p.stream, "part", async (body) => done(await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...expect, signal: ctx.signal })));
     };
 
     const mpuComplete = async (req: Request) => {

@@ -19,18 +19,12 @@ export const MAX_DELETE_KEYS = 1000;
 
 type Get = (name: string) => string | undefined;
 
-export interface PutRequest {
+export interface PutRequest extends BodyHeaders {
   key: string;
   contentType: string | undefined;
   userMeta: Record<string, string>;
   ifNoneMatch: boolean;
   ifMatch: string | undefined;
-  md5Hex: string | undefined;
-  sha256B64: string | undefined;
-  /** The body streams through the actor (Shoal-Stream: 1). */
-  stream: boolean;
-  /** The writer publishes the chunks itself (Shoal-Direct: 1; see direct.ts). */
-  direct: boolean;
 }
 
 const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -52,6 +46,24 @@ export function decodePut(get: Get, names: Iterable<string>): PutRequest {
   if (metaBytes > MAX_USER_META_BYTES) throw new ShoalError("RequestHeaderTooLarge", `user metadata is ${metaBytes} bytes; at most ${MAX_USER_META_BYTES} are allowed`);
   const inm = get(H.ifNoneMatch);
   if (inm !== undefined && inm.trim() !== "*") throw new ShoalError("NotImplemented", "If-None-Match on PUT supports only *");
+  const ct = get(H.contentType);
+  if (ct !== undefined && (ct.length > 256 || /[\u0000-\u001f\u007f]/.test(ct))) throw new ShoalError("InvalidArgument", "invalid Content-Type");
+  return { key, contentType: ct, userMeta, ifNoneMatch: inm !== undefined, ifMatch: get(H.ifMatch), ...decodeBodyHeaders(get) };
+}
+
+/** How a body travels and what it must hash to: the headers a put and a part share. */
+export interface BodyHeaders {
+  /** Content-MD5, as hex. */
+  md5Hex: string | undefined;
+  /** Shoal-Sha256 (base64). */
+  sha256B64: string | undefined;
+  /** Streamed through the actor (Shoal-Stream: 1). */
+  stream: boolean;
+  /** Written by the caller itself (Shoal-Direct: 1; see direct.ts). */
+  direct: boolean;
+}
+
+function decodeBodyHeaders(get: Get): BodyHeaders {
   const md5 = get(H.contentMd5);
   let md5Hex: string | undefined;
   if (md5 !== undefined) {
@@ -60,13 +72,14 @@ export function decodePut(get: Get, names: Iterable<string>): PutRequest {
     md5Hex = b.toString("hex");
   }
   const sha = get(H.sha256);
-  if (sha !== undefined && Buffer.from(sha, "base64").length !== 32) throw new ShoalError("InvalidArgument", "Shoal-Sha256 must be the base64 of 32 bytes");
-  const ct = get(H.contentType);
-  if (ct !== undefined && (ct.length > 256 || /[\u0000-\u001f\u007f]/.test(ct))) throw new ShoalError("InvalidArgument", "invalid Content-Type");
+  if (sha !== undefined) {
+    const b = Buffer.from(sha, "base64");
+    if (b.length !== 32 || b.toString("base64") !== sha.trim()) throw new ShoalError("InvalidArgument", "Shoal-Sha256 must be the base64 of 32 bytes");
+  }
   const stream = get(H.stream) === "1";
   const direct = get(H.direct) === "1";
-  if (stream && direct) throw new ShoalError("InvalidRequest", "a PUT streams its body through the actor (Shoal-Stream) or writes it directly (Shoal-Direct), not both");
-  return { key, contentType: ct, userMeta, ifNoneMatch: inm !== undefined, ifMatch: get(H.ifMatch), md5Hex, sha256B64: sha, stream, direct };
+  if (stream && direct) throw new ShoalError("InvalidRequest", "a body streams through the actor (Shoal-Stream) or is written directly (Shoal-Direct), not both");
+  return { md5Hex, sha256B64: sha, stream, direct };
 }
 
 export interface Conditions {
@@ -298,21 +311,14 @@ export function decodeMpuCreate(o: Record<string, unknown>): { key: string; cont
   return { key: assertKey(field.string(o, "key")), contentType: ct, metadata: userMetadata(o["metadata"]) };
 }
 
-export function decodeMpuPart(get: Get): { key: string; uploadId: string; partNumber: number; md5Hex: string | undefined; stream: boolean } {
+export function decodeMpuPart(get: Get): { key: string; uploadId: string; partNumber: number } & BodyHeaders {
   const key = assertKey(get(H.key));
   const uploadId = get(H.uploadId);
   if (!uploadId) throw new ShoalError("InvalidArgument", `${H.uploadId} is required`);
   const raw = get(H.partNumber);
   const n = raw !== undefined && /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   const partNumber = assertPartNumber(n);
-  const md5 = get(H.contentMd5);
-  let md5Hex: string | undefined;
-  if (md5 !== undefined) {
-    const b = Buffer.from(md5, "base64");
-    if (b.length !== 16 || b.toString("base64") !== md5.trim()) throw new ShoalError("InvalidArgument", "Content-MD5 must be the base64 of 16 bytes");
-    md5Hex = b.toString("hex");
-  }
-  return { key, uploadId, partNumber, md5Hex, stream: get(H.stream) === "1" };
+  return { key, uploadId, partNumber, ...decodeBodyHeaders(get) };
 }
 
 export function decodeMpuRef(o: Record<string, unknown>, extra: string[] = []): { key: string; uploadId: string } {

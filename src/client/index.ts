@@ -68,8 +68,10 @@ export interface PutOptions {
   /** Only create: fail with PreconditionFailed if the key exists. */
   ifNoneMatch?: boolean;
   ifMatch?: string;
-  /** Base64 MD5 of the body, verified by the service (BadDigest). */
+  /** Base64 MD5 of the body, verified by the service (BadDigest, detail `{digest: "md5"}`). */
   contentMd5?: string;
+  /** Base64 SHA-256 of the body, verified by the service (BadDigest, detail `{digest: "sha256"}`). */
+  sha256?: string;
   signal?: AbortSignal;
   /** Flow-control window of a streamed upload. */
   windowBytes?: number;
@@ -209,6 +211,11 @@ function metaFromHeaders(bucket: string, key: string, m: Msg): ObjectMeta {
   };
 }
 
+function digestHeaders(headers: Record<string, string>, o: { contentMd5?: string; sha256?: string }): void {
+  if (o.contentMd5) headers[H.contentMd5] = o.contentMd5;
+  if (o.sha256) headers[H.sha256] = o.sha256;
+}
+
 export class ShoalClient {
   readonly nc: NatsConnection;
   private readonly timeoutMs: number;
@@ -299,7 +306,7 @@ export class ShoalClient {
     if (opts.contentType) headers[H.contentType] = opts.contentType;
     if (opts.ifNoneMatch) headers[H.ifNoneMatch] = "*";
     if (opts.ifMatch) headers[H.ifMatch] = opts.ifMatch;
-    if (opts.contentMd5) headers[H.contentMd5] = opts.contentMd5;
+    digestHeaders(headers, opts);
     for (const [k, v] of Object.entries(opts.metadata ?? {})) headers[`${H.metaPrefix}${k}`] = v;
     const small = typeof body === "string" ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
     const subject = objectSubject("put", bucket);
@@ -308,16 +315,25 @@ export class ShoalClient {
       // An unconditional put of the same bytes is idempotent: retry it.
       return opts.ifNoneMatch || opts.ifMatch ? call() : this.idempotent(call);
     }
+    return this.sendLarge<ObjectMeta>(bucket, subject, headers, body, opts);
+  }
+
+  /**
+   * A body too large for one message: written into the stream directly when
+   * this connection can (the actor offers the session and commits), else
+   * streamed through the actor.
+   */
+  private async sendLarge<T>(bucket: string, subject: string, headers: Record<string, string>, body: Body, opts: { windowBytes?: number; signal?: AbortSignal }): Promise<T> {
     if (this.direct?.usable(bucket)) {
       const offer = parseOffer((await this.request(subject, "", { headers: { ...headers, [H.direct]: "1" } })).json());
-      const r = await this.direct.put<ObjectMeta>(bucket, offer, toIterable(body), {
+      const r = await this.direct.put<T>(bucket, offer, toIterable(body), {
         ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
         commitTimeoutMs: 60_000,
       });
       if (r.done) return r.result;
     }
-    return this.sendBody<ObjectMeta>(subject, headers, body, opts);
+    return this.sendBody<T>(subject, headers, body, opts);
   }
 
   /**
@@ -354,15 +370,15 @@ export class ShoalClient {
   }
 
   /** Uploads part `partNumber` (1–10000; every part but the last ≥ 5 MiB). Re-uploading a number replaces the part. */
-  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Body, opts: { contentMd5?: string; windowBytes?: number; signal?: AbortSignal } = {}): Promise<PartInfo> {
+  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Body, opts: Pick<PutOptions, "contentMd5" | "sha256" | "windowBytes" | "signal"> = {}): Promise<PartInfo> {
     const headers: Record<string, string> = { [H.key]: key, [H.uploadId]: uploadId, [H.partNumber]: String(partNumber) };
-    if (opts.contentMd5) headers[H.contentMd5] = opts.contentMd5;
+    digestHeaders(headers, opts);
     const subject = mpuSubject("part", bucket);
     const small = typeof body === "string" ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
     if (small && small.byteLength <= INLINE_PUT_MAX) {
       return this.idempotent(async () => (await this.request(subject, small, { headers, timeoutMs: this.timeoutMs + 5000 })).json<PartInfo>());
     }
-    return this.sendBody<PartInfo>(subject, headers, body, opts);
+    return this.sendLarge<PartInfo>(bucket, subject, headers, body, opts);
   }
 
   /** Assembles the listed parts into the object; its ETag is S3's `<md5 of md5s>-<N>`. */

@@ -102,7 +102,14 @@ function intParam(q: Map<string, string>, name: string, min: number, max: number
 // --- request bodies ------------------------------------------------------------------
 
 /** The request body, decoded (aws-chunked) and checked as it streams. */
-function bodyOf(ctx: OpContext): { source: AsyncIterable<Uint8Array>; length: number | undefined } {
+/**
+ * The request body, decoded (aws-chunked) and checked as it streams against
+ * what the headers promise. An upload (`forUpload`) leaves Content-MD5 and a
+ * hex x-amz-content-sha256 to the storage service, which hashes every body
+ * anyway (on the direct path, the SDK's hashing worker): `digests` are then
+ * passed with the put, and the gateway does not hash the bytes a second time.
+ */
+function bodyOf(ctx: OpContext, forUpload = false): { source: AsyncIterable<Uint8Array>; length: number | undefined; digests: UploadDigests } {
   const { req, verified } = ctx;
   const promises = promisesFrom(req.headers, verified);
   const md5 = header(req, "content-md5");
@@ -115,7 +122,33 @@ function bodyOf(ctx: OpContext): { source: AsyncIterable<Uint8Array>; length: nu
   } else if (promises.length === undefined && header(req, "transfer-encoding") === undefined && req.method === "PUT") {
     throw new ShoalError("MissingContentLength");
   }
-  return { source: verifyBody(source, promises, { trailers, ...(md5 ? { md5Base64: md5 } : {}) }), length: promises.length };
+  const digests: UploadDigests = {};
+  if (forUpload) {
+    if (md5 !== undefined) digests.contentMd5 = Buffer.from(md5, "base64").toString("base64");
+    if (promises.sha256Hex !== undefined) digests.sha256 = Buffer.from(promises.sha256Hex, "hex").toString("base64");
+    delete promises.sha256Hex;
+  }
+  const md5Here = md5 !== undefined && !forUpload;
+  return { source: verifyBody(source, promises, { trailers, ...(md5Here ? { md5Base64: md5 } : {}) }), length: promises.length, digests };
+}
+
+/** Digests an upload's bytes must have, checked by the storage service before it commits. */
+interface UploadDigests {
+  contentMd5?: string;
+  sha256?: string;
+}
+
+/**
+ * Runs a put or part with `digests` delegated: the service's BadDigest for
+ * the SHA-256 is S3's XAmzContentSHA256Mismatch (it came from that header).
+ */
+async function withDigests<T>(digests: UploadDigests, fn: (d: UploadDigests) => Promise<T>): Promise<T> {
+  try {
+    return await fn(digests);
+  } catch (e) {
+    if (digests.sha256 !== undefined && e instanceof ShoalError && e.code === "BadDigest" && e.detail?.["digest"] === "sha256") throw new ShoalError("ContentSha256Mismatch");
+    throw e;
+  }
 }
 
 async function collect(it: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
@@ -130,11 +163,11 @@ async function collect(it: AsyncIterable<Uint8Array>, limit: number): Promise<Bu
 }
 
 /** Small bodies are read whole (one inline NATS request); large ones stream. */
-async function uploadBody(ctx: OpContext): Promise<AsyncIterable<Uint8Array> | Buffer> {
-  const { source, length } = bodyOf(ctx);
+async function uploadBody(ctx: OpContext): Promise<{ body: AsyncIterable<Uint8Array> | Buffer; digests: UploadDigests }> {
+  const { source, length, digests } = bodyOf(ctx, true);
   if (length !== undefined && length > ctx.config.maxPutBytes) throw new ShoalError("EntityTooLarge", `a single PUT holds at most ${ctx.config.maxPutBytes} bytes; use a multipart upload`);
-  if (length !== undefined && length <= INLINE_BODY) return collect(source, INLINE_BODY);
-  return source;
+  if (length !== undefined && length <= INLINE_BODY) return { body: await collect(source, INLINE_BODY), digests };
+  return { body: source, digests };
 }
 
 async function xmlBody(ctx: OpContext) {
@@ -309,13 +342,17 @@ const putObject: Op = async (ctx) => {
   const inm = header(ctx.req, "if-none-match");
   const im = header(ctx.req, "if-match");
   const contentType = header(ctx.req, "content-type");
-  const body = await uploadBody(ctx);
-  const info = await ctx.client.put(bucket, key, body, {
-    ...(contentType ? { contentType } : {}),
-    metadata: userMetadata(ctx.req),
-    ...(inm !== undefined ? { ifNoneMatch: inm.trim() === "*" ? true : (() => { throw new ShoalError("NotImplemented", "If-None-Match on PUT supports only *"); })() } : {}),
-    ...(im !== undefined ? { ifMatch: im } : {}),
-  });
+  if (inm !== undefined && inm.trim() !== "*") throw new ShoalError("NotImplemented", "If-None-Match on PUT supports only *");
+  const { body, digests } = await uploadBody(ctx);
+  const info = await withDigests(digests, (d) =>
+    ctx.client.put(bucket, key, body, {
+      ...(contentType ? { contentType } : {}),
+      metadata: userMetadata(ctx.req),
+      ...(inm !== undefined ? { ifNoneMatch: true } : {}),
+      ...(im !== undefined ? { ifMatch: im } : {}),
+      ...d,
+    }),
+  );
   ctx.res.setHeader("ETag", quote(info.etag));
   empty(ctx.res, 200);
 };
@@ -420,8 +457,8 @@ const uploadPart: Op = async (ctx) => {
   const bucket = requireBucket(ctx.route);
   const key = requireKey(ctx.route);
   const { uploadId, partNumber } = partParams(ctx);
-  const body = await uploadBody(ctx);
-  const part = await ctx.client.uploadPart(bucket, key, uploadId, partNumber, body);
+  const { body, digests } = await uploadBody(ctx);
+  const part = await withDigests(digests, (d) => ctx.client.uploadPart(bucket, key, uploadId, partNumber, body, d));
   ctx.res.setHeader("ETag", quote(part.etag));
   empty(ctx.res, 200);
 };

@@ -58,19 +58,23 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
   return { id, seqs, size: c.size, chunkSize, md5hex: c.md5hex, sha256: c.sha256 };
 }
 
+/** verifyClaim, removing the chunks when the claim does not hold. */
+export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks): Promise<WrittenChunks> {
+  try {
+    return await verifyClaim(jet, store, id, chunkSize, c);
+  } catch (e) {
+    await removeChunks(jet.jsm, store, id).catch(() => undefined);
+    throw e;
+  }
+}
+
 /**
  * Commits a direct upload: verifies the claim (removing the chunks when it
  * does not hold), then commits exactly as a put does.
  */
 export async function commitClaim(jet: Jet, store: StoreRef, id: string, chunkSize: number, key: string, c: ClaimedChunks, opts: PutOptions = {}): Promise<ObjectInfo> {
   const timing = timingOf(opts);
-  let w: WrittenChunks;
-  try {
-    w = await verifyClaim(jet, store, id, chunkSize, c);
-  } catch (e) {
-    await removeChunks(jet.jsm, store, id).catch(() => undefined);
-    throw e;
-  }
+  const w = await claimedChunks(jet, store, id, chunkSize, c);
   const prev = await headWithRetry(jet.jsm, store, key, timing).catch(async (e: unknown) => {
     await removeChunks(jet.jsm, store, id, w.seqs).catch(() => undefined);
     throw e;

@@ -24,7 +24,7 @@ import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, bucketToken } from "../subjects/index.ts";
 import { decodeRuns, encodeRuns, type ObjectInfo } from "./format.ts";
 import { readObject } from "./reader.ts";
-import { putObject, removeChunks, writeChunks, type Jet, type StoreRef, type WrittenChunks } from "./writer.ts";
+import { checkDigests, putObject, removeChunks, writeChunks, type Jet, type StoreRef, type WrittenChunks } from "./writer.ts";
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
@@ -118,6 +118,12 @@ export async function listUploads(kv: KV, bucket: string): Promise<UploadRecord[
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.created.localeCompare(b.created)));
 }
 
+/** Digests a part's bytes must match (Content-MD5, x-amz-content-sha256 …). */
+export interface PartExpectations {
+  expectMd5Hex?: string;
+  expectSha256B64?: string;
+}
+
 /**
  * Writes one part (replacing an earlier part with the same number). The
  * part's chunks are written first and recorded after, so a failed part
@@ -131,17 +137,24 @@ export async function uploadPart(
   upload: UploadRecord,
   n: number,
   source: AsyncIterable<Uint8Array>,
-  o: { expectMd5Hex?: string; signal?: AbortSignal } = {},
+  o: PartExpectations & { signal?: AbortSignal } = {},
 ): Promise<PartRecord> {
   assertPartNumber(n);
   const w: WrittenChunks = await writeChunks(jet, store, source, { maxSize: MAX_PART_SIZE, ...(o.signal ? { signal: o.signal } : {}) });
-  const drop = () => removeChunks(jet.jsm, store, w.id, w.seqs).catch(() => undefined);
-  if (o.expectMd5Hex !== undefined && o.expectMd5Hex.toLowerCase() !== w.md5hex) {
-    await drop();
-    throw new ShoalError("BadDigest", "the part's MD5 does not match the one supplied");
-  }
+  return recordPart(jet, kv, store, bucket, upload, n, w, o);
+}
+
+/**
+ * Records chunks already written (by uploadPart, or by the SDK on the direct
+ * path) as part `n`, after checking them against the expected digests. On
+ * any failure the chunks are removed and nothing is recorded.
+ */
+export async function recordPart(jet: Jet, kv: KV, store: StoreRef, bucket: string, upload: UploadRecord, n: number, w: WrittenChunks, o: PartExpectations = {}): Promise<PartRecord> {
+  assertPartNumber(n);
   const rec: PartRecord = { v: 1, n, id: w.id, size: w.size, etag: w.md5hex, sha256: w.sha256, chunkSize: w.chunkSize, seqs: encodeRuns(w.seqs), chunks: w.seqs.length, mtime: new Date().toISOString() };
   try {
+    if (w.size > MAX_PART_SIZE) throw new ShoalError("EntityTooLarge", `a part holds at most ${MAX_PART_SIZE} bytes`);
+    checkDigests(w, o);
     await getUpload(kv, bucket, upload.uploadId); // aborted or completed meanwhile?
     const prev = await kv.get(partKey(bucket, upload.uploadId, n));
     await kv.put(partKey(bucket, upload.uploadId, n), JSON.stringify(rec));
@@ -150,7 +163,7 @@ export async function uploadPart(
       if (old.id !== rec.id) await removeChunks(jet.jsm, store, old.id, decodeRuns(old.seqs, old.chunks)).catch(() => undefined);
     }
   } catch (e) {
-    await drop();
+    await removeChunks(jet.jsm, store, w.id, w.seqs).catch(() => undefined);
     throw e;
   }
   return rec;

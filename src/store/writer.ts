@@ -253,6 +253,20 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
 }
 
 /**
+ * Checks written chunks against the digests the writer was given. A mismatch
+ * is BadDigest, its detail naming the digest (`md5` or `sha256`) so that an
+ * edge can answer with its own code (the S3 gateway: x-amz-content-sha256).
+ */
+export function checkDigests(w: Pick<WrittenChunks, "md5hex" | "sha256">, o: { expectMd5Hex?: string; expectSha256B64?: string }): void {
+  if (o.expectMd5Hex !== undefined && o.expectMd5Hex.toLowerCase() !== w.md5hex) {
+    throw new ShoalError("BadDigest", "the body's MD5 does not match the one supplied", { detail: { digest: "md5" } });
+  }
+  if (o.expectSha256B64 !== undefined && Buffer.from(o.expectSha256B64, "base64").toString("hex") !== Buffer.from(w.sha256, "base64url").toString("hex")) {
+    throw new ShoalError("BadDigest", "the body's SHA-256 does not match the one supplied", { detail: { digest: "sha256" } });
+  }
+}
+
+/**
  * Streams `source` into the object store under `key` and commits it.
  * Returns the committed object's info.
  */
@@ -290,10 +304,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
   let ambiguous = false;
   try {
     opts.signal?.throwIfAborted();
-    if (opts.expectMd5Hex !== undefined && opts.expectMd5Hex.toLowerCase() !== w.md5hex) throw new ShoalError("BadDigest", "the body's MD5 does not match the one supplied");
-    if (opts.expectSha256B64 !== undefined && Buffer.from(opts.expectSha256B64, "base64").toString("hex") !== Buffer.from(w.sha256, "base64url").toString("hex")) {
-      throw new ShoalError("BadDigest", "the body's SHA-256 does not match the one supplied");
-    }
+    checkDigests(w, opts);
     const meta: StoredMeta = {
       name: key,
       description: "",

@@ -81,6 +81,50 @@ test("a 5 MiB put and get move their bytes between the SDK and the stream, not t
   t.true(Buffer.from(await (await viaActor.get("dpath", "direct.bin")).bytes()).equals(body));
 });
 
+test("multipart parts take the direct path too: their bytes bypass the actor, the completed object reads back byte for byte; a part whose digests do not match is refused and leaves no chunks", async (t) => {
+  const { url, client } = await startShoal(t, { instances: 2 });
+  await client.createBucket("dparts");
+  const watch = await connectTo(t, url);
+  const seen = countActorBytes(watch);
+  await watch.flush();
+  const p1 = randomBytes(5 * MiB);
+  const p2 = randomBytes(2 * MiB + 7);
+  const { uploadId } = await client.createMultipart("dparts", "joined.bin");
+  const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("base64");
+  const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("base64");
+  const r1 = await client.uploadPart("dparts", "joined.bin", uploadId, 1, p1, { contentMd5: md5(p1), sha256: sha(p1) });
+  const r2 = await client.uploadPart("dparts", "joined.bin", uploadId, 2, p2);
+  t.is(r1.etag, createHash("md5").update(p1).digest("hex"));
+  await watch.flush();
+  t.true(seen.xfer() < 4096, `parts: ${seen.xfer()} bytes went through the actor's transfer subjects`);
+  const jsm = await jetstreamManager(watch);
+  const before = await chunkCount(jsm, "dparts");
+
+  // wrong digests: refused, the recorded part 2 stays, the new chunks are gone
+  const wrongSha = await client.uploadPart("dparts", "joined.bin", uploadId, 2, p1, { sha256: sha(p2) }).then(() => undefined, (e: ShoalError) => e);
+  t.is(wrongSha?.code, "BadDigest");
+  t.is(wrongSha?.detail?.["digest"], "sha256");
+  const wrongMd5 = await client.uploadPart("dparts", "joined.bin", uploadId, 2, p1, { contentMd5: md5(p2) }).then(() => undefined, (e: ShoalError) => e);
+  t.is(wrongMd5?.code, "BadDigest");
+  t.is(wrongMd5?.detail?.["digest"], "md5");
+  t.is(await chunkCount(jsm, "dparts"), before);
+  t.deepEqual((await client.listParts("dparts", "joined.bin", uploadId)).parts.map((p) => p.etag), [r1.etag, r2.etag]);
+
+  const done = await client.completeMultipart("dparts", "joined.bin", uploadId, [
+    { partNumber: 1, etag: r1.etag },
+    { partNumber: 2, etag: r2.etag },
+  ]);
+  t.regex(done.etag, /-2$/);
+  t.true(Buffer.from(await (await client.get("dparts", "joined.bin")).bytes()).equals(Buffer.concat([p1, p2])));
+  // a put with the wrong SHA-256 is refused on the direct path too, and nothing is stored
+  const chunksNow = await chunkCount(jsm, "dparts");
+  const bad = await client.put("dparts", "bad.bin", p1, { sha256: sha(p2) }).then(() => undefined, (e: ShoalError) => e);
+  t.is(bad?.code, "BadDigest");
+  t.is(bad?.detail?.["digest"], "sha256");
+  t.is(await chunkCount(jsm, "dparts"), chunksNow);
+  t.is(await client.head("dparts", "bad.bin").then(() => "found", (e: ShoalError) => e.code), "NoSuchKey");
+});
+
 test("a direct upload whose writer vanishes, or that is aborted, leaves nothing visible and no chunks", async (t) => {
   const { url, client } = await startShoal(t);
   await client.createBucket("dgone");

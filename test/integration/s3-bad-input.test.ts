@@ -5,7 +5,7 @@
  */
 import test from "ava";
 import { request } from "node:http";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { startS3, S3_CREDS } from "../helpers/gateway.ts";
 import { signRequest, type Headers } from "../../src/gateway/auth.ts";
 import { checksumOf } from "../../src/gateway/body.ts";
@@ -83,6 +83,7 @@ test("bad requests get S3 errors and change nothing", async (t) => {
   t.is((await send(endpoint, "PUT", "/bad-input")).status, 200);
   t.is((await send(endpoint, "PUT", "/bad-input/keep.txt", { body: "keep me" })).status, 200);
   const before = JSON.stringify(await client.listPage("bad-input", {}));
+  const big = randomBytes(3 * 1024 * 1024);
 
   const cases: Array<[string, Promise<Reply>, number, string]> = [
     ["invalid bucket name", send(endpoint, "PUT", "/Bad_Bucket"), 400, "InvalidBucketName"],
@@ -104,6 +105,9 @@ test("bad requests get S3 errors and change nothing", async (t) => {
     ["bad checksum", send(endpoint, "PUT", "/bad-input/crc", { body: "data", headers: { "x-amz-checksum-crc32": checksumOf("crc32", Buffer.from("other")) } }), 400, "BadDigest"],
     ["unsigned put", send(endpoint, "PUT", "/bad-input/sha", { sign: false, body: "data" }), 403, "AccessDenied"],
     ["payload hash mismatch", send(endpoint, "PUT", "/bad-input/sha", { body: "data", payloadHash: createHash("sha256").update("other").digest("hex") }), 400, "XAmzContentSHA256Mismatch"],
+    // large bodies stream to the store, which checks the digests the gateway hands it
+    ["payload hash mismatch, 3 MiB", send(endpoint, "PUT", "/bad-input/sha-big", { body: big, payloadHash: createHash("sha256").update("other").digest("hex") }), 400, "XAmzContentSHA256Mismatch"],
+    ["bad Content-MD5, 3 MiB", send(endpoint, "PUT", "/bad-input/md5-big", { body: big, headers: { "content-md5": createHash("md5").update("other").digest("base64") } }), 400, "BadDigest"],
     ["aws-chunked body without framing", send(endpoint, "PUT", "/bad-input/short", { body: "data", headers: { "x-amz-decoded-content-length": "10", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "content-encoding": "aws-chunked" } }), 400, "IncompleteBody"],
     ["bad part number", send(endpoint, "PUT", "/bad-input/k?partNumber=0&uploadId=abc", { body: "x" }), 400, "InvalidArgument"],
     ["unknown upload", send(endpoint, "PUT", "/bad-input/k?partNumber=1&uploadId=abcdefghij", { body: "x" }), 404, "NoSuchUpload"],

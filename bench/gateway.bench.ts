@@ -7,7 +7,7 @@
  *   npm run bench -- gateway          (BENCH_QUICK=1 for a short run)
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
@@ -37,15 +37,28 @@ const tmp = () => {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const body = randomBytes(BIG);
 const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+/** Starts a new peak: Linux resets VmHWM to the current RSS on `5` in clear_refs (proc(5)). */
+const resetPeakRss = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, "5");
 
-async function mbps(fn: (i: number) => Promise<void>): Promise<number> {
-  const ts: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    ts.push((performance.now() - t0) / 1000);
+/**
+ * MB/s of each path, median of RUNS after one untimed warm-up each. The
+ * paths take turns run by run, so a drift of this machine's speed (it has
+ * them) hits every path alike instead of whichever ran last.
+ */
+async function mbpsInTurns(paths: Record<string, (i: number) => Promise<void>>): Promise<Record<string, number>> {
+  const ts: Record<string, number[]> = {};
+  for (const [name, fn] of Object.entries(paths)) {
+    await fn(-1);
+    ts[name] = [];
   }
-  return BIG / MiB / median(ts);
+  for (let i = 0; i < RUNS; i++) {
+    for (const [name, fn] of Object.entries(paths)) {
+      const t0 = performance.now();
+      await fn(i);
+      ts[name]!.push((performance.now() - t0) / 1000);
+    }
+  }
+  return Object.fromEntries(Object.entries(ts).map(([name, xs]) => [name, BIG / MiB / median(xs)]));
 }
 
 function s3(endpoint: string, creds = KEYS) {
@@ -77,20 +90,32 @@ async function drain(b: unknown): Promise<number> {
   return n;
 }
 
-async function smallOps(c: S3Client, bucket: string, conc: number): Promise<{ put: number; get: number }> {
+/**
+ * 4 KiB PUT then GET ops/s at concurrency `conc` against each S3 endpoint,
+ * each after an untimed warm-up of the same calls (a cold client or server
+ * would be measured, not the path), the endpoints in turns.
+ */
+async function smallOps(targets: Record<string, S3Client>, bucket: string, conc: number): Promise<Record<string, { put: number; get: number }>> {
   const N = QUICK ? 300 : 2000;
   const data = randomBytes(4096);
-  const run = async (fn: (i: number) => Promise<unknown>) => {
+  const run = async (n: number, fn: (i: number) => Promise<unknown>) => {
     let next = 0;
     const t0 = performance.now();
     await Promise.all(Array.from({ length: conc }, async () => {
-      while (next < N) await fn(next++);
+      while (next < n) await fn(next++);
     }));
-    return N / ((performance.now() - t0) / 1000);
+    return n / ((performance.now() - t0) / 1000);
   };
-  const put = await run((i) => c.send(new PutObjectCommand({ Bucket: bucket, Key: `s/${i}`, Body: data })));
-  const get = await run(async (i) => drain((await c.send(new GetObjectCommand({ Bucket: bucket, Key: `s/${i}` }))).Body));
-  return { put, get };
+  const put = (c: S3Client, prefix: string) => (i: number) => c.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${i}`, Body: data }));
+  const get = (c: S3Client, prefix: string) => async (i: number) => drain((await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${i}` }))).Body);
+  const out: Record<string, { put: number; get: number }> = {};
+  for (const c of Object.values(targets)) {
+    await run(200, put(c, "warm"));
+    await run(200, get(c, "warm"));
+  }
+  for (const [name, c] of Object.entries(targets)) out[name] = { put: await run(N, put(c, "s")), get: 0 };
+  for (const [name, c] of Object.entries(targets)) out[name]!.get = await run(N, get(c, "s"));
+  return out;
 }
 
 const out: string[] = [];
@@ -117,16 +142,25 @@ try {
   const addr = (await s3rver.run()) as unknown as { port: number };
   const s3rc = s3(`http://127.0.0.1:${addr.port}`, { accessKey: "S3RVER", secretKey: "S3RVER" });
 
-  const gwPut = await mbps((i) => gwc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined));
-  const gwGet = await mbps(async () => void (await drain((await gwc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)));
-  const apiPut = await mbps(async (i) => void (await shoal.put("bench", `api${i}`, Readable.from((function* () { for (let o = 0; o < BIG; o += MiB) yield body.subarray(o, o + MiB); })()))));
-  const apiGet = await mbps(async () => void (await drain((await shoal.get("bench", "api0")).body)));
-  const rvPut = await mbps((i) => s3rc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined));
-  const rvGet = await mbps(async () => void (await drain((await s3rc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)));
+  const apiBody = () => Readable.from((function* () { for (let o = 0; o < BIG; o += MiB) yield body.subarray(o, o + MiB); })());
+  const puts = await mbpsInTurns({
+    gw: (i) => gwc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined),
+    api: async (i) => void (await shoal.put("bench", `api${i}`, apiBody())),
+    rv: (i) => s3rc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined),
+  });
+  const gets = await mbpsInTurns({
+    gw: async () => void (await drain((await gwc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)),
+    api: async () => void (await drain((await shoal.get("bench", "api0")).body)),
+    rv: async () => void (await drain((await s3rc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)),
+  });
+  const [gwPut, apiPut, rvPut, gwGet, apiGet, rvGet] = [puts["gw"]!, puts["api"]!, puts["rv"]!, gets["gw"]!, gets["api"]!, gets["rv"]!];
 
-  const gwSmall = await smallOps(gwc, "bench", 16);
-  const rvSmall = await smallOps(s3rc, "bench", 16);
+  const small = await smallOps({ gw: gwc, rv: s3rc }, "bench", 16);
+  const [gwSmall, rvSmall] = [small["gw"]!, small["rv"]!];
 
+  // the gateway's peak so far (the 64 MiB and small-object runs), then a new peak for the 1 GiB run
+  const peakBefore = peakRss(gw.child.pid!);
+  resetPeakRss(gw.child.pid!);
   // 1 GiB up (multipart) and down through the gateway; its peak RSS
   const hugeSha = createHash("sha256");
   const src = Readable.from((function* () {
@@ -146,7 +180,7 @@ try {
   const rss = peakRss(gw.child.pid!);
   const same = downSha.digest("hex") === hugeSha.digest("hex");
 
-  out.push(`\nShoal S3 gateway benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS}${QUICK ? " (BENCH_QUICK)" : ""}; client: @aws-sdk/client-s3 (default checksums)`);
+  out.push(`\nShoal S3 gateway benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS} after a warm-up, paths in turns${QUICK ? " (BENCH_QUICK)" : ""}; client: @aws-sdk/client-s3 (default checksums)`);
   out.push("", "| path | PUT MB/s | GET MB/s | PUT vs NATS API | GET vs NATS API | PUT vs s3rver | GET vs s3rver |", "|---|---|---|---|---|---|---|");
   const row = (n: string, p: number, g: number) => out.push(`| ${n} | ${p.toFixed(0)} | ${g.toFixed(0)} | ${(p / apiPut).toFixed(2)} | ${(g / apiGet).toFixed(2)} | ${(p / rvPut).toFixed(2)} | ${(g / rvGet).toFixed(2)} |`);
   row("Shoal NATS API (SDK)", apiPut, apiGet);
@@ -156,6 +190,7 @@ try {
   out.push(`| PUT ops/s | ${gwSmall.put.toFixed(0)} | ${rvSmall.put.toFixed(0)} | ${(gwSmall.put / rvSmall.put).toFixed(2)} |`);
   out.push(`| GET ops/s | ${gwSmall.get.toFixed(0)} | ${rvSmall.get.toFixed(0)} | ${(gwSmall.get / rvSmall.get).toFixed(2)} |`);
   out.push("", "| measurement | result |", "|---|---|");
+  out.push(`| gateway peak RSS through the 64 MiB and 4 KiB runs above | ${peakBefore.toFixed(0)} MiB |`);
   out.push(`| ${HUGE / MiB} MiB object up (multipart) and down through the gateway: gateway peak RSS | ${rss.toFixed(0)} MiB (up ${(HUGE / MiB / upS).toFixed(0)} MB/s, down ${(HUGE / MiB / downS).toFixed(0)} MB/s, ${same ? "bytes match" : "BYTES DIFFER"}) |`);
   console.log(out.join("\n"));
   gwc.destroy();

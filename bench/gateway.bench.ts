@@ -16,6 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import S3rver from "s3rver";
+import { mbpsInTurns, opsInTurns } from "./turns.ts";
 import { NatsServer } from "../src/engine/server.ts";
 import { ShoalClient } from "../src/client/index.ts";
 
@@ -34,32 +35,10 @@ const tmp = () => {
   dirs.push(d);
   return d;
 };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const body = randomBytes(BIG);
 const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 /** Starts a new peak: Linux resets VmHWM to the current RSS on `5` in clear_refs (proc(5)). */
 const resetPeakRss = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, "5");
-
-/**
- * MB/s of each path, median of RUNS after one untimed warm-up each. The
- * paths take turns run by run, so a drift of this machine's speed (it has
- * them) hits every path alike instead of whichever ran last.
- */
-async function mbpsInTurns(paths: Record<string, (i: number) => Promise<void>>): Promise<Record<string, number>> {
-  const ts: Record<string, number[]> = {};
-  for (const [name, fn] of Object.entries(paths)) {
-    await fn(-1);
-    ts[name] = [];
-  }
-  for (let i = 0; i < RUNS; i++) {
-    for (const [name, fn] of Object.entries(paths)) {
-      const t0 = performance.now();
-      await fn(i);
-      ts[name]!.push((performance.now() - t0) / 1000);
-    }
-  }
-  return Object.fromEntries(Object.entries(ts).map(([name, xs]) => [name, BIG / MiB / median(xs)]));
-}
 
 function s3(endpoint: string, creds = KEYS) {
   return new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: creds.accessKey, secretAccessKey: creds.secretKey } });
@@ -90,32 +69,15 @@ async function drain(b: unknown): Promise<number> {
   return n;
 }
 
-/**
- * 4 KiB PUT then GET ops/s at concurrency `conc` against each S3 endpoint,
- * each after an untimed warm-up of the same calls (a cold client or server
- * would be measured, not the path), the endpoints in turns.
- */
-async function smallOps(targets: Record<string, S3Client>, bucket: string, conc: number): Promise<Record<string, { put: number; get: number }>> {
-  const N = QUICK ? 300 : 2000;
+/** 4 KiB PUT then GET ops/s at concurrency `conc` against each S3 endpoint (bench/turns.ts: warmed up, in turns). */
+async function smallOps(targets: Record<"gw" | "rv", S3Client>, bucket: string, conc: number): Promise<Record<"gw" | "rv", { put: number; get: number }>> {
   const data = randomBytes(4096);
-  const run = async (n: number, fn: (i: number) => Promise<unknown>) => {
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: conc }, async () => {
-      while (next < n) await fn(next++);
-    }));
-    return n / ((performance.now() - t0) / 1000);
-  };
-  const put = (c: S3Client, prefix: string) => (i: number) => c.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${i}`, Body: data }));
-  const get = (c: S3Client, prefix: string) => async (i: number) => drain((await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${i}` }))).Body);
-  const out: Record<string, { put: number; get: number }> = {};
-  for (const c of Object.values(targets)) {
-    await run(200, put(c, "warm"));
-    await run(200, get(c, "warm"));
-  }
-  for (const [name, c] of Object.entries(targets)) out[name] = { put: await run(N, put(c, "s")), get: 0 };
-  for (const [name, c] of Object.entries(targets)) out[name]!.get = await run(N, get(c, "s"));
-  return out;
+  const o = { n: QUICK ? 300 : 2000, concurrency: conc, warm: 200 };
+  const put = (c: S3Client) => (i: number) => c.send(new PutObjectCommand({ Bucket: bucket, Key: `s/${i}`, Body: data }));
+  const get = (c: S3Client) => async (i: number) => drain((await c.send(new GetObjectCommand({ Bucket: bucket, Key: `s/${i}` }))).Body);
+  const puts = await opsInTurns({ gw: put(targets.gw), rv: put(targets.rv) }, o);
+  const gets = await opsInTurns({ gw: get(targets.gw), rv: get(targets.rv) }, o);
+  return { gw: { put: puts.gw, get: gets.gw }, rv: { put: puts.rv, get: gets.rv } };
 }
 
 const out: string[] = [];
@@ -143,20 +105,21 @@ try {
   const s3rc = s3(`http://127.0.0.1:${addr.port}`, { accessKey: "S3RVER", secretKey: "S3RVER" });
 
   const apiBody = () => Readable.from((function* () { for (let o = 0; o < BIG; o += MiB) yield body.subarray(o, o + MiB); })());
+  const sizes = { runs: RUNS, bytes: BIG };
   const puts = await mbpsInTurns({
     gw: (i) => gwc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined),
     api: async (i) => void (await shoal.put("bench", `api${i}`, apiBody())),
     rv: (i) => s3rc.send(new PutObjectCommand({ Bucket: "bench", Key: `big${i}`, Body: body })).then(() => undefined),
-  });
+  }, sizes);
   const gets = await mbpsInTurns({
     gw: async () => void (await drain((await gwc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)),
     api: async () => void (await drain((await shoal.get("bench", "api0")).body)),
     rv: async () => void (await drain((await s3rc.send(new GetObjectCommand({ Bucket: "bench", Key: "big0" }))).Body)),
-  });
-  const [gwPut, apiPut, rvPut, gwGet, apiGet, rvGet] = [puts["gw"]!, puts["api"]!, puts["rv"]!, gets["gw"]!, gets["api"]!, gets["rv"]!];
+  }, sizes);
+  const [gwPut, apiPut, rvPut, gwGet, apiGet, rvGet] = [puts.gw, puts.api, puts.rv, gets.gw, gets.api, gets.rv];
 
   const small = await smallOps({ gw: gwc, rv: s3rc }, "bench", 16);
-  const [gwSmall, rvSmall] = [small["gw"]!, small["rv"]!];
+  const [gwSmall, rvSmall] = [small.gw, small.rv];
 
   // the gateway's peak so far (the 64 MiB and small-object runs), then a new peak for the 1 GiB run
   const peakBefore = peakRss(gw.child.pid!);

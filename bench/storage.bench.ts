@@ -15,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, DeliverPolicy } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
+import { mbpsInTurns, opsInTurns } from "./turns.ts";
 import { NatsServer } from "../src/engine/server.ts";
 import { NatsCluster } from "../src/engine/cluster.ts";
 import { ShoalClient } from "../src/client/index.ts";
@@ -32,7 +33,6 @@ const tmp = () => {
   dirs.push(d);
   return d;
 };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 const body = randomBytes(BIG);
 async function* slices(buf: Buffer, size = 256 * 1024) {
@@ -47,18 +47,6 @@ function webStream(buf: Buffer): ReadableStream<Uint8Array> {
     },
   });
 }
-/** MB/s, median of RUNS timed runs after one untimed warm-up (JIT, connections, workers), for every path alike. */
-async function mbps(fn: (i: number) => Promise<void>, bytes = BIG): Promise<number> {
-  const ts: number[] = [];
-  await fn(RUNS);
-  for (let i = 0; i < RUNS; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    ts.push((performance.now() - t0) / 1000);
-  }
-  return bytes / MiB / median(ts);
-}
-
 /** Starts `shoal start --actors storage` against `url`; resolves when it serves. */
 async function startActor(url: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["bin/shoal.js", "start", "--actors", "storage", "--nats", url, "--log-level", "warn"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
@@ -83,28 +71,41 @@ async function throughput(label: string, nc: NatsConnection, shoal: ShoalClient,
   const rows: string[] = [];
   // raw JetStream: 1 MiB messages, 16 in flight; ordered consumer read
   await jsm.streams.add({ name: `RAW${replicas}`, subjects: [`raw${replicas}.>`], num_replicas: replicas, allow_direct: true });
-  const rawPut = await mbps(async (i) => {
-    const inflight: Promise<unknown>[] = [];
-    for (let o = 0; o < BIG; o += MiB) {
-      inflight.push(js.publish(`raw${replicas}.${i}`, body.subarray(o, o + MiB)));
-      if (inflight.length >= 16) await inflight.shift();
-    }
-    await Promise.all(inflight);
-  });
-  const rawGet = await mbps(async () => {
-    const c = await js.consumers.get(`RAW${replicas}`, { filter_subjects: `raw${replicas}.0`, deliver_policy: DeliverPolicy.All });
-    let got = 0;
-    for await (const m of await c.consume()) if ((got += m.data.length) >= BIG) break;
-  });
   const os = await new Objm(nc).create(`stock${replicas}`, { replicas });
-  const stockPut = await mbps(async (i) => void (await os.put({ name: `o${i}` }, webStream(body))));
-  const stockGet = await mbps(async () => void (await os.getBlob("o0")));
   await shoal.createBucket(`shoal${replicas}`, { replicas });
-  const shoalPut = await mbps(async (i) => void (await shoal.put(`shoal${replicas}`, `o${i}`, slices(body))));
-  const shoalGet = await mbps(async () => {
-    const r = await shoal.get(`shoal${replicas}`, "o0");
-    for await (const _ of r.body) void _;
-  });
+  // bench/turns.ts: every path warmed up once, then the paths in turns
+  const sizes = { runs: RUNS, bytes: BIG };
+  const puts = await mbpsInTurns(
+    {
+      raw: async (i) => {
+        const inflight: Promise<unknown>[] = [];
+        for (let o = 0; o < BIG; o += MiB) {
+          inflight.push(js.publish(`raw${replicas}.${i}`, body.subarray(o, o + MiB)));
+          if (inflight.length >= 16) await inflight.shift();
+        }
+        await Promise.all(inflight);
+      },
+      stock: async (i) => void (await os.put({ name: `o${i}` }, webStream(body))),
+      shoal: async (i) => void (await shoal.put(`shoal${replicas}`, `o${i}`, slices(body))),
+    },
+    sizes,
+  );
+  const gets = await mbpsInTurns(
+    {
+      raw: async () => {
+        const c = await js.consumers.get(`RAW${replicas}`, { filter_subjects: `raw${replicas}.0`, deliver_policy: DeliverPolicy.All });
+        let got = 0;
+        for await (const m of await c.consume()) if ((got += m.data.length) >= BIG) break;
+      },
+      stock: async () => void (await os.getBlob("o0")),
+      shoal: async () => {
+        const r = await shoal.get(`shoal${replicas}`, "o0");
+        for await (const _ of r.body) void _;
+      },
+    },
+    sizes,
+  );
+  const [rawPut, stockPut, shoalPut, rawGet, stockGet, shoalGet] = [puts.raw, puts.stock, puts.shoal, gets.raw, gets.stock, gets.shoal];
   const row = (name: string, p: number, g: number) => rows.push(`| ${label} | ${name} | ${p.toFixed(0)} | ${g.toFixed(0)} | ${(p / rawPut).toFixed(2)} | ${(g / rawGet).toFixed(2)} |`);
   row("raw JetStream (pipelined 1 MiB publishes / ordered consumer)", rawPut, rawGet);
   row("stock @nats-io/obj put / getBlob", stockPut, stockGet);
@@ -116,23 +117,14 @@ async function smallOps(nc: NatsConnection, shoal: ShoalClient) {
   const os = await new Objm(nc).create("stocksmall");
   await shoal.createBucket("small");
   const data = randomBytes(4096);
-  const N = QUICK ? 300 : 2000;
-  const ops = async (conc: number, fn: (i: number) => Promise<unknown>) => {
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: conc }, async () => {
-      while (next < N) await fn(next++);
-    }));
-    return N / ((performance.now() - t0) / 1000);
-  };
+  const o = { n: QUICK ? 300 : 2000, warm: 200 };
   const rows: string[] = [];
-  for (const conc of [1, 16]) {
-    const sp = await ops(conc, (i) => shoal.put("small", `k${i % 500}`, data));
-    const kp = await ops(conc, (i) => os.putBlob({ name: `k${i % 500}` }, data));
-    const sg = await ops(conc, (i) => shoal.getBytes("small", `k${i % 500}`));
-    const kg = await ops(conc, (i) => os.getBlob(`k${i % 500}`));
-    rows.push(`| 4 KiB PUT, concurrency ${conc} | ${sp.toFixed(0)} ops/s | ${kp.toFixed(0)} ops/s | ${(sp / kp).toFixed(2)} |`);
-    rows.push(`| 4 KiB GET, concurrency ${conc} | ${sg.toFixed(0)} ops/s | ${kg.toFixed(0)} ops/s | ${(sg / kg).toFixed(2)} |`);
+  for (const concurrency of [1, 16]) {
+    // bench/turns.ts: warmed up, in turns; keys are overwritten (500 of them), for both
+    const p = await opsInTurns({ shoal: (i) => shoal.put("small", `k${i % 500}`, data), stock: (i) => os.putBlob({ name: `k${i % 500}` }, data) }, { ...o, concurrency });
+    const g = await opsInTurns({ shoal: (i) => shoal.getBytes("small", `k${i % 500}`), stock: (i) => os.getBlob(`k${i % 500}`) }, { ...o, concurrency });
+    rows.push(`| 4 KiB PUT, concurrency ${concurrency} | ${p.shoal.toFixed(0)} ops/s | ${p.stock.toFixed(0)} ops/s | ${(p.shoal / p.stock).toFixed(2)} |`);
+    rows.push(`| 4 KiB GET, concurrency ${concurrency} | ${g.shoal.toFixed(0)} ops/s | ${g.stock.toFixed(0)} ops/s | ${(g.shoal / g.stock).toFixed(2)} |`);
   }
   return rows;
 }
@@ -263,7 +255,7 @@ async function failover(): Promise<string[]> {
 // BENCH_ONLY=r1,small,list,rss,r3,failover runs a subset.
 const only = process.env["BENCH_ONLY"]?.split(",");
 const want = (part: string) => !only || only.includes(part);
-const out: string[] = [`\nShoal storage benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS}${QUICK ? " (BENCH_QUICK)" : ""}`];
+const out: string[] = [`\nShoal storage benchmark — ${new Date().toISOString()} — ${BIG / MiB} MiB objects, median of ${RUNS} after a warm-up, paths in turns${QUICK ? " (BENCH_QUICK)" : ""}`];
 const measurements: string[] = [];
 try {
   if (want("r1") || want("small") || want("list") || want("rss")) {

@@ -1,0 +1,43 @@
+/**
+ * Measuring several paths fairly on a machine whose speed drifts: every
+ * path is warmed up once (JIT, connections, workers, first stream blocks),
+ * then the paths take turns run by run, so a slow spell hits all of them
+ * alike instead of whichever happened to run during it.
+ */
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** MB/s of each path moving `bytes` per call: median of `runs` timed calls, in turns, after one warm-up call each (given index `runs`). */
+export async function mbpsInTurns<K extends string>(paths: Record<K, (i: number) => Promise<void>>, o: { runs: number; bytes: number }): Promise<Record<K, number>> {
+  const entries = Object.entries(paths) as Array<[K, (i: number) => Promise<void>]>;
+  const ts = new Map<K, number[]>(entries.map(([k]) => [k, []]));
+  for (const [, fn] of entries) await fn(o.runs);
+  for (let i = 0; i < o.runs; i++) {
+    for (const [k, fn] of entries) {
+      const t0 = performance.now();
+      await fn(i);
+      ts.get(k)!.push((performance.now() - t0) / 1000);
+    }
+  }
+  return Object.fromEntries(entries.map(([k]) => [k, o.bytes / (1024 * 1024) / median(ts.get(k)!)])) as Record<K, number>;
+}
+
+/** Calls `fn(0…n-1)` with `concurrency` callers at a time; returns calls per second. */
+export async function opsPerSecond(n: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** ops/s of each path, `n` calls at `concurrency`, in turns, after `warm` untimed calls each. */
+export async function opsInTurns<K extends string>(paths: Record<K, (i: number) => Promise<unknown>>, o: { n: number; concurrency: number; warm: number }): Promise<Record<K, number>> {
+  const entries = Object.entries(paths) as Array<[K, (i: number) => Promise<unknown>]>;
+  for (const [, fn] of entries) await opsPerSecond(o.warm, o.concurrency, fn);
+  const out = {} as Record<K, number>;
+  for (const [k, fn] of entries) out[k] = await opsPerSecond(o.n, o.concurrency, fn);
+  return out;
+}

@@ -39,14 +39,17 @@ function padded(b64url: string): string {
 }
 
 class InlineHasher implements Hasher {
-  private readonly md5: Hash = createHash("md5");
+  private readonly md5: Hash | undefined;
   private readonly sha: Hash = createHash("sha256");
+  constructor(md5: boolean) {
+    this.md5 = md5 ? createHash("md5") : undefined;
+  }
   update(chunk: Uint8Array): void {
-    this.md5.update(chunk);
+    this.md5?.update(chunk);
     this.sha.update(chunk);
   }
   digest(): Promise<Digests> {
-    return Promise.resolve({ md5hex: this.md5.digest("hex"), sha256: padded(this.sha.digest("base64url")) });
+    return Promise.resolve({ md5hex: this.md5?.digest("hex") ?? "", sha256: padded(this.sha.digest("base64url")) });
   }
   discard(): void {}
   caughtUp(): Promise<void> {
@@ -64,16 +67,16 @@ const sessions = new Map();
 parentPort.on("message", (m) => {
   if (m.t === "u") {
     let s = sessions.get(m.id);
-    if (!s) sessions.set(m.id, (s = { md5: createHash("md5"), sha: createHash("sha256") }));
-    s.md5.update(m.b);
+    if (!s) sessions.set(m.id, (s = { md5: m.m5 ? createHash("md5") : undefined, sha: createHash("sha256") }));
+    if (s.md5) s.md5.update(m.b);
     s.sha.update(m.b);
     // the buffer goes back: hashed bytes become garbage where GC runs often
     // (here nothing else allocates, so dead buffers would pile up)
     parentPort.postMessage({ id: m.id, n: m.b.byteLength, b: m.b }, [m.b.buffer]);
   } else if (m.t === "d") {
-    const s = sessions.get(m.id) ?? { md5: createHash("md5"), sha: createHash("sha256") };
+    const s = sessions.get(m.id) ?? { md5: m.m5 ? createHash("md5") : undefined, sha: createHash("sha256") };
     sessions.delete(m.id);
-    parentPort.postMessage({ id: m.id, md5: s.md5.digest("hex"), sha: s.sha.digest("base64url") });
+    parentPort.postMessage({ id: m.id, md5: s.md5 ? s.md5.digest("hex") : "", sha: s.sha.digest("base64url") });
   } else if (m.t === "x") {
     sessions.delete(m.id);
   }
@@ -131,7 +134,7 @@ class HashWorker {
     return b;
   }
 
-  open(): Hasher {
+  open(md5: boolean): Hasher {
     const id = this.nextId++;
     this.sessions++;
     this.worker.ref();
@@ -152,7 +155,7 @@ class HashWorker {
         // in a SharedArrayBuffer instead was measured slower.
         const b = transfer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && !(chunk.buffer instanceof SharedArrayBuffer) ? chunk : this.copyOf(chunk);
         backlog.bytes += b.byteLength;
-        this.worker.postMessage({ t: "u", id, b }, [b.buffer as ArrayBuffer]);
+        this.worker.postMessage({ t: "u", id, b, m5: md5 }, [b.buffer as ArrayBuffer]);
       },
       caughtUp: async (maxBytes) => {
         while (backlog.bytes > maxBytes && !this.failure && open) await new Promise<void>((r) => (backlog.wake = r));
@@ -172,7 +175,7 @@ class HashWorker {
               reject(e);
             },
           });
-          this.worker.postMessage({ t: "d", id });
+          this.worker.postMessage({ t: "d", id, m5: md5 });
         }),
       discard: () => {
         if (!open) return;
@@ -186,9 +189,9 @@ class HashWorker {
 let shared: HashWorker | undefined;
 
 /** A hasher on the shared worker (started on first use, replaced if it died). */
-function workerHasher(): Hasher {
+function workerHasher(md5: boolean): Hasher {
   if (!shared || shared.broken) shared = new HashWorker();
-  return shared.open();
+  return shared.open(md5);
 }
 
 /**
@@ -202,12 +205,15 @@ export class AdaptiveHasher implements Hasher {
   private heldBytes = 0;
   private inner: Hasher | undefined;
 
+  /** `md5: false`: the SHA-256 only (md5hex is ""), for a writer whose ETag is not the body's MD5 (multipart). */
+  constructor(private readonly md5 = true) {}
+
   update(chunk: Uint8Array, transfer = false): void {
     if (this.inner) return this.inner.update(chunk, transfer);
     this.held.push({ chunk, transfer });
     this.heldBytes += chunk.byteLength;
     if (this.heldBytes >= OFFLOAD_MIN) {
-      this.inner = workerHasher();
+      this.inner = workerHasher(this.md5);
       for (const h of this.held) this.inner.update(h.chunk, h.transfer);
       this.held = [];
     }
@@ -215,7 +221,7 @@ export class AdaptiveHasher implements Hasher {
 
   digest(): Promise<Digests> {
     if (!this.inner) {
-      const h = new InlineHasher();
+      const h = new InlineHasher(this.md5);
       for (const c of this.held) h.update(c.chunk);
       this.held = [];
       return h.digest();

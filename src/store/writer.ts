@@ -171,6 +171,8 @@ export interface ChunkOptions {
   maxSize?: number;
   signal?: AbortSignal;
   timing?: PublishTiming;
+  /** Compute the MD5 (default); false when the ETag will not be the body's MD5 (md5hex is then ""). */
+  md5?: boolean;
 }
 
 export function timingOf(o: { timeoutMs?: number; attemptTimeoutMs?: number; signal?: AbortSignal }): PublishTiming {
@@ -196,7 +198,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
   const id = opts.id ?? nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
   // MD5 and SHA-256 on a worker thread once the body proves large (src/store/hasher.ts)
-  const hasher = new AdaptiveHasher();
+  const hasher = new AdaptiveHasher(opts.md5 ?? true);
   let digests: Digests = { md5hex: "", sha256: "" };
   const seqs: number[] = [];
   const pending: Array<{ index: number; data: Uint8Array; ack: Promise<PubAck> }> = [];
@@ -289,6 +291,8 @@ export async function putObject(jet: Jet, store: StoreRef, key: string, source: 
     ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
     ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    // a multipart object's ETag is not its MD5: no need to compute one
+    md5: opts.etagOverride === undefined || opts.expectMd5Hex !== undefined,
   });
   return commitChunks(jet, store, key, w, opts, timing, conditional ? prev : await prevP.catch(() => undefined));
 }

@@ -34,9 +34,11 @@ import type { DirectOffer } from "../../src/subjects/direct.ts";
  * against the stream and removes the chunks when it fails); `reply` answers
  * the writer's commit with it (the caller also counts it); `onEnd` hears how
  * the session ended ("ok" or an error code; errors have already been
- * answered). An actor that stops ends its open sessions and removes their
- * chunks: the writer's commit then finds no responder and its call fails (it
- * is not retried).
+ * answered). `opts.signal` ends the session (and removes its chunks): the
+ * storage actor passes `ctx.transfers`, so a graceful stop lets open sessions
+ * finish until its deadline (it holds the stop while one is open); after
+ * that, or after a crash, the writer's commit finds no responder and its
+ * call fails (it is not retried).
  */
 export function openDirectUpload<T>(
   nc: NatsConnection,

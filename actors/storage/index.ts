@@ -175,24 +175,26 @@ export const storage = defineActor({
         ...(p.ifMatch !== undefined ? { ifMatch: p.ifMatch } : {}),
         ...(p.md5Hex !== undefined ? { expectMd5Hex: p.md5Hex } : {}),
         ...(p.sha256B64 !== undefined ? { expectSha256B64: p.sha256B64 } : {}),
-        signal: ctx.signal,
+        signal: ctx.transfers,
         requestId: req.requestId,
       };
       if (p.direct) {
         await assertStream(ctx.jsm, store.stream);
         await precheckPut(ctx.jsm, store, p.key, opts);
+        const release = ctx.hold(); // a graceful stop waits for the session
         return openDirectUpload(
           ctx.nc,
           jet,
           bucket,
           store,
-          { idleMs, signal: ctx.signal },
+          { idleMs, signal: ctx.transfers },
           (claim, id, chunkSize) => commitClaim(jet, store, id, chunkSize, p.key, claim, opts),
           (m, info) => {
             countBytes("storage", "in", info.size);
             m.respond(JSON.stringify(infoJson(bucket, info)));
           },
           (outcome) => {
+            release();
             if (outcome !== "ok") req.log.info({ code: outcome, key: p.key.slice(0, 128) }, "direct upload failed");
           },
         );
@@ -227,10 +229,10 @@ export const storage = defineActor({
       }
       req.respond(rawReply("", { ...headers, [H.inline]: "0" }));
       try {
-        await sendStream(ctx.nc, g.stream, readObject(ctx.jsm, store, info, range ? { range, signal: ctx.signal } : { signal: ctx.signal }), {
+        await sendStream(ctx.nc, g.stream, readObject(ctx.jsm, store, info, range ? { range, signal: ctx.transfers } : { signal: ctx.transfers }), {
           windowBytes: g.window ?? DEFAULT_WINDOW,
           idleMs,
-          signal: ctx.signal,
+          signal: ctx.transfers,
         });
         countBytes("storage", "out", n);
       } catch (e) {
@@ -296,10 +298,10 @@ export const storage = defineActor({
       const dest = storeRef(bucket);
       await assertStream(ctx.jsm, dest.stream);
       const replace = c.metadataDirective === "REPLACE";
-      const out = await putObject(jet, dest, c.key, readObject(ctx.jsm, src, info, { signal: ctx.signal }), {
+      const out = await putObject(jet, dest, c.key, readObject(ctx.jsm, src, info, { signal: ctx.transfers }), {
         contentType: replace ? (c.contentType ?? "application/octet-stream") : info.contentType,
         userMeta: replace ? c.metadata : info.userMeta,
-        signal: ctx.signal,
+        signal: ctx.transfers,
         requestId: req.requestId,
       });
       return infoJson(bucket, out);
@@ -327,27 +329,29 @@ export const storage = defineActor({
       };
       if (p.direct) {
         await assertStream(ctx.jsm, store.stream);
+        const release = ctx.hold(); // a graceful stop waits for the session
         return openDirectUpload(
           ctx.nc,
           jet,
           bucket,
           store,
-          { idleMs, signal: ctx.signal },
+          { idleMs, signal: ctx.transfers },
           async (claim, id, chunkSize) => recordPart(jet, uploads, store, bucket, upload, p.partNumber, await claimedChunks(jet, store, id, chunkSize, claim), expect),
           (m, rec) => m.respond(JSON.stringify(done(rec))),
           (outcome) => {
+            release();
             if (outcome !== "ok") req.log.info({ code: outcome, key: p.key.slice(0, 128), part: p.partNumber }, "direct part upload failed");
           },
         );
       }
-      return withBody(req, bucket, p.stream, "part", async (body) => done(await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...expect, signal: ctx.signal })));
+      return withBody(req, bucket, p.stream, "part", async (body) => done(await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...expect, signal: ctx.transfers })));
     };
 
     const mpuComplete = async (req: Request) => {
       const bucket = bucketOf(req.subject);
       const c = decodeMpuComplete(req.json());
       const upload = await getUpload(uploads, bucket, c.uploadId, c.key);
-      const info = await completeUpload(jet, uploads, storeRef(bucket), bucket, upload, c.parts, { signal: ctx.signal });
+      const info = await completeUpload(jet, uploads, storeRef(bucket), bucket, upload, c.parts, { signal: ctx.transfers });
       return infoJson(bucket, info);
     };
 

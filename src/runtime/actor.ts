@@ -46,6 +46,18 @@ export interface ActorContext {
   readonly log: Logger;
   /** Aborted when the instance starts to drain. Loops must return soon after. */
   readonly signal: AbortSignal;
+  /**
+   * Aborted when the drain's deadline passes (or the instance is killed).
+   * Transfers in flight listen to this one instead of `signal`, so that a
+   * graceful stop — a rolling restart — lets them finish.
+   */
+  readonly transfers: AbortSignal;
+  /**
+   * Keeps a graceful stop waiting (up to its deadline) for work that is not
+   * a request in flight, such as an open direct-upload session. Call the
+   * returned release once, when that work ends.
+   */
+  hold(): () => void;
   readonly runtime: RuntimeConfig;
   /** The NATS config slice (for actors that must open a system-account connection). */
   readonly nats: NatsConfig;
@@ -162,6 +174,9 @@ export class ActorInstance {
   private subs: Array<{ drain(): Promise<void> }> = [];
   private wiring: ActorWiring = {};
   private abort = new AbortController();
+  /** Aborted at the drain deadline: transfers (ActorContext.transfers). */
+  private hardStop = new AbortController();
+  /** Requests in flight plus holds (ActorContext.hold). */
   private inflight = 0;
   private idle: (() => void) | undefined;
   private draining = false;
@@ -176,7 +191,7 @@ export class ActorInstance {
 
   constructor(def: ActorDefinition, opts: InstanceOptions) {
     // every loop, pump and transfer of the instance listens on its signal
-    setMaxListeners(10_000, this.abort.signal);
+    setMaxListeners(10_000, this.abort.signal, this.hardStop.signal);
     this.def = def;
     this.opts = opts;
     this.id = opts.id ?? nuid.next().toLowerCase();
@@ -219,6 +234,16 @@ export class ActorInstance {
       jsm,
       log: this.log,
       signal: this.abort.signal,
+      transfers: this.hardStop.signal,
+      hold: () => {
+        this.inflight++;
+        let held = true;
+        return () => {
+          if (!held) return;
+          held = false;
+          this.settle();
+        };
+      },
       runtime: this.opts.runtime,
       nats: this.opts.nats,
       storage: this.opts.storage ?? DEFAULTS.storage,
@@ -333,8 +358,7 @@ export class ActorInstance {
         done(toShoalError(e).code);
       } else sendError(e);
     } finally {
-      this.inflight--;
-      if (this.inflight === 0) this.idle?.();
+      this.settle();
     }
   }
 
@@ -403,10 +427,20 @@ export class ActorInstance {
       this.uncount();
       if (this.hbTimer) clearInterval(this.hbTimer);
       this.abort.abort(new ShoalError("ShuttingDown"));
+      this.hardStop.abort(new ShoalError("ShuttingDown"));
       if (this.nc && !this.nc.isClosed()) await this.nc.close().catch(() => undefined);
       this.log.info("actor killed");
     })();
     return this.stopped;
+  }
+
+  private settle(): void {
+    this.inflight--;
+    if (this.inflight === 0) this.idle?.();
+  }
+
+  private whenIdle(): Promise<void> {
+    return this.inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (this.idle = r));
   }
 
   private async doStop(deadlineMs: number): Promise<void> {
@@ -418,10 +452,13 @@ export class ActorInstance {
     if (this.hbTimer) clearInterval(this.hbTimer);
     // No new requests: the queue group hands them to other instances.
     await withTimeout(Promise.allSettled([this.service?.stop(), ...this.subs.map((s) => s.drain())]), left());
-    if (this.inflight > 0) {
-      await withTimeout(new Promise<void>((r) => (this.idle = r)), left());
-      if (this.inflight > 0) this.log.warn({ inflight: this.inflight }, "drain deadline passed with requests in flight");
-    }
+    // Requests and transfers in flight finish, until the deadline; then the
+    // transfers still open are aborted (they clean up after themselves:
+    // a short grace for that, bounded too).
+    if (this.inflight > 0) await withTimeout(this.whenIdle(), left());
+    if (this.inflight > 0) this.log.warn({ inflight: this.inflight }, "drain deadline passed with requests or transfers in flight");
+    this.hardStop.abort(new ShoalError("ShuttingDown"));
+    if (this.inflight > 0) await withTimeout(this.whenIdle(), Math.max(left(), 2000));
     await withTimeout(Promise.allSettled(this.loops), left());
     try {
       await withTimeout(Promise.resolve(this.wiring.close?.()), left());

@@ -125,6 +125,33 @@ test("multipart parts take the direct path too: their bytes bypass the actor, th
   t.is(await client.head("dparts", "bad.bin").then(() => "found", (e: ShoalError) => e.code), "NoSuchKey");
 });
 
+test("a graceful stop of the storage actor lets the uploads in flight finish — direct and actor-streamed — before it goes (a rolling restart fails no put)", async (t) => {
+  const { url, client, actors } = await startShoal(t, { instances: 1 });
+  await client.createBucket("drain");
+  const viaActor = new ShoalClient(await connectTo(t, url), { direct: false });
+  const bodies = [randomBytes(4 * MiB), randomBytes(4 * MiB)];
+  let started = 0;
+  // 16 pieces of 256 KiB, 60 ms apart: ~1 s per upload, well inside the 3 s drain deadline
+  async function* slow(b: Buffer) {
+    for (let o = 0; o < b.length; o += 256 * 1024) {
+      started++;
+      yield b.subarray(o, o + 256 * 1024);
+      await sleep(60);
+    }
+  }
+  const puts = [client.put("drain", "direct.bin", slow(bodies[0]!)), viaActor.put("drain", "streamed.bin", slow(bodies[1]!))];
+  await until("both uploads under way", async () => started >= 4, 10_000);
+  const t0 = Date.now();
+  const stopped = actors[0]!.stop();
+  const results = await Promise.allSettled(puts);
+  t.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"], JSON.stringify(results.map((r) => (r.status === "rejected" ? String(r.reason) : "ok"))));
+  await stopped;
+  t.true(Date.now() - t0 < 3000 + 2500, "the stop kept to its deadline");
+  // a new instance serves what the old one committed while draining
+  await runActor(t, url, storage);
+  for (const [i, key] of ["direct.bin", "streamed.bin"].entries()) t.true(Buffer.from(await client.getBytes("drain", key)).equals(bodies[i]!), key);
+});
+
 test("a direct upload whose writer vanishes, or that is aborted, leaves nothing visible and no chunks", async (t) => {
   const { url, client } = await startShoal(t);
   await client.createBucket("dgone");

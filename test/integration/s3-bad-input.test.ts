@@ -163,6 +163,9 @@ test("a client that disconnects mid-upload leaves nothing visible and no chunks"
   await send(endpoint, "PUT", "/cut");
   const body = Buffer.alloc(3 * 1024 * 1024, 7);
   await send(endpoint, "PUT", "/cut/partial.bin", { body, abortAfter: 1024 * 1024 + 5 });
+  // a multipart part cut short, too: no part recorded, no chunks
+  const { uploadId } = await client.createMultipart("cut", "parted.bin");
+  await send(endpoint, "PUT", `/cut/parted.bin?partNumber=1&uploadId=${uploadId}`, { body, abortAfter: 2 * 1024 * 1024 + 5 });
   const { jetstreamManager } = await import("@nats-io/jetstream");
   const { connectTo } = await import("../helpers/nats.ts");
   const jsm = await jetstreamManager(await connectTo(t, url));
@@ -171,7 +174,8 @@ test("a client that disconnects mid-upload leaves nothing visible and no chunks"
     await new Promise((r) => setTimeout(r, 200));
     chunks = (await jsm.streams.info("OBJ_cut")).state.messages;
   }
-  t.is(chunks, 0, "the aborted upload's chunks are gone");
+  t.is(chunks, 0, "the aborted uploads' chunks are gone");
+  t.deepEqual((await client.listParts("cut", "parted.bin", uploadId)).parts, []);
   await t.throwsAsync(() => client.head("cut", "partial.bin"), { message: /key does not exist/ });
   // and the gateway still serves
   t.is((await send(endpoint, "PUT", "/cut/whole.bin", { body: "ok" })).status, 200);

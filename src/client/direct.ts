@@ -23,6 +23,7 @@ import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
 import { H } from "../subjects/headers.ts";
 import { H_ABORT } from "../transfer/index.ts";
 import { HEADER_ROOM } from "../transfer/rechunk.ts";
+import { DEFAULT_WINDOW } from "../transfer/index.ts";
 import { writeChunks, type Jet } from "../store/writer.ts";
 import { readObject } from "../store/reader.ts";
 import { decodeRuns, type ObjectInfo } from "../store/format.ts";
@@ -31,6 +32,19 @@ import type { DirectOffer, DirectRead } from "../subjects/direct.ts";
 export type { DirectOffer, DirectRead };
 
 const EXPECTED_STREAM_MISMATCH = 10060;
+/**
+ * Bytes all direct uploads of one client may have published and not yet
+ * acknowledged: each upload's window is this shared by the uploads running,
+ * between 2 MiB and the usual 8 MiB. A gateway serving four multipart
+ * uploads at once then holds what one or two would, not four times it.
+ */
+export const DIRECT_BUDGET = 16 * 1024 * 1024;
+const MIN_WINDOW = 2 * 1024 * 1024;
+
+/** The window of one direct upload while `running` (itself included) are under way. */
+export function directWindow(running: number): number {
+  return Math.max(MIN_WINDOW, Math.min(DEFAULT_WINDOW, Math.floor(DIRECT_BUDGET / Math.max(1, running))));
+}
 /** How long a store found unreachable is not tried directly again. */
 const NEGATIVE_TTL_MS = 60_000;
 
@@ -38,6 +52,8 @@ export class DirectPath {
   private jet: Promise<Jet> | undefined;
   /** Per bucket: until when its stream is known (un)reachable from this connection. */
   private readonly reach = new Map<string, { ok: boolean; until: number }>();
+  /** Direct uploads under way (they share DIRECT_BUDGET). */
+  private running = 0;
 
   constructor(private readonly nc: NatsConnection) {}
 
@@ -91,13 +107,14 @@ export class DirectPath {
     const keepalive = natsHeaders();
     keepalive.set("Shoal-Keepalive", "1");
     const ticker = setInterval(() => this.nc.publish(o.subject, "", { headers: keepalive }), Math.max(100, Math.floor(o.idleMs / 3)));
+    this.running++;
     try {
       let w;
       try {
         w = await writeChunks(jet, { name: o.store, stream: o.stream }, source, {
           id: o.nuid,
           chunkSize: o.chunkSize,
-          ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
+          windowBytes: opts.windowBytes ?? directWindow(this.running),
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
       } catch (e) {
@@ -118,6 +135,7 @@ export class DirectPath {
       return { done: true, result: m.json<T>() };
     } finally {
       clearInterval(ticker);
+      this.running--;
     }
   }
 

@@ -47,20 +47,30 @@ export function forgetStream(jsm: JetStreamManager, stream: string): void {
   known.get(jsm)?.delete(stream);
 }
 
+/** How long one Direct Get may go unanswered before it is sent again. */
+export const DIRECT_GET_ATTEMPT_MS = 1500;
+
 /**
  * Direct Get with a deadline and bounded retries of the transient failures.
  * Nobody answers a Direct Get for a stream that does not exist (no
  * responders), which also happens briefly during a failover: the first such
  * failure checks whether the stream exists, and NoSuchBucket ends it.
+ *
+ * Each attempt gets `DIRECT_GET_ATTEMPT_MS`, not the JetStream API's 5 s:
+ * during a stream-leader election a replica may take a Direct Get and never
+ * answer it (measured on 2.9.10: a head stalled the full 5 s after the new
+ * leader was already serving, so puts came back ~4 s after raw publishes),
+ * while a retry goes to a replica that answers.
  */
 export async function directGet(jsm: JetStreamManager, stream: string, query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]): Promise<StoredMsg | null> {
   let checked = false;
   return retry(
     async () => {
       try {
-        return await jsm.direct.getMessage(stream, query);
+        return await withAttemptTimeout(jsm.direct.getMessage(stream, query), DIRECT_GET_ATTEMPT_MS);
       } catch (e) {
-        if (!checked && toShoalError(e).retryable) {
+        // no responders (not a timeout: that is a replica that did not answer)
+        if (!checked && toShoalError(e).code === "ServiceUnavailable") {
           checked = true;
           known.get(jsm)?.delete(stream);
           await assertStream(jsm, stream);
@@ -68,8 +78,18 @@ export async function directGet(jsm: JetStreamManager, stream: string, query: Pa
         throw e;
       }
     },
-    { attempts: 5, baseMs: 50, maxMs: 1000, deadlineMs: 15_000 },
+    { attempts: 20, baseMs: 50, maxMs: 1000, deadlineMs: 15_000 },
   );
+}
+
+/** `p`, or a retryable Timeout after `ms` (p is left to settle on its own). */
+function withAttemptTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShoalError("Timeout", `no answer to a Direct Get within ${ms} ms`)), ms);
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -1,10 +1,11 @@
 import test from "ava";
 import { randomBytes, createHash } from "node:crypto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/nats-core";
 import { Objm } from "@nats-io/obj";
 import { startServer, connectTo } from "../helpers/nats.ts";
 import { putObject, deleteObject, type Jet } from "../../src/store/writer.ts";
-import { readObject, statObject, headObject } from "../../src/store/reader.ts";
+import { readObject, statObject, headObject, directGet, DIRECT_GET_ATTEMPT_MS } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import { chunkSubjectAll } from "../../src/subjects/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
@@ -152,4 +153,31 @@ test("BadDigest when the supplied MD5 does not match; nothing is stored", async 
   await t.throwsAsync(() => putObject(jet, store, "d", from(Buffer.from("data")), { expectMd5Hex: "00".repeat(16) }), { instanceOf: ShoalError, message: /MD5/ });
   t.is(await headObject(jet.jsm, store, "d"), undefined);
   t.is(await chunkMessages(jet, store.stream), 0);
+});
+
+test("a Direct Get that a replica takes and never answers (as during a leader election) is sent again after DIRECT_GET_ATTEMPT_MS, not after the API's 5 s", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jsm = await jetstreamManager(nc);
+  // a stand-in replica for stream GHOST: silent on the first request, answers the next
+  let asked = 0;
+  const responder = await connectTo(t, srv.url);
+  responder.subscribe("$JS.API.DIRECT.GET.GHOST", {
+    callback: (_e, m) => {
+      if (++asked === 1) return;
+      const h = natsHeaders();
+      h.set("Nats-Stream", "GHOST");
+      h.set("Nats-Subject", "ghost.1");
+      h.set("Nats-Sequence", "7");
+      h.set("Nats-Time-Stamp", new Date().toISOString());
+      m.respond("boo", { headers: h });
+    },
+  });
+  await responder.flush();
+  const t0 = Date.now();
+  const m = await directGet(jsm, "GHOST", { seq: 7 });
+  const took = Date.now() - t0;
+  t.is(m?.seq, 7);
+  t.is(asked, 2);
+  t.true(took >= DIRECT_GET_ATTEMPT_MS - 50 && took < 4000, `answered after ${took} ms`);
 });

@@ -3,7 +3,7 @@
  * every actor, print the endpoints, wait for Ctrl-C, stop cleanly.
  */
 import { createLogger } from "../log.ts";
-import { startActors, installSignalHandlers } from "../runtime/index.ts";
+import { startActors, installSignalHandlers, drainProcess } from "../runtime/index.ts";
 import { instancesReady } from "../runtime/process.ts";
 import { parseFlags } from "./args.ts";
 import { portIsFree, startDevEngine } from "./dev.ts";
@@ -46,8 +46,7 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
     installSignalHandlers(async () => {
       say("shoal dev: stopping…");
       try {
-        await gateway?.close();
-        await running?.stop();
+        await drainProcess(config.runtime.drainTimeoutMs, gateway, running);
       } finally {
         await engine.stop();
       }

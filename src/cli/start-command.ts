@@ -5,7 +5,7 @@
  * them within the configured deadline. `--gateway` alone runs only a gateway.
  */
 import { createLogger } from "../log.ts";
-import { startActors, installSignalHandlers } from "../runtime/index.ts";
+import { startActors, installSignalHandlers, drainProcess } from "../runtime/index.ts";
 import { runGateway } from "../gateway/index.ts";
 import { startOpsServer, type OpsServer } from "../metrics/index.ts";
 import { instancesReady } from "../runtime/process.ts";
@@ -36,9 +36,8 @@ export async function runStart(args: string[], deps: CliDeps): Promise<number> {
   if (ops) process.stdout.write(`Metrics: ${ops.url}/metrics\n`);
   await new Promise<void>((resolve) =>
     installSignalHandlers(async () => {
+      await drainProcess(config.runtime.drainTimeoutMs, gateway, running);
       await ops?.close();
-      await gateway?.close();
-      await running.stop();
       resolve();
     }, config.runtime.drainTimeoutMs),
   );

@@ -47,7 +47,8 @@ export interface GatewayOptions {
 export interface Gateway extends Listening {
   /** What /readyz answers. */
   ready(): Promise<Readiness>;
-  close(): Promise<void>;
+  /** Stops taking connections; requests in flight may finish for `graceMs` (default: none). */
+  close(graceMs?: number): Promise<void>;
 }
 
 function headerBytes(req: IncomingMessage): number {
@@ -160,8 +161,8 @@ export async function runGateway(o: { config: GatewayConfig; nats: NatsConfig; l
       ...gw,
       accessKey,
       secretKey,
-      close: async () => {
-        await gw.close();
+      close: async (graceMs?: number) => {
+        await gw.close(graceMs);
         await client.close();
       },
     };

@@ -15,6 +15,6 @@ export {
   type RawReply,
   type InstanceOptions,
 } from "./actor.ts";
-export { startActors, installSignalHandlers, type RunningActors, type StartActorsOptions } from "./process.ts";
+export { startActors, installSignalHandlers, drainProcess, type RunningActors, type StartActorsOptions } from "./process.ts";
 export { retry, backoffDelay, isRetryable, DEFAULT_BACKOFF, type BackoffOptions, type RetryOptions } from "./backoff.ts";
 export { decodeHeartbeat, isAlive, listPresence, summarizePresence, type Heartbeat, type Presence } from "./presence.ts";

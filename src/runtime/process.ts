@@ -49,6 +49,18 @@ export async function startActors(defs: readonly ActorDefinition[], opts: StartA
 }
 
 /**
+ * A graceful stop of one process within `deadlineMs`: the HTTP edge (the S3
+ * gateway) stops taking connections and lets its requests in flight finish
+ * for half the deadline, then the actors drain in what is left (at least
+ * 1 s) — in that order, because the edge's requests need the actors.
+ */
+export async function drainProcess(deadlineMs: number, edge: { close(graceMs?: number): Promise<void> } | undefined, actors: { stop(deadlineMs?: number): Promise<void> } | undefined): Promise<void> {
+  const t0 = Date.now();
+  await edge?.close(Math.floor(deadlineMs / 2));
+  await actors?.stop(Math.max(1000, deadlineMs - (Date.now() - t0)));
+}
+
+/**
  * On the first SIGINT or SIGTERM, runs `stop` (which should finish within
  * `deadlineMs`); if it has not finished by deadline + 2 s, or on a second
  * signal, exits at once with status 130. Returns a function that removes the

@@ -126,6 +126,37 @@ test("multipart state lives in JetStream: an upload begun on one gateway finishe
   t.is(got.info.contentType, "application/x-handoff");
 });
 
+test("a gateway that is stopped gracefully lets an upload in flight finish, and refuses new connections meanwhile", async (t) => {
+  const { gateway, endpoint, client: shoal } = await startS3(t);
+  const c = s3(endpoint);
+  t.teardown(() => c.destroy());
+  await c.send(new CreateBucketCommand({ Bucket: "gdrain" }));
+  const body = randomBytes(3 * MiB);
+  let sent = 0;
+  // 12 pieces of 256 KiB, 60 ms apart: under a second, inside the 5 s grace
+  const slow = Readable.from(
+    (async function* () {
+      for (let o = 0; o < body.length; o += 256 * 1024) {
+        sent++;
+        yield body.subarray(o, o + 256 * 1024);
+        await new Promise((r) => setTimeout(r, 60));
+      }
+    })(),
+  );
+  const put = c.send(new PutObjectCommand({ Bucket: "gdrain", Key: "slow.bin", Body: slow, ContentLength: body.length }));
+  while (sent < 3) await new Promise((r) => setTimeout(r, 20));
+  const closed = gateway.close(5000);
+  await new Promise((r) => setTimeout(r, 100));
+  // the listening socket is gone: a new connection is refused
+  const fresh = s3(endpoint);
+  t.teardown(() => fresh.destroy());
+  await t.throwsAsync(() => fresh.send(new ListBucketsCommand({})));
+  const out = await put;
+  t.is(out.ETag, `"${createHash("md5").update(body).digest("hex")}"`);
+  await closed;
+  t.true(Buffer.from(await shoal.getBytes("gdrain", "slow.bin")).equals(body));
+});
+
 test("virtual-hosted-style addressing: the bucket in the Host header", async (t) => {
   const { endpoint, client: shoal } = await startS3(t);
   await shoal.createBucket("vhost-bucket");

@@ -17,7 +17,7 @@
  *
  * Decisions live in ./logic.ts; the store format and chunk path in src/store.
  */
-import { nuid } from "@nats-io/nats-core";
+import { nuid, type Msg } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import { defineActor, rawReply, respondError, type ActorContext, type Request, type EndpointSpec } from "../../src/runtime/index.ts";
 import { ShoalError, toShoalError } from "../../src/errors/index.ts";
@@ -44,7 +44,7 @@ import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/b
 import { KeyIndex } from "../../src/store/index.ts";
 import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
 import { openMultipart, createUpload, getUpload, uploadPart, recordPart, completeUpload, removeUpload, listParts, listUploads, partChunkIds, expireUploads, type PartRecord } from "../../src/store/multipart.ts";
-import { claimedChunks, commitClaim } from "../../src/store/claim.ts";
+import { claimedChunks, commitClaim, type ClaimedChunks } from "../../src/store/claim.ts";
 import { openRegistry, registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
 import { StreamReceiver, sendStream, DEFAULT_IDLE_MS, DEFAULT_WINDOW } from "../../src/transfer/index.ts";
 import { countBytes } from "../../src/metrics/index.ts";
@@ -164,6 +164,19 @@ export const storage = defineActor({
       return undefined;
     };
 
+    /**
+     * Offers a direct upload (direct.ts) for a request whose checks passed:
+     * `commit` turns the writer's claim into the result, `reply` answers the
+     * commit with it. A graceful stop waits for the session (ctx.hold).
+     */
+    const offerDirect = <T>(req: Request, bucket: string, store: StoreRef, commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>, reply: (m: Msg, result: T) => void, about: Record<string, unknown>) => {
+      const release = ctx.hold();
+      return openDirectUpload(ctx.nc, jet, bucket, store, { idleMs, signal: ctx.transfers }, commit, reply, (outcome) => {
+        release();
+        if (outcome !== "ok") req.log.info({ code: outcome, ...about }, "direct upload failed");
+      });
+    };
+
     const put = async (req: Request) => {
       const bucket = bucketOf(req.subject);
       const store = storeRef(bucket);
@@ -181,22 +194,16 @@ export const storage = defineActor({
       if (p.direct) {
         await assertStream(ctx.jsm, store.stream);
         await precheckPut(ctx.jsm, store, p.key, opts);
-        const release = ctx.hold(); // a graceful stop waits for the session
-        return openDirectUpload(
-          ctx.nc,
-          jet,
+        return offerDirect(
+          req,
           bucket,
           store,
-          { idleMs, signal: ctx.transfers },
           (claim, id, chunkSize) => commitClaim(jet, store, id, chunkSize, p.key, claim, opts),
           (m, info) => {
             countBytes("storage", "in", info.size);
             m.respond(JSON.stringify(infoJson(bucket, info)));
           },
-          (outcome) => {
-            release();
-            if (outcome !== "ok") req.log.info({ code: outcome, key: p.key.slice(0, 128) }, "direct upload failed");
-          },
+          { key: p.key.slice(0, 128) },
         );
       }
       return withBody(req, bucket, p.stream, "put", async (body) => {
@@ -329,19 +336,13 @@ export const storage = defineActor({
       };
       if (p.direct) {
         await assertStream(ctx.jsm, store.stream);
-        const release = ctx.hold(); // a graceful stop waits for the session
-        return openDirectUpload(
-          ctx.nc,
-          jet,
+        return offerDirect(
+          req,
           bucket,
           store,
-          { idleMs, signal: ctx.transfers },
           async (claim, id, chunkSize) => recordPart(jet, uploads, store, bucket, upload, p.partNumber, await claimedChunks(jet, store, id, chunkSize, claim), expect),
           (m, rec) => m.respond(JSON.stringify(done(rec))),
-          (outcome) => {
-            release();
-            if (outcome !== "ok") req.log.info({ code: outcome, key: p.key.slice(0, 128), part: p.partNumber }, "direct part upload failed");
-          },
+          { key: p.key.slice(0, 128), part: p.partNumber },
         );
       }
       return withBody(req, bucket, p.stream, "part", async (body) => done(await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...expect, signal: ctx.transfers })));

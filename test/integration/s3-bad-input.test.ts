@@ -55,6 +55,8 @@ test("auth: anonymous, bad signature, wrong region, skewed clock, unknown key, S
   t.is(anon.status, 403);
   t.is(code(anon), "AccessDenied");
   t.regex(anon.body, /<RequestId>[0-9A-F]{16}<\/RequestId>/);
+  const ids = await Promise.all([1, 2, 3].map(async () => (await send(endpoint, "GET", "/", { sign: false })).headers["x-amz-request-id"]));
+  t.is(new Set([...ids, /<RequestId>([0-9A-F]{16})<\/RequestId>/.exec(anon.body)?.[1]]).size, 4, "every request has its own id");
   const tampered = await send(endpoint, "GET", "/", { headers: { "x-amz-meta-x": "1" } });
   t.is(tampered.status, 200, "a signed extra header is fine");
   const r = await new Promise<Reply>((resolve) => {

@@ -146,7 +146,7 @@ test("a graceful stop of the storage actor lets the uploads in flight finish —
   const results = await Promise.allSettled(puts);
   t.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"], JSON.stringify(results.map((r) => (r.status === "rejected" ? String(r.reason) : "ok"))));
   await stopped;
-  t.true(Date.now() - t0 < 3000 + 2500, "the stop kept to its deadline");
+  t.true(Date.now() - t0 < 3000 + 4000, "the stop kept to its deadline (3 s, plus the bounded clean-up after it)");
   // a new instance serves what the old one committed while draining
   await runActor(t, url, storage);
   for (const [i, key] of ["direct.bin", "streamed.bin"].entries()) t.true(Buffer.from(await client.getBytes("drain", key)).equals(bodies[i]!), key);

@@ -74,8 +74,11 @@ export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunk
  */
 export async function commitClaim(jet: Jet, store: StoreRef, id: string, chunkSize: number, key: string, c: ClaimedChunks, opts: PutOptions = {}): Promise<ObjectInfo> {
   const timing = timingOf(opts);
+  // the current version is read while the chunks are checked (the commit is compare-and-set anyway)
+  const prevP = headWithRetry(jet.jsm, store, key, timing);
+  prevP.catch(() => undefined);
   const w = await claimedChunks(jet, store, id, chunkSize, c);
-  const prev = await headWithRetry(jet.jsm, store, key, timing).catch(async (e: unknown) => {
+  const prev = await prevP.catch(async (e: unknown) => {
     await removeChunks(jet.jsm, store, id, w.seqs).catch(() => undefined);
     throw e;
   });

@@ -101,7 +101,6 @@ function intParam(q: Map<string, string>, name: string, min: number, max: number
 
 // --- request bodies ------------------------------------------------------------------
 
-/** The request body, decoded (aws-chunked) and checked as it streams. */
 /**
  * The request body, decoded (aws-chunked) and checked as it streams against
  * what the headers promise. An upload (`forUpload`) leaves Content-MD5 and a

@@ -12,9 +12,9 @@
  * size. On that subject the writer sends `Shoal-Keepalive: 1` at least every
  * `idleMs / 3`, then either `Shoal-Commit: 1` with
  * `{"v":1,"size","md5","sha256"}` as a request (the reply is the object's
- * info — the part's, for a part — or a typed error) or `Shoal-Abort: <code>`. A writer that goes quiet
- * for `idleMs`, or aborts, has its chunks removed; so does a claim that the
- * stream contradicts (InvalidDirectUpload).
+ * info — the part's, for a part — or a typed error) or `Shoal-Abort:
+ * <code>`. A writer that goes quiet for `idleMs`, or aborts, has its chunks
+ * removed; so does a claim that the stream contradicts (InvalidDirectUpload).
  */
 import { nuid, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { ShoalError, toShoalError } from "../../src/errors/index.ts";

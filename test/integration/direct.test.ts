@@ -4,7 +4,7 @@
  * storage actor names, verifies and commits; abandoned or lying uploads
  * leave nothing; clients that may not touch the stream fall back to the actor.
  */
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { randomBytes, createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -34,6 +34,16 @@ function countActorBytes(nc: NatsConnection): { xfer: () => number; streamedGet:
   return { xfer: () => xfer, streamedGet: () => streamedGet };
 }
 
+/** Two storage actors, a bucket, and a connection counting the bytes that pass through the actors. */
+async function watchedShoal(t: ExecutionContext, bucket: string) {
+  const shoal = await startShoal(t, { instances: 2 });
+  await shoal.client.createBucket(bucket);
+  const watch = await connectTo(t, shoal.url);
+  const seen = countActorBytes(watch);
+  await watch.flush();
+  return { ...shoal, watch, seen };
+}
+
 async function chunkCount(jsm: JetStreamManager, bucket: string): Promise<number> {
   const subjects = (await jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: `$O.${bucket}.C.>` })).state.subjects ?? {};
   return Object.values(subjects).reduce((a, b) => a + b, 0);
@@ -53,11 +63,7 @@ function errorOf(m: Msg): ShoalError | undefined {
 }
 
 test("a 5 MiB put and get move their bytes between the SDK and the stream, not through the actor; with direct: false they go through it; both read back byte for byte", async (t) => {
-  const { url, client } = await startShoal(t, { instances: 2 });
-  await client.createBucket("dpath");
-  const watch = await connectTo(t, url);
-  const seen = countActorBytes(watch);
-  await watch.flush();
+  const { url, client, watch, seen } = await watchedShoal(t, "dpath");
   const body = randomBytes(5 * MiB + 123);
   const info = await client.put("dpath", "direct.bin", body, { metadata: { via: "direct" } });
   t.is(info.etag, createHash("md5").update(body).digest("hex"));
@@ -82,11 +88,7 @@ test("a 5 MiB put and get move their bytes between the SDK and the stream, not t
 });
 
 test("multipart parts take the direct path too: their bytes bypass the actor, the completed object reads back byte for byte; a part whose digests do not match is refused and leaves no chunks", async (t) => {
-  const { url, client } = await startShoal(t, { instances: 2 });
-  await client.createBucket("dparts");
-  const watch = await connectTo(t, url);
-  const seen = countActorBytes(watch);
-  await watch.flush();
+  const { url, client, watch, seen } = await watchedShoal(t, "dparts");
   const p1 = randomBytes(5 * MiB);
   const p2 = randomBytes(2 * MiB + 7);
   const { uploadId } = await client.createMultipart("dparts", "joined.bin");

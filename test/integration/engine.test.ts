@@ -4,8 +4,10 @@ import { startServer, connectTo, connectSys } from "../helpers/nats.ts";
 
 test("a single server starts on free loopback ports and serves JetStream", async (t) => {
   const srv = await startServer(t);
-  t.true(srv.ports.client > 0 && srv.ports.client !== 4222);
-  t.true(srv.ports.http > 0 && srv.ports.http !== 8222);
+  // asked for port -1: the monitoring port read back answers, and reports the client port read back
+  const varz = (await (await fetch(`http://127.0.0.1:${srv.ports.http}/varz`)).json()) as { port: number; host: string };
+  t.is(varz.port, srv.ports.client);
+  t.is(varz.host, "127.0.0.1");
   const nc = await connectTo(t, srv.url);
   const jsm = await jetstreamManager(nc);
   const info = await jsm.getAccountInfo();

@@ -43,7 +43,7 @@ test("the Quickstart's first command brings up shoal dev, which answers and stop
     cwd: dir,
     detached: true, // its own process group, like a terminal's foreground job
     stdio: ["ignore", "pipe", "pipe"],
-    // A free port, never 4222 in a test; the command itself stays as written.
+    // Port 0: free ports picked by the OS, never the default ones; the command itself stays as written.
     env: { ...process.env, SHOAL_NATS_PORT: "0", SHOAL_S3_PORT: "0", npm_config_prefer_offline: "true" },
   });
   let out = "";

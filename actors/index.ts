@@ -7,5 +7,6 @@ import type { ActorRegistry } from "../src/cli/actors.ts";
 import { storage } from "./storage/index.ts";
 import { replicator } from "./replicator/index.ts";
 import { healthMonitor } from "./health-monitor/index.ts";
+import { rebalancer } from "./rebalancer/index.ts";
 
-export const ACTORS: ActorRegistry = Object.freeze({ storage, replicator, "health-monitor": healthMonitor });
+export const ACTORS: ActorRegistry = Object.freeze({ storage, replicator, rebalancer, "health-monitor": healthMonitor });

@@ -49,7 +49,7 @@ async function shoalProcess(args: string[], waitFor?: RegExp): Promise<{ child: 
   const child = spawn(process.execPath, ["bin/shoal.js", "start", ...args, "--log-level", "warn"], {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, SHOAL_ACCESS_KEY: KEYS.accessKey, SHOAL_SECRET_KEY: KEYS.secretKey, SHOAL_S3_PORT: "0" },
+    env: { ...process.env, SHOAL_ACCESS_KEY: KEYS.accessKey, SHOAL_SECRET_KEY: KEYS.secretKey, SHOAL_S3_PORT: "0", SHOAL_CONSOLE_PORT: "0", SHOAL_METRICS_PORT: "0" },
   });
   procs.push(child);
   if (!waitFor) return { child };

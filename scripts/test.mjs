@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 // Runs the whole ava suite and ends with the plain line CI reads:
 // "N passed, N failed" (ava itself prints "N tests passed").
+// First it makes sure what the tests need is there (scripts/prereqs.mjs):
+// nats-server >= Shoal's minimum, and the Debian packages the tests drive;
+// as root on Debian/Ubuntu it installs what is missing, otherwise it stops
+// with one line saying what to install.
 import { spawn } from "node:child_process";
+import { ensurePrereqs } from "./prereqs.mjs";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +31,7 @@ function reapLeftovers() {
   }
   if (ours.size === 0) return;
   let reaped = 0;
+  const where = new Set();
   let procs = [];
   try {
     procs = readdirSync("/proc").filter((p) => /^\d+$/.test(p));
@@ -44,13 +50,21 @@ function reapLeftovers() {
       try {
         process.kill(Number(pid), "SIGKILL");
         reaped++;
+        where.add([...ours].find((d) => cmd.includes(d + "/")));
       } catch {
         // exited meanwhile
       }
     }
   }
   for (const d of ours) rmSync(d, { recursive: true, force: true });
-  if (reaped > 0) console.log(`test: killed ${reaped} nats-server(s) left by tests that did not tear down`);
+  if (reaped > 0) console.log(`test: killed ${reaped} nats-server(s) left by tests that did not tear down, in ${[...where].join(", ")}`);
+}
+
+const missing = ensurePrereqs();
+if (missing) {
+  console.error(missing);
+  console.log("\n0 passed, 1 failed");
+  process.exit(1);
 }
 
 const args = process.argv.slice(2);

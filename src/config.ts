@@ -26,12 +26,14 @@ export interface RuntimeConfig {
 }
 
 export interface StorageConfig {
-  /** Replica count of a bucket created without one: 1, 3 or 5. */
-  readonly defaultReplicas: 1 | 3 | 5;
+  /** Replica count of a bucket created without one: 1, 3 or 5; 0 (the default) = the cluster's, up to 3 (1 on a single server). */
+  readonly defaultReplicas: 0 | 1 | 3 | 5;
   /** Delete markers older than this are purged by the sweep. */
   readonly markerTtlMs: number;
   /** Chunks no metadata refers to, last written longer ago than this, are purged by the sweep. */
   readonly orphanGraceMs: number;
+  /** A version replaced (overwritten or deleted) keeps its chunks this long, so reads already streaming it finish. */
+  readonly readGraceMs: number;
   /** How often each storage instance sweeps every bucket; 0 = never (on request only). */
   readonly sweepIntervalMs: number;
   /** Multipart uploads neither completed nor aborted are removed after this long. */
@@ -63,6 +65,22 @@ export interface GatewayConfig {
   readonly maxPutBytes: number;
 }
 
+export interface ConsoleConfig {
+  /** Address the web console listens on (served by the gateway process). */
+  readonly host: string;
+  /** Its port: 9001 by default; 0 = a free port. */
+  readonly port: number;
+  /** The S3 endpoint's public address, which share links are signed for (default: the gateway's own URL). */
+  readonly publicUrl?: string;
+  /** A session ends this long after login, whatever happens. */
+  readonly sessionTtlMs: number;
+  /** A session ends after this long without a request. */
+  readonly idleTtlMs: number;
+  /** PEM files: with both, the console serves HTTPS (and its cookie is Secure). */
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+}
+
 export interface HealthConfig {
   /** How often the health-monitor looks. */
   readonly intervalMs: number;
@@ -90,6 +108,7 @@ export interface ShoalConfig {
   readonly dev: DevConfig;
   readonly gateway: GatewayConfig;
   readonly health: HealthConfig;
+  readonly console: ConsoleConfig;
   readonly metrics: MetricsConfig;
   readonly log: { readonly level: string };
 }
@@ -97,10 +116,11 @@ export interface ShoalConfig {
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
   runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
-  storage: { defaultReplicas: 1, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000 },
+  storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
-  health: { intervalMs: 1000, debounceMs: 3000, repairGraceMs: 60_000, storageWarnRatio: 0.9 },
+  health: { intervalMs: 1000, debounceMs: 3000, repairGraceMs: 180_000, storageWarnRatio: 0.9 },
+  console: { host: "127.0.0.1", port: 9001, sessionTtlMs: 8 * 3_600_000, idleTtlMs: 3_600_000 },
   metrics: { host: "127.0.0.1" },
   log: { level: "info" },
 });
@@ -170,6 +190,19 @@ function webhook(v: string | undefined): string | undefined {
   return v;
 }
 
+function httpUrl(path: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail(path, `not a URL: ${JSON.stringify(v)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") fail(path, "must be an http:// or https:// URL");
+  if (u.search || u.hash || u.username || u.password || u.pathname !== "/") fail(path, "must be a scheme, host and optional port only (no path, query, fragment or credentials)");
+  return u.origin;
+}
+
 function keyPair(accessKey: string | undefined, secretKey: string | undefined): { accessKey?: string; secretKey?: string } {
   if ((accessKey === undefined) !== (secretKey === undefined)) fail("gateway.accessKey", "set both the access key and the secret key, or neither");
   if (accessKey === undefined || secretKey === undefined) return {};
@@ -195,7 +228,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       if (body === undefined) continue;
       if (typeof body !== "object" || body === null || Array.isArray(body)) fail(section, "must be an object");
       const known = DEFAULTS[section as keyof ShoalConfig] as object;
-      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : section === "health" ? ["webhookUrl"] : section === "metrics" ? ["port"] : [];
+      const optional = section === "nats" ? ["user", "pass", "creds", "sysUser", "sysPass"] : section === "gateway" ? ["accessKey", "secretKey"] : section === "health" ? ["webhookUrl"] : section === "metrics" ? ["port"] : section === "console" ? ["publicUrl", "tlsCert", "tlsKey"] : [];
       for (const k of Object.keys(body)) if (!(k in known) && !optional.includes(k)) fail(`${section}.${k}`, "unknown setting");
     }
   }
@@ -208,8 +241,8 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
   const presenceTtlRaw = pick(layers, "runtime", "presenceTtlMs", undefined);
   const presenceTtlMs = presenceTtlRaw === undefined ? heartbeatMs * 3 : int("runtime.presenceTtlMs", presenceTtlRaw, 100, 600_000);
   if (presenceTtlMs <= heartbeatMs) fail("runtime.presenceTtlMs", "must be longer than runtime.heartbeatMs");
-  const replicas = int("storage.defaultReplicas", g("storage", "defaultReplicas"), 1, 5);
-  if (replicas !== 1 && replicas !== 3 && replicas !== 5) fail("storage.defaultReplicas", "must be 1, 3 or 5");
+  const replicas = int("storage.defaultReplicas", g("storage", "defaultReplicas"), 0, 5);
+  if (replicas !== 0 && replicas !== 1 && replicas !== 3 && replicas !== 5) fail("storage.defaultReplicas", "must be 1, 3 or 5 (or 0: the cluster's, up to 3)");
   const level = str("log.level", g("log", "level"));
   if (!LOG_LEVELS.includes(level)) fail("log.level", `must be one of ${LOG_LEVELS.join(", ")}`);
   const nats: NatsConfig = {
@@ -223,6 +256,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       defaultReplicas: replicas,
       markerTtlMs: int("storage.markerTtlMs", g("storage", "markerTtlMs"), 0, 365 * 86_400_000),
       orphanGraceMs: int("storage.orphanGraceMs", g("storage", "orphanGraceMs"), 1000, 365 * 86_400_000),
+      readGraceMs: int("storage.readGraceMs", g("storage", "readGraceMs"), 0, 7 * 86_400_000),
       sweepIntervalMs: int("storage.sweepIntervalMs", g("storage", "sweepIntervalMs"), 0, 7 * 86_400_000),
       multipartMaxAgeMs: int("storage.multipartMaxAgeMs", g("storage", "multipartMaxAgeMs"), 1000, 365 * 86_400_000),
     },
@@ -246,6 +280,13 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       storageWarnRatio: ratio("health.storageWarnRatio", g("health", "storageWarnRatio")),
       ...omitUndefined({ webhookUrl: webhook(opt("health", "webhookUrl")) }),
     },
+    console: {
+      host: str("console.host", g("console", "host")),
+      port: int("console.port", g("console", "port"), 0, 65535),
+      sessionTtlMs: int("console.sessionTtlMs", g("console", "sessionTtlMs"), 1000, 30 * 86_400_000),
+      idleTtlMs: int("console.idleTtlMs", g("console", "idleTtlMs"), 1000, 30 * 86_400_000),
+      ...omitUndefined({ publicUrl: httpUrl("console.publicUrl", opt("console", "publicUrl")), tlsCert: opt("console", "tlsCert"), tlsKey: opt("console", "tlsKey") }),
+    },
     metrics: {
       host: str("metrics.host", g("metrics", "host")),
       ...omitUndefined({ port: optInt("metrics.port", pick(layers, "metrics", "port", undefined), 0, 65535) }),
@@ -264,6 +305,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
       defaultReplicas: e("SHOAL_DEFAULT_REPLICAS"),
       markerTtlMs: e("SHOAL_MARKER_TTL_MS"),
       orphanGraceMs: e("SHOAL_ORPHAN_GRACE_MS"),
+      readGraceMs: e("SHOAL_READ_GRACE_MS"),
       sweepIntervalMs: e("SHOAL_SWEEP_INTERVAL_MS"),
       multipartMaxAgeMs: e("SHOAL_MULTIPART_MAX_AGE_MS"),
     },
@@ -271,6 +313,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     health: { intervalMs: e("SHOAL_HEALTH_INTERVAL_MS"), debounceMs: e("SHOAL_HEALTH_DEBOUNCE_MS"), repairGraceMs: e("SHOAL_REPAIR_GRACE_MS"), webhookUrl: e("SHOAL_ALERT_WEBHOOK") },
     gateway: { port: e("SHOAL_S3_PORT"), host: e("SHOAL_S3_HOST"), region: e("SHOAL_REGION"), accessKey: e("SHOAL_ACCESS_KEY"), secretKey: e("SHOAL_SECRET_KEY"), domains: e("SHOAL_S3_DOMAINS") },
     metrics: { host: e("SHOAL_METRICS_HOST"), port: e("SHOAL_METRICS_PORT") },
+    console: { port: e("SHOAL_CONSOLE_PORT"), host: e("SHOAL_CONSOLE_HOST"), publicUrl: e("SHOAL_PUBLIC_URL") },
     log: { level: e("SHOAL_LOG_LEVEL") },
   };
 }

@@ -3,9 +3,10 @@
  * runtime, the SDK and the CLI.
  */
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, UserAuthenticationExpiredError, connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { NatsConfig } from "./config.ts";
 import { ShoalError } from "./errors/index.ts";
+import { assertServerVersion } from "./engine/version.ts";
 
 export interface ConnectOverrides {
   /** Connection name shown by `nats server report connections`. */
@@ -48,14 +49,29 @@ export function connectionOptions(cfg: NatsConfig, o: ConnectOverrides = {}): Co
   return { ...opts, ...o.options };
 }
 
-/** Connects, turning "cannot reach any server" into a clear ServiceUnavailable. */
+/**
+ * Connects, turning "cannot reach any server" into a clear ServiceUnavailable,
+ * and refuses a server older than the oldest Shoal runs on (the version in
+ * the server's INFO; NatsServerTooOld names both versions).
+ */
 export async function connectNats(cfg: NatsConfig, o: ConnectOverrides = {}): Promise<NatsConnection> {
+  const nc = await connectRetrying(cfg, o);
+  try {
+    assertServerVersion(nc.info?.version, nc.getServer());
+  } catch (e) {
+    await nc.close().catch(() => undefined);
+    throw e;
+  }
+  return nc;
+}
+
+async function connectRetrying(cfg: NatsConfig, o: ConnectOverrides): Promise<NatsConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await connectOnce(cfg, o);
     } catch (e) {
       // The server gave up waiting for our CONNECT (a starved process): not a credentials problem.
-      if (!(e instanceof ShoalError && e.code === "ServiceUnavailable" && /authentication timeout/i.test(e.message)) || attempt >= 3) throw e;
+      if (!(e instanceof ShoalError && e.detail?.["authTimeout"] === true) || attempt >= 3) throw e;
     }
   }
 }
@@ -66,7 +82,15 @@ async function connectOnce(cfg: NatsConfig, o: ConnectOverrides): Promise<NatsCo
   } catch (e) {
     const code = (e as { code?: string }).code;
     const why = e instanceof Error ? e.message : String(e);
-    if (/auth/i.test(why) && !/authentication timeout/i.test(why)) throw new ShoalError("AccessDenied", `NATS refused the credentials (${why})`, { cause: e });
+    // The client reports refused credentials, expired accounts and the
+    // server's "authentication timeout" (it gave up waiting for our CONNECT:
+    // a starved process, not a credentials problem) all as
+    // AuthorizationError; only the server's own text tells the last apart,
+    // and the client itself tells them apart the same way (AuthorizationError.parse).
+    if (e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) {
+      if (!/authentication timeout/i.test(why)) throw new ShoalError("AccessDenied", `NATS refused the credentials (${why})`, { cause: e });
+      throw new ShoalError("ServiceUnavailable", `NATS at ${cfg.servers.join(",")} timed out our authentication: ${why}`, { cause: e, detail: { authTimeout: true } });
+    }
     throw new ShoalError("ServiceUnavailable", `cannot connect to NATS at ${cfg.servers.join(",")}: ${why}${code ? ` (${code})` : ""}`, { cause: e });
   }
 }

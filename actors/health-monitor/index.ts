@@ -24,18 +24,21 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
-import { defineActor, type ActorContext } from "../../src/runtime/index.ts";
+import { defineActor, type ActorContext, type Handler } from "../../src/runtime/index.ts";
 import { retry } from "../../src/runtime/backoff.ts";
-import { sharedKv, sharedStream } from "../../src/runtime/replicas.ts";
+import { intendedReplicas, raiseReplicas, sharedKv, sharedStream, sharedStreamNames } from "../../src/runtime/replicas.ts";
 import { decodeHeartbeat, listPresence } from "../../src/runtime/presence.ts";
 import { connectNats } from "../../src/connect.ts";
 import type { HealthConfig } from "../../src/config.ts";
-import { ALERTS_STREAM, KV as KV_NAMES, alertSubject, controlSubject, healthSubject, heartbeatWildcard } from "../../src/subjects/index.ts";
-import { publishOnce } from "../../src/store/writer.ts";
+import { ALERTS_STREAM, KV as KV_NAMES, alertSubject, alertsStreamSubject, controlSubject, healthSubject, heartbeatWildcard, kvSubjectAll } from "../../src/subjects/index.ts";
+import { publish } from "../../src/jet/index.ts";
 import { exportHealth } from "../../src/metrics/index.ts";
-import { ALERT_SEVERITY, Debounce, conditionsOf, learn, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
+import { ALERT_SEVERITY, Debounce, conditionsOf, learn, mergeKnown, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
 
 const ALERT_CODES = Object.entries(ALERT_SEVERITY).map(([code, severity]) => ({ code, severity }));
+
+/** A condition that has held, as an alert raised at `time` (not yet published). */
+const alertOf = (c: Condition, time: number): Omit<AlertState, "published"> => ({ v: 1, id: c.id, code: c.code, severity: c.severity, subject: c.subject, message: c.message, since: new Date(time).toISOString(), state: "raised" });
 
 export const HEALTH_SERVICE = "shoal-health";
 const ALERTS_DUPLICATE_WINDOW_MS = 3_600_000;
@@ -60,40 +63,79 @@ class HeartbeatTracker {
   }
 }
 
-async function collect(ctx: ActorContext, sys: NatsConnection | undefined, beats: HeartbeatTracker): Promise<Snapshot> {
-  const servers: ServerSeen[] = [];
+/** One look at the cluster: servers, the meta group, streams and actors. */
+async function collect(ctx: ActorContext, sys: NatsConnection | undefined, beats: HeartbeatTracker, lastStreams: StreamSeen[] | undefined): Promise<Snapshot> {
+  // The three reads go at once: a look takes the slowest of them (a stream
+  // list sent to a lost meta leader times out), not their sum.
+  const [servers, jsz, streams] = await Promise.all([sys ? pingServers(sys) : [], sys ? pingJsz(sys) : [], listStreams(ctx, lastStreams)]);
   let metaLeader: string | null | undefined;
+  let clusterSize: number | undefined;
   if (sys) {
-    const byName = new Map<string, ServerSeen>();
-    for await (const m of await sys.requestMany("$SYS.REQ.SERVER.PING", "", { strategy: "stall", maxWait: 1000, stall: 250 })) {
-      try {
-        const r = m.json<{ server: { name: string; cluster?: string; ver?: string; jetstream?: boolean } }>();
-        byName.set(r.server.name, { name: r.server.name, jetstream: r.server.jetstream ?? false, ...(r.server.cluster ? { cluster: r.server.cluster } : {}), ...(r.server.ver ? { version: r.server.ver } : {}) });
-      } catch {
-        // not a statsz reply
-      }
-    }
+    const byName = new Map(servers.map((s) => [s.name, s]));
     let clustered = false;
     let leader: string | null = null;
-    for await (const m of await sys.requestMany("$SYS.REQ.SERVER.PING.JSZ", "", { strategy: "stall", maxWait: 1000, stall: 250 })) {
-      try {
-        const r = m.json<{ server: { name: string }; data?: { storage?: number; config?: { max_storage?: number }; meta_cluster?: { leader?: string; cluster_size?: number } } }>();
-        const s = byName.get(r.server.name);
-        if (s && r.data) {
-          s.storage = r.data.storage ?? 0;
-          if (r.data.config?.max_storage && r.data.config.max_storage > 0) s.maxStorage = r.data.config.max_storage;
-        }
-        if (r.data?.meta_cluster && (r.data.meta_cluster.cluster_size ?? 0) > 1) {
-          clustered = true;
-          if (r.data.meta_cluster.leader) leader = r.data.meta_cluster.leader;
-        }
-      } catch {
-        // not a jsz reply
+    for (const r of jsz) {
+      const s = byName.get(r.server.name);
+      if (s && r.data) {
+        s.storage = r.data.storage ?? 0;
+        if (r.data.config?.max_storage && r.data.config.max_storage > 0) s.maxStorage = r.data.config.max_storage;
+      }
+      if (r.data?.meta_cluster && (r.data.meta_cluster.cluster_size ?? 0) > 1) {
+        clustered = true;
+        clusterSize = Math.max(clusterSize ?? 0, r.data.meta_cluster.cluster_size ?? 0);
+        if (r.data.meta_cluster.leader) leader = r.data.meta_cluster.leader;
       }
     }
-    servers.push(...byName.values());
     metaLeader = clustered ? leader : undefined;
   }
+  // Shoal's shared state is meant to be R3 on a cluster (src/runtime/replicas.ts)
+  const shared = new Set(sharedStreamNames());
+  const intended = intendedReplicas(ctx.nc, clusterSize);
+  const now = Date.now();
+  return { time: now, servers, metaLeader, streams: streams.map((st) => ({ ...st, ...(shared.has(st.name) ? { intended } : {}) })), actors: beats.live(now) };
+}
+
+/** The servers that answer a statsz ping. */
+async function pingServers(sys: NatsConnection): Promise<ServerSeen[]> {
+  const byName = new Map<string, ServerSeen>();
+  for await (const m of await sys.requestMany("$SYS.REQ.SERVER.PING", "", { strategy: "stall", maxWait: 1000, stall: 250 })) {
+    try {
+      const r = m.json<{ server: { name: string; cluster?: string; ver?: string; jetstream?: boolean } }>();
+      byName.set(r.server.name, { name: r.server.name, jetstream: r.server.jetstream ?? false, ...(r.server.cluster ? { cluster: r.server.cluster } : {}), ...(r.server.ver ? { version: r.server.ver } : {}) });
+    } catch {
+      // not a statsz reply
+    }
+  }
+  return [...byName.values()];
+}
+
+interface JszReply {
+  server: { name: string };
+  data?: { storage?: number; config?: { max_storage?: number }; meta_cluster?: { leader?: string; cluster_size?: number } };
+}
+
+/** Every server's JSZ: storage used against its limit, and the meta group. */
+async function pingJsz(sys: NatsConnection): Promise<JszReply[]> {
+  const out: JszReply[] = [];
+  for await (const m of await sys.requestMany("$SYS.REQ.SERVER.PING.JSZ", "", { strategy: "stall", maxWait: 1000, stall: 250 })) {
+    try {
+      const r = m.json<JszReply>();
+      if (r.server?.name) out.push(r);
+    } catch {
+      // not a jsz reply
+    }
+  }
+  return out;
+}
+
+/**
+ * Every stream's replicas. When the list cannot be read (the meta leader
+ * was on the server just lost, and the others have not elected one yet),
+ * the last list read stands in: its replicas on servers that stopped
+ * answering are then lost now (conditionsOf), and no alert of its streams
+ * is resolved by a list that merely failed.
+ */
+async function listStreams(ctx: ActorContext, lastStreams: StreamSeen[] | undefined): Promise<StreamSeen[]> {
   const streams: StreamSeen[] = [];
   try {
     for await (const si of ctx.jsm.streams.list()) {
@@ -104,20 +146,23 @@ async function collect(ctx: ActorContext, sys: NatsConnection | undefined, beats
         peers: (si.cluster?.replicas ?? []).map((p) => ({ name: p.name, current: p.current, offline: p.offline ?? false, lag: p.lag ?? 0 })),
       });
     }
+    return streams;
   } catch (e) {
-    ctx.log.debug({ err: e }, "stream list failed");
+    ctx.log.debug({ err: e }, "stream list failed; the last list stands in");
+    return lastStreams ?? streams;
   }
-  const now = Date.now();
-  return { time: now, servers, metaLeader, streams, actors: beats.live(now) };
 }
+
+/** What it serves; the contract's `serves` and the registered endpoints are both built from it. */
+const ENDPOINTS = [{ name: "health", subject: healthSubject() }] as const;
 
 export const healthMonitor = defineActor({
   kind: "health-monitor",
   description: "Shoal cluster health, alerts and repair triggers",
   contract: {
-    serves: [healthSubject()],
-    consumes: ["$SYS.REQ.SERVER.PING (statsz)", "$SYS.REQ.SERVER.PING.JSZ", "$JS.API.STREAM.LIST", `$KV.${KV_NAMES.actors}.>`],
-    publishes: ["shoal.alerts.<severity>.<code> (stream SHOAL_ALERTS)", controlSubject("rebalancer", "repair")],
+    serves: ENDPOINTS.map((e) => e.subject),
+    consumes: ["$SYS.REQ.SERVER.PING (statsz)", "$SYS.REQ.SERVER.PING.JSZ", "$JS.API.STREAM.LIST", kvSubjectAll(KV_NAMES.actors)],
+    publishes: [`${alertSubject()} (<severity>.<code>, stream ${ALERTS_STREAM})`, controlSubject("rebalancer", "repair")],
     kv: [KV_NAMES.health, KV_NAMES.actors],
   },
   service: { name: HEALTH_SERVICE, version: "1.0.0", queue: HEALTH_SERVICE },
@@ -129,7 +174,7 @@ export const healthMonitor = defineActor({
     const ctx: ActorContext = { ...actorCtx, js: jetstream(actorCtx.nc, { timeout: 1500 }), jsm: await jetstreamManager(actorCtx.nc, { timeout: 1500 }), setStatus: (i) => actorCtx.setStatus(i) };
     // alert state and alerts must outlive the loss of a server: R3 on a cluster
     const kv: KV = await sharedKv(ctx.js, ctx.jsm, KV_NAMES.health, { history: 1 });
-    await sharedStream(ctx.jsm, { name: ALERTS_STREAM, subjects: ["shoal.alerts.>"], allow_direct: true, duplicate_window: ALERTS_DUPLICATE_WINDOW_MS * 1e6, max_age: 30 * 86_400_000 * 1e6, description: "Shoal alerts raised and resolved (docs/alerts.md)" });
+    await sharedStream(ctx.jsm, { name: ALERTS_STREAM, subjects: [alertsStreamSubject()], allow_direct: true, duplicate_window: ALERTS_DUPLICATE_WINDOW_MS * 1e6, max_age: 30 * 86_400_000 * 1e6, description: "Shoal alerts raised and resolved (docs/alerts.md)" });
     let sys: NatsConnection | undefined;
     if (ctx.nats.sysUser) sys = await connectNats(ctx.nats, { system: true, name: `shoal-health-${ctx.id}-sys` });
     else ctx.log.warn("no system-account user configured (SHOAL_NATS_SYS_USER): server and meta-leader checks are off");
@@ -157,7 +202,7 @@ export const healthMonitor = defineActor({
     };
     const emit = async (a: AlertState, state: "raised" | "resolved") => {
       const ev: AlertEvent = { v: 1, id: a.id, code: a.code, severity: a.severity, subject: a.subject, state, message: a.message, since: a.since, time: new Date().toISOString() };
-      await publishOnce(ctx.js, alertSubject(a.severity, a.code), JSON.stringify(ev), state === "raised" ? raiseId(a) : resolveId(a), { attemptMs: 2000, deadlineMs: 10_000, signal: ctx.signal });
+      await publish(ctx.js, alertSubject(a.severity, a.code), JSON.stringify(ev), { msgId: state === "raised" ? raiseId(a) : resolveId(a), attemptMs: 2000, deadlineMs: 10_000, signal: ctx.signal });
       if (cfg.webhookUrl) {
         const url = cfg.webhookUrl;
         void retry(
@@ -191,37 +236,91 @@ export const healthMonitor = defineActor({
       // heartbeats will tell
     }
 
-    const tick = async () => {
-      const snap = await collect(ctx, sys, beats);
-      let known = await readKnown();
-      const next = learn(known, snap);
-      if (JSON.stringify(next) !== JSON.stringify(known)) {
-        await kv.put("known", JSON.stringify(next));
-        known = next;
+    /** Shared streams below their intended replicas (created while peers were missing): raised once the peers exist. */
+    const raiseShared = async (snap: Snapshot) => {
+      for (const st of snap.streams) {
+        if (st.intended === undefined || st.replicas >= st.intended) continue;
+        const raised = await raiseReplicas(ctx.jsm, st.name, st.intended).catch((e: unknown) => {
+          ctx.log.debug({ err: e, stream: st.name }, "raising replicas failed; next check retries");
+          return false;
+        });
+        if (raised) ctx.log.warn({ stream: st.name, from: st.replicas, to: st.intended }, "shared stream raised to its intended replicas");
       }
+    };
+
+    // What this instance knows without the KV: the streams last listed, the
+    // servers and actor kinds ever seen (merged with the KV's), the open
+    // alerts as last read.
+    let lastStreams: StreamSeen[] | undefined;
+    let known: Known = { servers: [], actorKinds: [] };
+    let open: Record<string, AlertState> = {};
+
+    /** The view served on shoal.v1.health and the metrics, from one look and the alerts given. */
+    const show = (snap: Snapshot, conds: Condition[], alerts: AlertState[]) => {
+      view = viewOf(snap, known, conds, alerts, ctx.id);
+      exportHealth(view, ALERT_CODES);
+      ctx.setStatus({ healthy: view.healthy, alerts: view.alerts.length });
+    };
+
+    // The durable part of a look (KV shoal_health, SHOAL_ALERTS, repair
+    // requests) runs one at a time beside the looks: while those streams
+    // elect new leaders it may take seconds, and the view must not wait.
+    let persisting: Promise<void> | undefined;
+    const tick = async (wait = false) => {
+      const step = await look();
+      if (!persisting) {
+        persisting = persist(step)
+          .catch((e: unknown) => {
+            if (!ctx.signal.aborted) ctx.log.warn({ err: e }, "recording the health check failed; the next one retries");
+          })
+          .finally(() => (persisting = undefined));
+      }
+      if (wait) await persisting;
+    };
+
+    const look = async () => {
+      const snap = await collect(ctx, sys, beats, lastStreams);
+      lastStreams = snap.streams;
+      known = learn(known, snap);
       const conds = conditionsOf(snap, known, cfg.storageWarnRatio);
       const byId = new Map(conds.map((c) => [c.id, c]));
-      const { map: open, rev } = await readAlerts();
       const { held, gone } = debounce.update(snap.time, byId.keys(), Object.keys(open));
+      // The view first, from this look alone: the alerts last read plus the
+      // conditions that have held. It must not wait for KV shoal_health and
+      // SHOAL_ALERTS, whose leaders may have been on the server just lost:
+      // nats-server elects new ones only after its election timeout (4–9 s),
+      // and the durable alert state and events below follow then.
+      const pending: AlertState[] = [...held].filter((id) => !open[id]).map((id) => ({ ...alertOf(byId.get(id)!, snap.time), published: false }));
+      show(snap, conds, [...Object.values(open).filter((a) => !gone.has(a.id) || byId.has(a.id)), ...pending]);
+      return { snap, byId, held, gone };
+    };
+
+    const persist = async ({ snap, byId, held, gone }: Awaited<ReturnType<typeof look>>) => {
+      await raiseShared(snap);
+      const stored = await readKnown();
+      const merged = mergeKnown(stored, known);
+      if (JSON.stringify(merged) !== JSON.stringify(stored)) await kv.put("known", JSON.stringify(merged));
+      known = mergeKnown(known, merged); // a look may have learned more meanwhile
+      const { map: cur, rev } = await readAlerts();
+      open = cur;
       // One transition per alert per tick, all in one compare-and-set write;
       // events for transitions already written are published (again) with
       // ids that make repeats no-ops.
-      const want: Record<string, AlertState> = { ...open };
+      const want: Record<string, AlertState> = { ...cur };
       let changed = false;
       for (const id of held) {
         if (want[id]) continue;
-        const c: Condition = byId.get(id)!;
-        want[id] = { v: 1, id, code: c.code, severity: c.severity, subject: c.subject, message: c.message, since: new Date(snap.time).toISOString(), state: "raised", published: false };
+        want[id] = { ...alertOf(byId.get(id)!, snap.time), published: false };
         changed = true;
       }
-      for (const a of Object.values(open)) {
+      for (const a of Object.values(cur)) {
         if (a.state === "raised" && a.published && gone.has(a.id) && !byId.has(a.id)) {
           want[a.id] = { ...a, state: "resolving" };
           changed = true;
         }
       }
       if (changed && !(await writeAlerts(want, rev))) return; // another instance moved first: look again next tick
-      const { map: now, rev: nowRev } = changed ? await readAlerts() : { map: open, rev };
+      const { map: now, rev: nowRev } = changed ? await readAlerts() : { map: cur, rev };
       const after: Record<string, AlertState> = { ...now };
       let settle = false;
       for (const a of Object.values(now)) {
@@ -237,9 +336,9 @@ export const healthMonitor = defineActor({
         }
       }
       if (settle) await writeAlerts(after, nowRev);
-      const current = Object.values(after).map((a) => ({ a }));
+      open = after;
       // repair requests: a server down past the grace period, once per outage
-      for (const { a } of current) {
+      for (const a of Object.values(after)) {
         if (a.code !== "server-down" || a.state !== "raised" || snap.time - Date.parse(a.since) < cfg.repairGraceMs) continue;
         const key = `repair.${a.id.slice("server-down.".length)}.${Date.parse(a.since)}`;
         const created = await kv.create(key, JSON.stringify({ v: 1, server: a.subject, since: a.since })).then(() => true, () => false);
@@ -248,10 +347,9 @@ export const healthMonitor = defineActor({
           ctx.log.warn({ server: a.subject }, "repair requested from the rebalancer");
         }
       }
-      view = viewOf(snap, known, conds, Object.values(after), ctx.id);
-      exportHealth(view, ALERT_CODES);
+      // the next look shows `open`; this one's view may already be newer than
+      // `snap` (looks go on while this runs), so it is not shown again here
       await kv.put("view", JSON.stringify(view)).catch(() => undefined);
-      ctx.setStatus({ healthy: view.healthy, alerts: view.alerts.length });
     };
 
     const loop = async () => {
@@ -264,22 +362,21 @@ export const healthMonitor = defineActor({
         }
         await sleep(Math.max(0, cfg.intervalMs - (Date.now() - t0)), undefined, { signal: ctx.signal }).catch(() => undefined);
       }
+      await persisting;
+    };
+
+    const handlers: Record<(typeof ENDPOINTS)[number]["name"], Handler> = {
+      health: async () => {
+        if (view) return view as unknown as Record<string, unknown>;
+        const e = await kv.get("view");
+        if (e && e.operation === "PUT") return e.json<Record<string, unknown>>();
+        await tick();
+        return view as unknown as Record<string, unknown>;
+      },
     };
 
     return {
-      endpoints: [
-        {
-          name: "health",
-          subject: healthSubject(),
-          handler: async () => {
-            if (view) return view as unknown as Record<string, unknown>;
-            const e = await kv.get("view");
-            if (e && e.operation === "PUT") return e.json<Record<string, unknown>>();
-            await tick();
-            return view as unknown as Record<string, unknown>;
-          },
-        },
-      ],
+      endpoints: ENDPOINTS.map((e) => ({ ...e, handler: handlers[e.name] })),
       loops: [{ name: "health", run: loop }],
       close: async () => {
         hbSub.unsubscribe();

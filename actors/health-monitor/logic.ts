@@ -23,6 +23,12 @@ export interface StreamSeen {
   peers: Array<{ name: string; current: boolean; offline: boolean; lag: number }>;
   /** Stream info could not be read (e.g. no leader). */
   unreadable?: boolean;
+  /**
+   * Replicas the stream is meant to have, when Shoal knows (its shared
+   * state: R3 on a cluster); a stream below it — created at R1 while peers
+   * were missing at first boot — is under-replicated until raised.
+   */
+  intended?: number;
 }
 
 export interface Snapshot {
@@ -70,6 +76,10 @@ export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number
   // stream leader has noticed yet (it marks peers offline only after a while).
   const down = new Set(known.servers.filter((n) => !up.has(n)));
   for (const st of s.streams) {
+    if (st.intended !== undefined && st.replicas < st.intended) {
+      cond("stream-under-replicated", st.name, `stream ${st.name} is R${st.replicas}, meant to be R${st.intended} (created while peers were missing; raised once they are up)`);
+      continue;
+    }
     if (st.replicas <= 1) continue;
     const lost = (p: StreamSeen["peers"][number]) => p.offline || !p.current || down.has(p.name);
     const bad = st.unreadable || st.leader === null || (st.leader !== null && down.has(st.leader)) || st.peers.length < st.replicas - 1 || st.peers.some(lost);
@@ -89,11 +99,12 @@ export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number
 
 /** What a snapshot adds to what has ever been seen (servers that answered, actor kinds that were live). */
 export function learn(known: Known, s: Snapshot): Known {
-  const servers = new Set(known.servers);
-  for (const x of s.servers) servers.add(x.name);
-  const kinds = new Set(known.actorKinds);
-  for (const [k, n] of Object.entries(s.actors)) if (n > 0) kinds.add(k);
-  return { servers: [...servers].sort(), actorKinds: [...kinds].sort() };
+  return mergeKnown(known, { servers: s.servers.map((x) => x.name), actorKinds: Object.entries(s.actors).filter(([, n]) => n > 0).map(([k]) => k) });
+}
+
+/** Everything either has seen. */
+export function mergeKnown(a: Known, b: Known): Known {
+  return { servers: [...new Set([...a.servers, ...b.servers])].sort(), actorKinds: [...new Set([...a.actorKinds, ...b.actorKinds])].sort() };
 }
 
 /**

@@ -9,7 +9,9 @@
  *   instances sharing the consumer). Buckets are found by watching KV
  *   `shoal_buckets`; buckets created later are picked up without a restart.
  * Publishes: one event per change on `shoal.events.<bucket>.<created|deleted>`
- *   into stream `SHOAL_EVENTS`, with `Nats-Msg-Id: <stream>:<seq>`. A message
+ *   into stream `SHOAL_EVENTS`, with `Nats-Msg-Id: <stream>:<incarnation>:<seq>`
+ *   (the incarnation: the bucket stream's creation, src/store/bucket.ts, so a
+ *   bucket deleted and created again never reuses an id). A message
  *   redelivered after a crash (published, not yet acked) is published again
  *   with the same id and dropped by JetStream's duplicate window (1 h), so
  *   each change yields exactly one event. Events are never a second write made
@@ -24,19 +26,26 @@
  *   Progress goes to `status.<id>`. Anti-entropy (src/store/replication.ts
  *   `scrub`) runs every hour per rule and on request:
  *   `shoal.ctl.replicator.scrub` `{"id"}` → the report.
+ *
+ * Lifecycle: every hour (and on request, `shoal.ctl.replicator.lifecycle`
+ *   `{}` → the report), the buckets' lifecycle rules (KV
+ *   `shoal_bucket_settings`) are applied by src/store/lifecycle.ts: expired
+ *   objects are deleted with compare-and-set, old uploads aborted. Every
+ *   instance runs the pass; it is idempotent.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { setTimeout as sleep } from "node:timers/promises";
-import { defineActor, type ActorContext } from "../../src/runtime/index.ts";
-import { backoffDelay } from "../../src/runtime/backoff.ts";
-import { EVENTS_STREAM, KV as KV_NAMES, bucketToken, eventSubject, metaSubjectAll } from "../../src/subjects/index.ts";
+import { defineActor, type ActorContext, type Handler } from "../../src/runtime/index.ts";
+import { keepRunning } from "../../src/runtime/backoff.ts";
+import { EVENTS_STREAM, KV as KV_NAMES, bucketToken, eventSubject, eventsStreamSubject, kvSubjectAll, metaSubjectAll } from "../../src/subjects/index.ts";
 import { storeRef } from "../../src/store/bucket.ts";
 import { openRegistry } from "../../src/store/registry.ts";
 import { sharedStream } from "../../src/runtime/replicas.ts";
-import { publishOnce, type Jet } from "../../src/store/writer.ts";
+import type { Jet, StoreRef } from "../../src/store/types.ts";
+import { consumeUntilGone, publish } from "../../src/jet/index.ts";
 import { applyChange, listRules, openReplication, replDurable, ruleKey, scrub, statusKey, type ReplicationRule, type ReplicationStatus, type ScrubReport } from "../../src/store/replication.ts";
-import { storeInfo } from "../../src/store/bucket.ts";
+import { storeInfo, storeIncarnation } from "../../src/store/bucket.ts";
 import { connectNats } from "../../src/connect.ts";
 import { buildConfig } from "../../src/config.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -45,6 +54,12 @@ import { ShoalError } from "../../src/errors/index.ts";
 import { controlSubject } from "../../src/subjects/index.ts";
 import { parseJsonObject, field, onlyFields } from "../../src/subjects/payload.ts";
 import { eventFor, eventMsgId } from "./logic.ts";
+import { runLifecycle } from "../../src/store/lifecycle.ts";
+import { BucketSettings } from "../../src/store/bucketsettings.ts";
+import { ShoalClient } from "../../src/client/index.ts";
+
+/** How often lifecycle rules are applied. */
+export const LIFECYCLE_INTERVAL_MS = 3_600_000;
 
 export const EVENTS_DURABLE = "shoal-events";
 /** How long a duplicate event id is remembered. */
@@ -56,7 +71,7 @@ export async function ensureEventsStream(ctx: Pick<ActorContext, "jsm">): Promis
   // R3 on a cluster (events must outlive a server), R1 on a single server
   await sharedStream(ctx.jsm, {
     name: EVENTS_STREAM,
-    subjects: ["shoal.events.>"],
+    subjects: [eventsStreamSubject()],
     duplicate_window: EVENTS_DUPLICATE_WINDOW_MS * 1_000_000,
     max_age: EVENTS_MAX_AGE_MS * 1_000_000,
     allow_direct: true,
@@ -85,25 +100,53 @@ async function pumpBucket(ctx: ActorContext, bucket: string, signal: AbortSignal
         await ctx.jsm.consumers.info(store.stream, EVENTS_DURABLE).catch(() => Promise.reject(e));
       });
   }
-  const consumer = await ctx.js.consumers.get(store.stream, EVENTS_DURABLE);
-  const msgs = await consumer.consume({ max_messages: 1 });
+  const incarnation = await consumerIncarnation(ctx, store, EVENTS_DURABLE);
+  // A consumer that turns out not to exist (created through a server that was
+  // cut off from its peers, then healed: seen in test/cluster/model.test.ts;
+  // or removed by hand) ends the pump instead of being waited on forever;
+  // the supervisor creates it again. Pulls of 10 s (idle heartbeats every
+  // 5 s): a consumer that vanishes without a word is noticed after two missed
+  // heartbeats, ~10 s, not the ~30 s of the client's default 30 s pulls (one
+  // small pull per idle bucket every 10 s is the cost).
+  const { msgs, gone } = await consumeUntilGone(ctx.js, store.stream, EVENTS_DURABLE, { max_messages: 1, expires: PUMP_PULL_MS });
   const stop = () => void msgs.close().catch(() => undefined);
   signal.addEventListener("abort", stop, { once: true });
   try {
     for await (const m of msgs) {
       if (signal.aborted) break;
-      await publishEvent(ctx, store.stream, bucketToken(bucket), m, signal);
+      await publishEvent(ctx, store.stream, incarnation, bucketToken(bucket), m, signal);
     }
+    if (gone() && !signal.aborted) throw new ShoalError("ServiceUnavailable", `the events consumer of ${store.stream} is gone (removed, or its bucket deleted or re-created)`);
   } finally {
     signal.removeEventListener("abort", stop);
     stop();
   }
 }
 
-async function publishEvent(ctx: ActorContext, stream: string, token: string, m: JsMsg, signal: AbortSignal): Promise<void> {
-  const ev = eventFor(stream, m.subject, m.seq, Math.floor(m.info.timestampNanos / 1e6), m.data, token);
+/** A pump that ran this long before failing starts its backoff over. */
+export const PUMP_HEALTHY_MS = 30_000;
+
+/** How long each pull of the replicator's pumps waits (its idle heartbeat is half of it). */
+export const PUMP_PULL_MS = 10_000;
+
+/**
+ * The incarnation of the stream a durable consumer belongs to: the stream's,
+ * read before and after the consumer's, so that a stream replaced in between
+ * (deleted and created again, which deletes the consumer with it) is caught
+ * and the pump starts over on the new one.
+ */
+async function consumerIncarnation(ctx: ActorContext, store: StoreRef, durable: string): Promise<string> {
+  const before = (await storeIncarnation(ctx.jsm, store)).incarnation;
+  await ctx.jsm.consumers.info(store.stream, durable);
+  const after = (await storeIncarnation(ctx.jsm, store)).incarnation;
+  if (before !== after) throw new ShoalError("ServiceUnavailable", `stream ${store.stream} was replaced while its consumer was opened`);
+  return after;
+}
+
+async function publishEvent(ctx: ActorContext, stream: string, incarnation: string, token: string, m: JsMsg, signal: AbortSignal): Promise<void> {
+  const ev = eventFor(stream, incarnation, m.subject, m.seq, Math.floor(m.info.timestampNanos / 1e6), m.data, token);
   if (ev) {
-    await publishOnce(ctx.js, eventSubject(ev.event.bucket, ev.kind), JSON.stringify(ev.event), eventMsgId(stream, m.seq), { attemptMs: 2000, deadlineMs: 30_000, signal });
+    await publish(ctx.js, eventSubject(ev.event.bucket, ev.kind), JSON.stringify(ev.event), { msgId: eventMsgId(stream, incarnation, m.seq), attemptMs: 2000, deadlineMs: 30_000, signal });
   }
   // Acked only after the event is stored: a crash in between redelivers the
   // message, and the same Nats-Msg-Id makes the second publish a no-op.
@@ -153,7 +196,8 @@ async function pumpRule(ctx: ActorContext, kv: KV, rule: ReplicationRule, signal
         })
         .catch(async (e: unknown) => void (await ctx.jsm.consumers.info(src.stream, durable).catch(() => Promise.reject(e))));
     }
-    const msgs = await (await ctx.js.consumers.get(src.stream, durable)).consume({ max_messages: 1 });
+    const incarnation = await consumerIncarnation(ctx, src, durable);
+    const { msgs, gone } = await consumeUntilGone(ctx.js, src.stream, durable, { max_messages: 1, expires: PUMP_PULL_MS });
     const stop = () => void msgs.close().catch(() => undefined);
     signal.addEventListener("abort", stop, { once: true });
     try {
@@ -161,7 +205,7 @@ async function pumpRule(ctx: ActorContext, kv: KV, rule: ReplicationRule, signal
         if (signal.aborted) break;
         const working = setInterval(() => m.working(), 2000); // long copies keep the message
         try {
-          const d = await applyChange({ jsm: ctx.jsm, store: src }, dst, m, signal);
+          const d = await applyChange({ jsm: ctx.jsm, store: src, incarnation }, dst, m, signal);
           if (d === "skip") status.skipped++;
           else status.applied++;
         } finally {
@@ -173,6 +217,7 @@ async function pumpRule(ctx: ActorContext, kv: KV, rule: ReplicationRule, signal
         status.lastError = null;
         await save();
       }
+      if (gone() && !signal.aborted) throw new ShoalError("ServiceUnavailable", `the replication consumer of ${src.stream} is gone (source bucket deleted or re-created)`);
     } finally {
       signal.removeEventListener("abort", stop);
       stop();
@@ -195,14 +240,17 @@ export async function scrubRule(ctx: ActorContext, rule: ReplicationRule, signal
   }
 }
 
+/** The control commands every instance hears; the contract's `serves` and the registered controls are both built from it. */
+const CONTROLS = { scrub: controlSubject("replicator", "scrub"), lifecycle: controlSubject("replicator", "lifecycle") } as const;
+
 export const replicator = defineActor({
   kind: "replicator",
   description: "Shoal object-change events (and, later, bucket replication)",
   contract: {
-    consumes: [`$O.<bucket>.M.> (durable consumer ${EVENTS_DURABLE} per bucket)`, `$KV.${KV_NAMES.buckets}.> (watch: buckets come and go)`],
-    publishes: ["shoal.events.<bucket>.<created|deleted> (stream SHOAL_EVENTS)", "replicated objects into target buckets (this or another cluster)"],
-    serves: [controlSubject("replicator", "scrub")],
-    kv: [KV_NAMES.buckets, KV_NAMES.replication],
+    consumes: [`${metaSubjectAll("*")} (durable consumer ${EVENTS_DURABLE} per bucket)`, `${kvSubjectAll(KV_NAMES.buckets)} (watch: buckets come and go)`],
+    publishes: [`${eventSubject()} (<bucket>.<created|deleted>, stream ${EVENTS_STREAM})`, "replicated objects into target buckets (this or another cluster)"],
+    serves: Object.values(CONTROLS),
+    kv: [KV_NAMES.buckets, KV_NAMES.replication, KV_NAMES.bucketSettings],
   },
   start: async (ctx: ActorContext) => {
     await ensureEventsStream(ctx);
@@ -210,20 +258,13 @@ export const replicator = defineActor({
     const pumps = new Map<string, AbortController>();
 
     /** Keeps one bucket's pump running (restarting it with backoff) until its controller aborts. */
-    const supervise = async (bucket: string, ac: AbortController) => {
-      for (let failures = 0; !ac.signal.aborted; ) {
-        try {
-          await pumpBucket(ctx, bucket, ac.signal);
-          failures = 0;
-        } catch (e) {
-          if (ac.signal.aborted) break;
-          failures++;
-          const delay = backoffDelay(failures, { baseMs: 200, maxMs: 5000, jitter: 0.5 });
-          ctx.log.warn({ err: e, bucket, failures, retryInMs: delay }, "event pump failed; restarting");
-          await sleep(delay, undefined, { signal: ac.signal }).catch(() => undefined);
-        }
-      }
-    };
+    const supervise = (bucket: string, ac: AbortController) =>
+      keepRunning(() => pumpBucket(ctx, bucket, ac.signal), {
+        signal: ac.signal,
+        backoff: { baseMs: 200, maxMs: 5000, jitter: 0.5 },
+        healthyMs: PUMP_HEALTHY_MS,
+        failed: (e, failures, retryInMs) => ctx.log.warn({ err: e, bucket, failures, retryInMs }, "event pump failed; restarting"),
+      });
     const start = (bucket: string) => {
       if (pumps.has(bucket) || ctx.signal.aborted) return;
       const ac = new AbortController();
@@ -254,20 +295,13 @@ export const replicator = defineActor({
     // --- replication rules -------------------------------------------------------
     const rulesKv: KV = await openReplication(ctx.js, ctx.jsm);
     const rulePumps = new Map<string, AbortController>();
-    const superviseRule = async (rule: ReplicationRule, ac: AbortController) => {
-      for (let failures = 0; !ac.signal.aborted; ) {
-        try {
-          await pumpRule(ctx, rulesKv, rule, ac.signal);
-          failures = 0;
-        } catch (e) {
-          if (ac.signal.aborted) break;
-          failures++;
-          const delay = backoffDelay(failures, { baseMs: 200, maxMs: 10_000, jitter: 0.5 });
-          ctx.log.warn({ err: e, rule: rule.id, failures, retryInMs: delay }, "replication pump failed; restarting");
-          await sleep(delay, undefined, { signal: ac.signal }).catch(() => undefined);
-        }
-      }
-    };
+    const superviseRule = (rule: ReplicationRule, ac: AbortController) =>
+      keepRunning(() => pumpRule(ctx, rulesKv, rule, ac.signal), {
+        signal: ac.signal,
+        backoff: { baseMs: 200, maxMs: 10_000, jitter: 0.5 },
+        healthyMs: PUMP_HEALTHY_MS,
+        failed: (e, failures, retryInMs) => ctx.log.warn({ err: e, rule: rule.id, failures, retryInMs }, "replication pump failed; restarting"),
+      });
     const watchRules = async () => {
       const w = await rulesKv.watch({ key: "rule.*" });
       const stop = () => w.stop();
@@ -310,13 +344,34 @@ export const replicator = defineActor({
       return { v: 1, id, ...(await scrubRule(ctx, e.json<ReplicationRule>(), ctx.signal)) };
     };
 
+    // --- lifecycle ----------------------------------------------------------------
+    const settings = new BucketSettings(ctx.nc);
+    const lifecyclePass = () => runLifecycle({ client: new ShoalClient(ctx.nc, { direct: false }), jet: { nc: ctx.nc, js: ctx.js, jsm: ctx.jsm }, settings, now: new Date(), log: ctx.log, signal: ctx.signal });
+    const lifecycleLoop = async () => {
+      while (!ctx.signal.aborted) {
+        await sleep(LIFECYCLE_INTERVAL_MS * (0.8 + 0.4 * Math.random()), undefined, { signal: ctx.signal }).catch(() => undefined);
+        if (ctx.signal.aborted) break;
+        try {
+          const r = await lifecyclePass();
+          if (r.expired + r.aborted > 0) ctx.log.info(r, "lifecycle rules applied");
+        } catch (e) {
+          ctx.log.warn({ err: e }, "lifecycle pass failed; the next one retries");
+        }
+      }
+    };
+    const lifecycleControl = async (req: { data: Uint8Array }) => {
+      onlyFields(parseJsonObject(req.data.length ? req.data : new TextEncoder().encode("{}")), ["v"]);
+      return { v: 1, ...(await lifecyclePass()) };
+    };
+
     return {
       loops: [
         { name: "buckets", run: watchBuckets },
         { name: "rules", run: watchRules },
         { name: "scrub", run: scrubLoop },
+        { name: "lifecycle", run: lifecycleLoop },
       ],
-      controls: [{ subject: controlSubject("replicator", "scrub"), handler: scrubControl }],
+      controls: Object.entries({ scrub: scrubControl, lifecycle: lifecycleControl } satisfies Record<keyof typeof CONTROLS, Handler>).map(([k, handler]) => ({ subject: CONTROLS[k as keyof typeof CONTROLS], handler })),
       close: () => {
         for (const b of [...pumps.keys()]) stopPump(b);
         for (const ac of rulePumps.values()) ac.abort();

@@ -3,12 +3,18 @@
  * the ids that make publishing it exactly-once. No I/O; unit-tested.
  */
 import { bucketFromToken, keyFromMetaSubject } from "../../src/subjects/index.ts";
-import { decodeStoredMeta, toObjectInfo } from "../../src/store/format.ts";
+import { decodeStoredMeta, header, H_DELETES_VERSION, H_VERSION_ID, isVersionMarker, toObjectInfo } from "../../src/store/format.ts";
 import type { EventKind, ObjectEvent } from "../../src/subjects/events.ts";
 
-/** Nats-Msg-Id of the event for a commit: the same commit always yields the same id. */
-export function eventMsgId(stream: string, seq: number): string {
-  return `${stream}:${seq}`;
+/**
+ * Nats-Msg-Id of the event for a commit: the same commit always yields the
+ * same id, and no other commit does — the stream's incarnation is part of it,
+ * because a bucket deleted and created again restarts its sequences at 1
+ * (an id of the sequence alone made the new bucket's first events look like
+ * duplicates of the old one's and JetStream dropped them).
+ */
+export function eventMsgId(stream: string, incarnation: string, seq: number): string {
+  return `${stream}:${incarnation}:${seq}`;
 }
 
 export const sequencer = (seq: number) => seq.toString(16).toUpperCase().padStart(16, "0");
@@ -17,7 +23,7 @@ export const sequencer = (seq: number) => seq.toString(16).toUpperCase().padStar
  * The event a metadata message stands for, or undefined for a message that
  * is not Shoal/ADR-20 metadata (it is skipped, not an error).
  */
-export function eventFor(stream: string, subject: string, seq: number, timeMs: number, data: Uint8Array, bucketToken: string): { kind: EventKind; event: ObjectEvent } | undefined {
+export function eventFor(stream: string, incarnation: string, subject: string, seq: number, timeMs: number, data: Uint8Array, bucketToken: string): { kind: EventKind; event: ObjectEvent } | undefined {
   let key: string;
   let meta;
   try {
@@ -33,8 +39,13 @@ export function eventFor(stream: string, subject: string, seq: number, timeMs: n
     key,
     sequencer: sequencer(seq),
     revision: seq,
-    source: { stream, seq },
+    source: { stream, incarnation, seq },
   };
+  // versioned buckets: the version a change made or removed
+  const removed = header(meta, H_DELETES_VERSION);
+  if (removed !== undefined) return { kind: "deleted", event: { ...base, eventName: "s3:ObjectRemoved:Delete", size: 0, versionId: removed } };
+  const versionId = header(meta, H_VERSION_ID);
+  if (isVersionMarker(meta)) return { kind: "deleted", event: { ...base, eventName: "s3:ObjectRemoved:DeleteMarkerCreated", size: 0, ...(versionId !== undefined ? { versionId } : {}) } };
   if (meta.deleted) return { kind: "deleted", event: { ...base, eventName: "s3:ObjectRemoved:Delete", size: 0 } };
   let info;
   try {
@@ -44,6 +55,6 @@ export function eventFor(stream: string, subject: string, seq: number, timeMs: n
   }
   return {
     kind: "created",
-    event: { ...base, eventName: "s3:ObjectCreated:Put", size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType },
+    event: { ...base, eventName: "s3:ObjectCreated:Put", size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType, ...(versionId !== undefined ? { versionId } : {}) },
   };
 }

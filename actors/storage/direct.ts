@@ -13,8 +13,16 @@
  * `idleMs / 3`, then either `Shoal-Commit: 1` with
  * `{"v":1,"size","md5","sha256"}` as a request (the reply is the object's
  * info — the part's, for a part — or a typed error) or `Shoal-Abort:
- * <code>`. A writer that goes quiet for `idleMs`, or aborts, has its chunks
- * removed; so does a claim that the stream contradicts (InvalidDirectUpload).
+ * <code>`. A writer that aborts has its chunks removed; so does a claim that
+ * the stream contradicts (InvalidDirectUpload).
+ *
+ * Liveness does not depend on link speed: the keepalives travel on the
+ * writer's own connection, behind up to a window of chunks, so on a slow
+ * link they arrive late. Every `idleMs / 2` the actor counts the session's
+ * chunks in the stream (stream info filtered on the chunk subject: no
+ * bodies move); chunks that landed since the last look are progress, as a
+ * keepalive is. Only a writer that showed neither for `idleMs` is gone (it
+ * is found within 1.5 × idleMs): its chunks are removed.
  */
 import { nuid, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { ShoalError, toShoalError } from "../../src/errors/index.ts";
@@ -22,7 +30,8 @@ import { chunkSubject, transferSubject } from "../../src/subjects/index.ts";
 import { H } from "../../src/subjects/headers.ts";
 import { H_ABORT } from "../../src/transfer/index.ts";
 import { parseJsonObject } from "../../src/subjects/payload.ts";
-import { defaultChunkSize, removeChunks, type Jet, type StoreRef } from "../../src/store/writer.ts";
+import { defaultChunkSize, removeChunks } from "../../src/store/writer.ts";
+import type { Jet, StoreRef } from "../../src/store/types.ts";
 import type { ClaimedChunks } from "../../src/store/claim.ts";
 import { respondError } from "../../src/runtime/index.ts";
 import { decodeClaim } from "./logic.ts";
@@ -45,7 +54,7 @@ export function openDirectUpload<T>(
   jet: Jet,
   bucket: string,
   store: StoreRef,
-  opts: { idleMs: number; signal: AbortSignal },
+  opts: { idleMs: number; signal: AbortSignal; ttlMs?: number },
   commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>,
   reply: (commitMsg: Msg, result: T) => void,
   onEnd: (outcome: string) => void,
@@ -60,26 +69,66 @@ export function openDirectUpload<T>(
     if (ended) return;
     ended = true;
     clearTimeout(timer);
-    sub.unsubscribe();
+    void sub.drain().catch(() => undefined); // drain: what reached the session before the server saw the unsubscribe is still answered
     opts.signal.removeEventListener("abort", onStop);
     if (removeChunksToo) await removeChunks(jet.jsm, store, id).catch(() => undefined);
     onEnd(outcome);
   };
-  const arm = () => {
+  const chunkSubj = chunkSubject(store.name, id);
+  /** When the writer last showed it is alive: a keepalive, or (at the latest, by the look before) a chunk landing. */
+  let lastSign = Date.now();
+  let lastLook = Date.now();
+  /** Chunks of this session seen in the stream at the last look. */
+  let landed = 0;
+  /** Looks in a row that could not count (JetStream not answering). */
+  let blind = 0;
+  const look = async () => {
+    const now = Date.now();
+    try {
+      const si = await jet.jsm.streams.info(store.stream, { subjects_filter: chunkSubj });
+      blind = 0;
+      const n = si.state.subjects?.[chunkSubj] ?? 0;
+      // chunks landed since the last look: the writer was alive after it
+      if (n > landed) lastSign = Math.max(lastSign, lastLook);
+      landed = Math.max(landed, n);
+    } catch {
+      // cannot tell: give the writer the benefit of the doubt, twice
+      if (++blind <= 2) lastSign = Math.max(lastSign, lastLook);
+    }
+    lastLook = now;
+    if (ended) return;
+    if (Date.now() - lastSign >= opts.idleMs) void end("Timeout", true);
+    else tick();
+  };
+  const tick = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => void end("Timeout", true), opts.idleMs);
+    timer = setTimeout(() => void look(), Math.max(50, Math.floor(opts.idleMs / 2)));
+  };
+  const arm = () => {
+    lastSign = Date.now();
   };
   const onStop = () => void end("ShuttingDown", true);
   opts.signal.addEventListener("abort", onStop, { once: true });
 
   const onMessage = async (m: Msg) => {
-    if (ended) return;
+    if (ended) {
+      // arrived while the session was ending (before the unsubscribe took effect): answered, not dropped
+      if (m.reply) respondError(m, new ShoalError("InvalidRequest", "the direct-upload session has ended"));
+      return;
+    }
     const abort = m.headers?.get(H_ABORT);
-    if (abort) return end(abort, true);
-    if (m.headers?.get(H.commit) !== "1") return arm(); // a keepalive (or anything else: still alive)
+    if (abort) {
+      if (m.reply) m.respond(JSON.stringify({ v: 1, aborted: true }));
+      return end(abort.slice(0, 64), true);
+    }
+    if (m.headers?.get(H.commit) !== "1") {
+      // a keepalive (or anything else: still alive); only a commit is a request, but no request goes unanswered
+      if (m.reply) respondError(m, new ShoalError("InvalidRequest", `only a commit (${H.commit}: 1) is a request on a direct-upload session; keepalives are published`));
+      return arm();
+    }
     clearTimeout(timer);
     ended = true;
-    sub.unsubscribe();
+    void sub.drain().catch(() => undefined); // drain: what reached the session before the server saw the unsubscribe is still answered
     opts.signal.removeEventListener("abort", onStop);
     try {
       const c = decodeClaim(parseJsonObject(m.data));
@@ -92,10 +141,10 @@ export function openDirectUpload<T>(
       onEnd(err.code);
     }
   };
-  arm();
+  tick();
   if (opts.signal.aborted) {
     void end("ShuttingDown", false);
     throw new ShoalError("ShuttingDown");
   }
-  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubject(store.name, id), chunkSize, idleMs: opts.idleMs };
+  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}) };
 }

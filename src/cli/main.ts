@@ -8,6 +8,7 @@ import { ShoalError, toShoalError } from "../errors/index.ts";
 import { loadConfig, type ConfigInput, type ShoalConfig } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { ensureNatsServer } from "../engine/binary.ts";
+import { MIN_VERSION, formatVersion } from "../engine/version.ts";
 import { parseFlags } from "./args.ts";
 import { runDev } from "./dev-command.ts";
 import { runStart } from "./start-command.ts";
@@ -15,6 +16,7 @@ import { runObjectCommand } from "./objects.ts";
 import { runEvents } from "./events-command.ts";
 import { runReplicate } from "./replicate-command.ts";
 import { runStatus } from "./status-command.ts";
+import { runRebalance, runServer } from "./rebalance-command.ts";
 import type { ActorRegistry } from "./actors.ts";
 
 export interface CliDeps {
@@ -30,10 +32,11 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3 } as const;
 const HELP = `shoal — a distributed S3-style object store on NATS JetStream
 
 Usage:
-  shoal dev [--data DIR] [--nats-port N] [--s3-port N] [--servers N]
+  shoal dev [--data DIR] [--nats-port N] [--s3-port N] [--console-port N] [--servers N]
                                                          run everything locally (npm start)
-  shoal start --actors LIST [--gateway] [--nats URL] [--metrics-port N]
-                                                         run actors (and an S3 gateway) against a cluster;
+  shoal start --actors LIST [--gateway] [--nats URL] [--metrics-port N] [--console-port N] [--public-url URL]
+                                                         run actors (and an S3 gateway with its web console,
+                                                         default port 9001) against a cluster;
                                                          /metrics, /healthz, /readyz on the gateway or port N
   shoal mb <bucket> [--replicas 1|3|5]                   make a bucket
   shoal rb <bucket> [--force]                            remove a bucket (--force: with its objects)
@@ -48,7 +51,10 @@ Usage:
   shoal replicate add <src> <dst> [--target-nats URL --target-user U --target-pass P]
   shoal replicate ls | rm <id> | status | scrub <id>      bucket replication rules
   shoal status [--json]                                  cluster health (exit 1 when unhealthy)
-  shoal setup                                            find or install nats-server (>= 2.9)
+  shoal server ls | drain <name> [--wait] | undrain <name> | remove <name>
+                                                         servers: state, bytes, replicas, leaders, safe to stop
+  shoal rebalance plan | run | status                    replica moves: dry run, start now, progress
+  shoal setup                                            find or install nats-server (>= 2.14.0)
   shoal version
   shoal help
 
@@ -75,6 +81,13 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   const stdout = deps.stdout ?? process.stdout;
   const stderr = deps.stderr ?? process.stderr;
   const [command = "help", ...rest] = argv;
+  // `shoal <command> --help` (or -h) prints the help and starts nothing: every
+  // command takes the flag (COMMON_OPTIONS), so none may act on it.
+  const beforeDashDash = rest.indexOf("--") === -1 ? rest : rest.slice(0, rest.indexOf("--"));
+  if (beforeDashDash.includes("--help") || beforeDashDash.includes("-h")) {
+    stdout.write(HELP);
+    return EXIT.ok;
+  }
   try {
     switch (command) {
       case "dev":
@@ -96,10 +109,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         return await runReplicate(rest, stdout);
       case "status":
         return await runStatus(rest, stdout);
+      case "server":
+        return await runServer(rest, stdout);
+      case "rebalance":
+        return await runRebalance(rest, stdout);
       case "setup": {
         const { values } = parseFlags(rest, {});
         const b = ensureNatsServer({ install: true, log: (l) => stderr.write(`${l}\n`) });
-        stdout.write(values.json ? `${JSON.stringify(b)}\n` : `nats-server ${b.version} at ${b.path}\n`);
+        stdout.write(values.json ? `${JSON.stringify({ ...b, minimum: formatVersion(MIN_VERSION) })}\n` : `nats-server ${b.version} at ${b.path} (${b.source === "installed" ? "installed now" : `found via ${b.source}`}; Shoal needs >= ${formatVersion(MIN_VERSION)})\n`);
         return EXIT.ok;
       }
       case "version":
@@ -119,7 +136,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     if (err.code === "InternalError") createLogger({ name: "shoal-cli" }).error({ err: e }, "command failed");
     stderr.write(`shoal ${command}: ${err.code === "InternalError" ? err.message : e instanceof ShoalError ? e.message : err.message}\n`);
     if (err.code === "InvalidArgument" || err.code === "InvalidConfig") return EXIT.usage;
-    if (err.code === "NoSuchBucket" || err.code === "NoSuchKey" || err.code === "NoSuchUpload") return EXIT.notFound;
+    if (err.code === "NoSuchBucket" || err.code === "NoSuchKey" || err.code === "NoSuchUpload" || err.code === "NoSuchServer") return EXIT.notFound;
     return EXIT.failure;
   }
 }

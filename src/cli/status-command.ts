@@ -8,6 +8,9 @@ import { connectNats } from "../connect.ts";
 import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
 import { healthSubject } from "../subjects/index.ts";
 import { parseFlags } from "./args.ts";
+import { MIN_VERSION, formatVersion, parseVersion, versionAtLeast } from "../engine/version.ts";
+import { RebalanceApi, type RebalanceStatus } from "../client/rebalance.ts";
+import { rebalanceLine } from "./rebalance-command.ts";
 import { commonFlagsLayer, configFor, EXIT } from "./main.ts";
 
 interface View {
@@ -27,12 +30,25 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), ...rows.map(line)].join("\n");
 }
 
-export function renderStatus(v: View): string {
+/** The engine as `shoal status` reports it: the version of the server it is connected to, and the minimum. */
+export interface EngineLine {
+  version: string;
+  minimum: string;
+}
+
+const versionCell = (ver: string | undefined) => {
+  if (!ver) return "-";
+  const p = parseVersion(ver);
+  return p && !versionAtLeast(p, MIN_VERSION) ? `${ver} (TOO OLD)` : ver;
+};
+
+export function renderStatus(v: View, engine?: EngineLine): string {
   const mib = (n?: number) => (n === undefined ? "-" : `${(n / 1024 / 1024).toFixed(0)} MiB`);
   const out = [
     `Shoal is ${v.healthy ? "healthy" : "NOT healthy"} (as of ${v.time}${v.metaLeader !== undefined ? `; JetStream meta leader: ${v.metaLeader ?? "none"}` : ""})`,
+    ...(engine ? [`Engine: nats-server ${engine.version} (Shoal needs >= ${engine.minimum})`] : []),
     "",
-    table(["SERVER", "STATE", "VERSION", "STORAGE", "LIMIT"], v.servers.map((s) => [s.name, s.up ? "up" : "DOWN", s.version ?? "-", mib(s.storage), s.maxStorage ? mib(s.maxStorage) : "-"])),
+    table(["SERVER", "STATE", "VERSION", "STORAGE", "LIMIT"], v.servers.map((s) => [s.name, s.up ? "up" : "DOWN", versionCell(s.version), mib(s.storage), s.maxStorage ? mib(s.maxStorage) : "-"])),
     "",
     v.underReplicated.length
       ? table(["STREAM UNDER-REPLICATED", "CURRENT", "LEADER", "BEHIND OR OFFLINE"], v.streams.filter((s) => !s.healthy).map((s) => {
@@ -59,12 +75,15 @@ export async function runStatus(args: string[], stdout: NodeJS.WritableStream): 
       m = await nc.request(healthSubject(), "", { timeout: 5000 });
     } catch (e) {
       const err = toShoalError(e);
-      throw new ShoalError(err.code === "ServiceUnavailable" || err.code === "Timeout" ? "ServiceUnavailable" : err.code, "no health-monitor answered shoal.v1.health (is one running?)", { cause: e });
+      throw new ShoalError(err.code === "ServiceUnavailable" || err.code === "Timeout" ? "ServiceUnavailable" : err.code, `no health-monitor answered ${healthSubject()} (is one running?)`, { cause: e });
     }
     const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
     if (err) throw err;
     const v = m.json<View>();
-    stdout.write(values.json ? `${JSON.stringify(v)}\n` : `${renderStatus(v)}\n`);
+    const engine: EngineLine = { version: nc.info?.version ?? "unknown", minimum: formatVersion(MIN_VERSION) };
+    // an ongoing rebalance, when a rebalancer answers (it is optional)
+    const rebalance: RebalanceStatus | undefined = await new RebalanceApi(nc, 2000).status().catch(() => undefined);
+    stdout.write(values.json ? `${JSON.stringify({ ...v, engine, ...(rebalance ? { rebalance } : {}) })}\n` : `${renderStatus(v, engine)}\n${rebalance ? `\n${rebalanceLine(rebalance)}\n` : ""}`);
     return v.healthy ? EXIT.ok : EXIT.failure;
   } finally {
     await nc.close();

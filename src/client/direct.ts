@@ -20,18 +20,18 @@
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { ShoalError, errorFromWire, toShoalError } from "../errors/index.ts";
+import { JS_CODE, isJsApiError, isNoResponders, isPermissionViolation } from "../errors/nats.ts";
 import { H } from "../subjects/headers.ts";
 import { H_ABORT } from "../transfer/index.ts";
 import { HEADER_ROOM } from "../transfer/rechunk.ts";
 import { DEFAULT_WINDOW } from "../transfer/index.ts";
-import { writeChunks, type Jet } from "../store/writer.ts";
+import { DEFAULT_PUBLISH_TIMING, writeChunks, type Jet, type PublishTiming } from "../store/writer.ts";
 import { readObject } from "../store/reader.ts";
 import { decodeRuns, type ObjectInfo } from "../store/format.ts";
 import type { DirectOffer, DirectRead } from "../subjects/direct.ts";
 
 export type { DirectOffer, DirectRead };
 
-const EXPECTED_STREAM_MISMATCH = 10060;
 /**
  * Bytes all direct uploads of one client may have published and not yet
  * acknowledged: each upload's window is this shared by the uploads running,
@@ -45,6 +45,22 @@ const MIN_WINDOW = 2 * 1024 * 1024;
 export function directWindow(running: number): number {
   return Math.max(MIN_WINDOW, Math.min(DEFAULT_WINDOW, Math.floor(DIRECT_BUDGET / Math.max(1, running))));
 }
+/**
+ * The slowest writer → server link a full window is timed for. The chunks
+ * of a window are published back to back, so the last one's ack comes only
+ * after the whole window crossed the link: an attempt timeout shorter than
+ * that would re-send chunks that are merely queued, adding to the queue. A
+ * slower link works with a smaller `windowBytes`. (The session's liveness
+ * does not depend on the link: actors/storage/direct.ts.)
+ */
+export const SLOWEST_LINK_BYTES_PER_SEC = 512 * 1024;
+
+/** Publish timing of a direct upload with this window: attempts long enough for the window to cross the slowest link. */
+export function directTiming(windowBytes: number, signal?: AbortSignal): PublishTiming {
+  const attemptMs = Math.max(DEFAULT_PUBLISH_TIMING.attemptMs, Math.ceil((windowBytes * 1000) / SLOWEST_LINK_BYTES_PER_SEC));
+  return { attemptMs, deadlineMs: Math.max(DEFAULT_PUBLISH_TIMING.deadlineMs, 4 * attemptMs), ...(signal ? { signal } : {}) };
+}
+
 /** How long a store found unreachable is not tried directly again. */
 const NEGATIVE_TTL_MS = 60_000;
 
@@ -87,7 +103,7 @@ export class DirectPath {
     try {
       await js.publish(o.chunkSubject, new Uint8Array(0), { expect: { streamName: `${o.stream}-probe` }, timeout: 2000 });
     } catch (e) {
-      ok = (e as { api_error?: { err_code?: number } })?.api_error?.err_code === EXPECTED_STREAM_MISMATCH || /expected stream does not match/i.test(String((e as Error)?.message));
+      ok = isJsApiError(e, JS_CODE.StreamMismatch);
     }
     this.mark(bucket, ok);
     return ok;
@@ -106,21 +122,26 @@ export class DirectPath {
     const jet = await this.handles();
     const keepalive = natsHeaders();
     keepalive.set("Shoal-Keepalive", "1");
-    const ticker = setInterval(() => this.nc.publish(o.subject, "", { headers: keepalive }), Math.max(100, Math.floor(o.idleMs / 3)));
+    const ticker = setInterval(() => this.tell(o.subject, keepalive), Math.max(100, Math.floor(o.idleMs / 3)));
     this.running++;
     try {
       let w;
+      const windowBytes = opts.windowBytes ?? directWindow(this.running);
       try {
         w = await writeChunks(jet, { name: o.store, stream: o.stream }, source, {
           id: o.nuid,
           chunkSize: o.chunkSize,
-          windowBytes: opts.windowBytes ?? directWindow(this.running),
+          windowBytes,
+          timing: directTiming(windowBytes, opts.signal),
           ...(opts.signal ? { signal: opts.signal } : {}),
+          // multipart parts: the TTL the actor asked for (abandoned uploads' bytes vanish)
+          ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
         });
       } catch (e) {
         // writeChunks removed what it wrote; the actor forgets the session.
-        this.abort(o, toShoalError(e).code);
-        throw e;
+        const err = toShoalError(e);
+        this.abort(o, err.code);
+        throw err;
       }
       const h = natsHeaders();
       h.set(H.commit, "1");
@@ -142,7 +163,22 @@ export class DirectPath {
   private abort(o: DirectOffer, code: string): void {
     const h = natsHeaders();
     h.set(H_ABORT, code);
-    this.nc.publish(o.subject, "", { headers: h });
+    this.tell(o.subject, h);
+  }
+
+  /**
+   * Best-effort word to the actor's session (a keepalive, an abort). Publish
+   * throws synchronously on a closed or draining connection; from a timer that
+   * would be an uncaught exception that ends the process, and on an error path
+   * it would hide the real error. The actor needs neither: its idle timeout
+   * ends a session that hears nothing.
+   */
+  private tell(subject: string, h: ReturnType<typeof natsHeaders>): void {
+    try {
+      this.nc.publish(subject, "", { headers: h });
+    } catch {
+      // connection closed: the session ends by the actor's idle timeout
+    }
   }
 
   /**
@@ -171,8 +207,7 @@ export class DirectPath {
     try {
       first = await it.next();
     } catch (e) {
-      const name = (e as Error)?.name;
-      if (name === "PermissionViolationError" || name === "NoRespondersError" || /permissions violation|no responders/i.test(String((e as Error)?.message))) {
+      if (isPermissionViolation(e) || isNoResponders(e)) {
         this.mark(bucket, false);
         return undefined;
       }
@@ -197,5 +232,7 @@ export function parseOffer(o: Record<string, unknown>): DirectOffer {
     if (typeof o[k] !== "number") throw new ShoalError("InternalError", `the direct-upload offer lacks ${k}`);
     return o[k] as number;
   };
-  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs") };
+  const ttlMs = o["ttlMs"];
+  if (ttlMs !== undefined && (typeof ttlMs !== "number" || !(ttlMs >= 1000))) throw new ShoalError("InternalError", "the direct-upload offer has a malformed ttlMs");
+  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(ttlMs !== undefined ? { ttlMs } : {}) };
 }

@@ -14,7 +14,7 @@ import type { AccountAuth } from "./config.ts";
 import { NatsServer, type NatsServerOptions } from "./server.ts";
 import type { NatsServerBinary } from "./binary.ts";
 import { rmSync } from "node:fs";
-import { freePort } from "./ports.ts";
+import { freePort, holdDeadPort, type HeldPort } from "./ports.ts";
 
 export interface ClusterOptions {
   size: number;
@@ -42,10 +42,12 @@ export class NatsCluster {
   readonly servers: NatsServer[];
   readonly name: string;
   private readonly opts: ClusterOptions;
+  private readonly held: HeldPort[];
 
-  private constructor(opts: ClusterOptions, servers: NatsServer[]) {
+  private constructor(opts: ClusterOptions, servers: NatsServer[], held: HeldPort[] = []) {
     this.opts = opts;
     this.servers = servers;
+    this.held = held;
     this.name = opts.clusterName ?? "shoal";
   }
 
@@ -81,9 +83,21 @@ export class NatsCluster {
     // Behind proxies, a server must not be reachable around them: peers learn
     // each other's route URL by gossip and would open "implicit" routes to it
     // directly. Advertise a reserved, closed port instead, so only the
-    // configured (proxied) routes ever connect.
+    // configured (proxied) routes ever connect. The advertised ports are held
+    // by this process for the cluster's life (connections to them are closed
+    // at once): a port only reserved and closed could be handed to another
+    // process's server, and peers would then flood it with route attempts.
+    const held: HeldPort[] = [];
     const advertise: (string | undefined)[] = [];
-    for (let i = 0; i < opts.size; i++) advertise.push(opts.routeVia ? `127.0.0.1:${await freePort()}` : undefined);
+    for (let i = 0; i < opts.size; i++) {
+      if (!opts.routeVia) {
+        advertise.push(undefined);
+        continue;
+      }
+      const h = await holdDeadPort();
+      held.push(h);
+      advertise.push(`127.0.0.1:${h.port}`);
+    }
     const servers: NatsServer[] = [];
     for (let i = 0; i < opts.size; i++) {
       servers.push(
@@ -97,7 +111,7 @@ export class NatsCluster {
         }),
       );
     }
-    const cluster = new NatsCluster(opts, servers);
+    const cluster = new NatsCluster(opts, servers, held);
     try {
       await cluster.rewireRoutes();
       await Promise.all(servers.map((s) => s.start()));
@@ -180,9 +194,15 @@ export class NatsCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop(5000)));
+    await this.releasePorts();
   }
 
   async kill(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.kill()));
+    await this.releasePorts();
+  }
+
+  private async releasePorts(): Promise<void> {
+    await Promise.all(this.held.splice(0).map((h) => h.release()));
   }
 }

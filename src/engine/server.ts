@@ -37,7 +37,25 @@ export interface NatsServerOptions {
   binary?: NatsServerBinary;
   /** How long start() waits for the server to come up. */
   startTimeoutMs?: number;
+  /**
+   * The Go runtime's soft memory limit for the server (GOMEMLIMIT): default
+   * `SERVER_MEMORY_LIMIT`, or the GOMEMLIMIT of Shoal's own environment;
+   * "off" leaves the Go default (no limit).
+   */
+  memoryLimit?: string;
 }
+
+/**
+ * GOMEMLIMIT for the servers Shoal starts. A 1 GiB multipart upload
+ * through the gateway (16 MiB parts) took nats-server 2.15.1's RSS to
+ * 532–697 MiB with Go's default pacing (GOGC=100: the heap may double
+ * before a collection) and 382–388 MiB with this limit, at the same CPU
+ * (4.43–4.76 s against 4.54–4.57 s per GiB) and upload time
+ * (docs/benchmarks.md, "nats-server's memory during multipart"). It is a
+ * soft limit: a live heap above it still grows, with more frequent
+ * collections (Go caps their CPU at about half).
+ */
+export const SERVER_MEMORY_LIMIT = "384MiB";
 
 export class NatsServer {
   readonly name: string;
@@ -136,7 +154,11 @@ export class NatsServer {
     try {
       // Own process group: a signal meant for the parent's group (Ctrl-C in a
       // test runner) does not reach servers; teardown kills them by PID.
-      proc = spawn(this.binary.path, ["-c", confPath], { detached: true, stdio: ["ignore", logFd, logFd] });
+      const limit = this.opts.memoryLimit ?? process.env["GOMEMLIMIT"] ?? SERVER_MEMORY_LIMIT;
+      const env = { ...process.env };
+      if (limit === "off") delete env["GOMEMLIMIT"];
+      else env["GOMEMLIMIT"] = limit;
+      proc = spawn(this.binary.path, ["-c", confPath], { detached: true, stdio: ["ignore", logFd, logFd], env });
     } finally {
       closeSync(logFd);
     }

@@ -1,4 +1,5 @@
 import { ERRORS, isErrorCode, type ErrorCode, type ErrorSpec } from "./table.ts";
+import { isConnectionClosed, isJetStreamUnavailable, isNoResponders, isTimeout } from "./nats.ts";
 
 export { ERRORS, isErrorCode, type ErrorCode, type ErrorSpec };
 
@@ -47,25 +48,32 @@ export function isShoalError(e: unknown, code?: ErrorCode): e is ShoalError {
 
 /**
  * Turns any thrown value into a ShoalError that is safe to show a client.
- * ShoalErrors pass through; NATS timeouts and no-responders become
- * retryable 503s; anything else becomes InternalError with a generic message
+ * ShoalErrors pass through; NATS timeouts, no-responders, JetStream
+ * unavailable and a closed connection become retryable 503s; anything else becomes InternalError with a generic message
  * (the original stays as `cause`, for the log only).
  */
 export function toShoalError(e: unknown): ShoalError {
   if (e instanceof ShoalError) return e;
-  const name = (e as { name?: unknown } | null)?.name;
-  const code = (e as { code?: unknown } | null)?.code;
-  const msg = e instanceof Error ? e.message : "";
-  if (name === "TimeoutError" || code === "TIMEOUT" || /timeout/i.test(String(code ?? ""))) {
-    return new ShoalError("Timeout", undefined, { cause: e });
-  }
-  if (name === "NoRespondersError" || code === "503" || /no responders/i.test(msg)) {
-    return new ShoalError("ServiceUnavailable", undefined, { cause: e });
-  }
-  if (/JetStream system temporarily unavailable|jetstream is not enabled/i.test(msg)) {
-    return new ShoalError("ServiceUnavailable", undefined, { cause: e });
-  }
+  // by the client's error classes and JetStream API codes (./nats.ts), never by message text
+  if (isTimeout(e)) return new ShoalError("Timeout", undefined, { cause: e });
+  if (isNoResponders(e) || isJetStreamUnavailable(e) || isConnectionClosed(e)) return new ShoalError("ServiceUnavailable", undefined, { cause: e });
   return new ShoalError("InternalError", undefined, { cause: e });
+}
+
+/** Longest error text put into a header (`Nats-Service-Error`); the JSON body carries the same text. */
+export const MAX_HEADER_TEXT = 256;
+
+/**
+ * Makes text safe for a NATS header value: control characters (CR, LF and
+ * the rest of C0, DEL, C1) become `\uXXXX` escapes, and the result is cut to
+ * `max` characters without splitting a surrogate pair. Error messages quote
+ * what a client sent, and a header can carry neither CR nor LF.
+ */
+export function headerSafe(text: string, max = MAX_HEADER_TEXT): string {
+  // eslint-disable-next-line no-control-regex
+  let s = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  if (s.length > max) s = `${s.slice(0, max - 1)}…`;
+  return s.toWellFormed();
 }
 
 /** Wire form of an error: headers for a NATS reply, plus a JSON body. */
@@ -78,7 +86,7 @@ export function errorToWire(err: ShoalError): WireError {
   return {
     headers: {
       [NATS_SERVICE_ERROR_CODE_HEADER]: String(err.spec.nats),
-      [NATS_SERVICE_ERROR_HEADER]: err.message,
+      [NATS_SERVICE_ERROR_HEADER]: headerSafe(err.message),
       [SHOAL_ERROR_HEADER]: err.code,
     },
     body: JSON.stringify({ error: err.toJSON() }),

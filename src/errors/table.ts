@@ -39,10 +39,17 @@ export const ERRORS = {
   // --- client mistakes: state -----------------------------------------------
   NoSuchBucket: { s3: "NoSuchBucket", http: 404, nats: 404, retryable: false, message: "The specified bucket does not exist." },
   NoSuchKey: { s3: "NoSuchKey", http: 404, nats: 404, retryable: false, message: "The specified key does not exist." },
+  NoSuchVersion: { s3: "NoSuchVersion", http: 404, nats: 404, retryable: false, message: "The specified version does not exist." },
+  MethodNotAllowed: { s3: "MethodNotAllowed", http: 405, nats: 405, retryable: false, message: "The specified method is not allowed against this resource." },
   InvalidPart: { s3: "InvalidPart", http: 400, nats: 400, retryable: false, message: "One or more of the specified parts could not be found, or its ETag did not match." },
   InvalidPartOrder: { s3: "InvalidPartOrder", http: 400, nats: 400, retryable: false, message: "The list of parts was not in ascending order." },
   NoSuchUpload: { s3: "NoSuchUpload", http: 404, nats: 404, retryable: false, message: "The specified multipart upload does not exist." },
+  NoSuchCORSConfiguration: { s3: "NoSuchCORSConfiguration", http: 404, nats: 404, retryable: false, message: "The CORS configuration does not exist." },
+  NoSuchLifecycleConfiguration: { s3: "NoSuchLifecycleConfiguration", http: 404, nats: 404, retryable: false, message: "The lifecycle configuration does not exist." },
+  CorsForbidden: { s3: "AccessForbidden", http: 403, nats: 403, retryable: false, message: "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec." },
+  NoSuchServer: { s3: "InvalidArgument", http: 404, nats: 404, retryable: false, message: "No NATS server of that name is known to the cluster." },
   BucketAlreadyExists: { s3: "BucketAlreadyOwnedByYou", http: 409, nats: 409, retryable: false, message: "The requested bucket name already exists." },
+  BucketOwnedByAnother: { s3: "BucketAlreadyExists", http: 409, nats: 409, retryable: false, message: "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again." },
   BucketNotEmpty: { s3: "BucketNotEmpty", http: 409, nats: 409, retryable: false, message: "The bucket you tried to delete is not empty." },
   PreconditionFailed: { s3: "PreconditionFailed", http: 412, nats: 412, retryable: false, message: "At least one of the preconditions you specified did not hold." },
   NotModified: { s3: "NotModified", http: 304, nats: 304, retryable: false, message: "Not modified." },
@@ -62,6 +69,10 @@ export const ERRORS = {
   InvalidDigest: { s3: "InvalidDigest", http: 400, nats: 400, retryable: false, message: "The Content-MD5 or checksum you specified is not valid." },
   MissingContentLength: { s3: "MissingContentLength", http: 411, nats: 411, retryable: false, message: "You must provide the Content-Length HTTP header." },
 
+  // --- web console sessions ------------------------------------------------
+  NotAuthenticated: { s3: "AccessDenied", http: 401, nats: 401, retryable: false, message: "Not logged in, or the session expired." },
+  CsrfTokenInvalid: { s3: "AccessDenied", http: 403, nats: 403, retryable: false, message: "The request's CSRF token is missing or wrong." },
+
   // --- operations not offered -----------------------------------------------
   NotImplemented: { s3: "NotImplemented", http: 501, nats: 501, retryable: false, message: "A header or operation you provided implies functionality that is not implemented." },
 
@@ -71,6 +82,7 @@ export const ERRORS = {
   Timeout: { s3: "RequestTimeout", http: 503, nats: 504, retryable: true, message: "The operation did not complete in time; retry." },
   ShuttingDown: { s3: "ServiceUnavailable", http: 503, nats: 503, retryable: true, message: "The actor is shutting down; retry on another instance." },
   NatsServerMissing: { s3: "InternalError", http: 500, nats: 500, retryable: false, message: "nats-server was not found." },
+  NatsServerTooOld: { s3: "InternalError", http: 500, nats: 500, retryable: false, message: "The nats-server is older than the oldest version Shoal runs on." },
   InternalError: { s3: "InternalError", http: 500, nats: 500, retryable: false, message: "We encountered an internal error. Please try again." },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -3,10 +3,22 @@
  * presigned query strings. Verification for the gateway, and signing for our
  * own tools and tests (checked against AWS's published examples).
  *
- * Limits: only AWS4-HMAC-SHA256 (no SigV2, no SigV4a); the service is `s3`;
- * clock skew up to 15 minutes; presigned URLs live at most 7 days.
+ * Also Signature Version 2 (HMAC-SHA1), header and query forms, for legacy
+ * clients (s3cmd's `signurl`, awscli v1's presign): same key pairs, same
+ * skew and expiry checks, constant-time comparison.
+ *
+ * Limits: no SigV4a; the service is `s3`; clock skew up to 15 minutes;
+ * SigV4 presigned URLs live at most 7 days (X-Amz-Expires 1–604800; outside
+ * that, or expired, AccessDenied as S3 answers).
+ *
+ * Header values reach Node as latin1 text (one char per byte); the signature
+ * is over the bytes sent, so the canonical request is hashed as latin1 bytes.
+ * A client that signed the UTF-8 of a value but sent its latin1 bytes (the
+ * AWS SDK v3 on Node does this for é and the like) is accepted too: the
+ * second candidate is only computed when a signed header holds a byte ≥ 0x80.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { verifyV2, isV2 } from "./sigv2.ts";
 import { ShoalError } from "../errors/index.ts";
 
 export const ALGORITHM = "AWS4-HMAC-SHA256";
@@ -28,6 +40,8 @@ export interface SigningRequest {
   rawQuery: string;
   /** Lower-case header names. */
   headers: Headers;
+  /** The bucket named by a virtual-hosted Host header (SigV2's resource includes it). */
+  hostBucket?: string;
 }
 
 export interface Verified {
@@ -127,8 +141,21 @@ export function canonicalRequest(req: SigningRequest, signed: readonly string[],
   return [req.method.toUpperCase(), canonicalUri(req.rawPath), canonicalQuery(req.rawQuery, omitQuery), canonicalHeaders(req.headers, signed), signed.join(";"), payloadHash].join("\n");
 }
 
-export function stringToSign(amzDate: string, scope: string, canonical: string): string {
-  return [ALGORITHM, amzDate, scope, sha256hex(canonical)].join("\n");
+export function stringToSign(amzDate: string, scope: string, canonical: string, wire = false): string {
+  return [ALGORITHM, amzDate, scope, sha256hex(wire ? Buffer.from(canonical, "latin1") : canonical)].join("\n");
+}
+
+/**
+ * Checks `signature` against the canonical request hashed as the bytes on
+ * the wire and, when a signed header holds non-ASCII bytes, as the UTF-8 of
+ * the latin1 text (see the header comment).
+ */
+function signatureMatches(key: Buffer, amzDate: string, scope: string, canonical: string, signature: string): boolean {
+  const wire = hmac(key, stringToSign(amzDate, scope, canonical, true)).toString("hex");
+  if (safeEqualHex(wire, signature)) return true;
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\u0000-\u007f]/.test(canonical)) return false;
+  return safeEqualHex(hmac(key, stringToSign(amzDate, scope, canonical)).toString("hex"), signature);
 }
 
 /** `20130524T000000Z` → Date, or undefined when malformed. */
@@ -183,16 +210,15 @@ export function verifyRequest(req: SigningRequest, o: VerifyOptions): Verified {
   const now = o.now ?? new Date();
   const auth = headerValue(req.headers, "authorization");
   const q = new URLSearchParams(req.rawQuery);
+  // An empty Authorization is no signature at all: refused like an anonymous request
+  if (auth !== undefined && auth.trim() === "") throw new ShoalError("AccessDenied", "the Authorization header is empty");
+  if (isV2(auth, q)) return verifyV2(req, { secretFor: o.secretFor, now });
   if (auth === undefined && !q.has("X-Amz-Signature") && !q.has("X-Amz-Credential")) {
-    if (q.has("Signature") || q.has("AWSAccessKeyId")) throw new ShoalError("AccessDenied", "Signature Version 2 is not supported; sign with Signature Version 4");
-    throw new ShoalError("AccessDenied", "anonymous access is not allowed; sign the request (AWS Signature Version 4)");
+    throw new ShoalError("AccessDenied", "anonymous access is not allowed; sign the request (AWS Signature Version 4 or 2)");
   }
   if (auth !== undefined) {
     const bad = (why: string) => new ShoalError("AuthorizationHeaderMalformed", why);
-    if (!auth.startsWith(`${ALGORITHM} `)) {
-      if (auth.startsWith("AWS ")) throw new ShoalError("AccessDenied", "Signature Version 2 is not supported; sign with Signature Version 4");
-      throw bad(`the authorization algorithm must be ${ALGORITHM}`);
-    }
+    if (!auth.startsWith(`${ALGORITHM} `)) throw bad(`the authorization algorithm must be ${ALGORITHM} or AWS (Signature Version 2)`);
     const fields = new Map<string, string>();
     for (const f of auth.slice(ALGORITHM.length + 1).split(",")) {
       const i = f.indexOf("=");
@@ -218,8 +244,7 @@ export function verifyRequest(req: SigningRequest, o: VerifyOptions): Verified {
     checkPayloadMode(contentSha256);
     const scope = `${cred.date}/${cred.region}/s3/aws4_request`;
     const key = signingKey(secret, cred.date, cred.region);
-    const expected = hmac(key, stringToSign(amzDate, scope, canonicalRequest(req, signed, contentSha256))).toString("hex");
-    if (!safeEqualHex(expected, signature)) throw new ShoalError("SignatureDoesNotMatch");
+    if (!signatureMatches(key, amzDate, scope, canonicalRequest(req, signed, contentSha256), signature)) throw new ShoalError("SignatureDoesNotMatch");
     return { accessKey: cred.accessKey, signingKey: key, seedSignature: signature, scope, amzDate, contentSha256, presigned: false };
   }
   // presigned
@@ -236,8 +261,11 @@ export function verifyRequest(req: SigningRequest, o: VerifyOptions): Verified {
   const when = parseAmzDate(amzDate);
   if (!when) throw bad("X-Amz-Date is malformed");
   checkScope(cred, amzDate, o, bad);
-  const secs = /^\d{1,7}$/.test(expires) ? Number(expires) : NaN;
-  if (!(secs >= 1 && secs <= MAX_PRESIGN_SECONDS)) throw bad(`X-Amz-Expires must be from 1 to ${MAX_PRESIGN_SECONDS} seconds`);
+  // S3 answers AccessDenied for an X-Amz-Expires of 0, negative or over 7 days
+  const secs = /^-?\d{1,12}$/.test(expires) ? Number(expires) : NaN;
+  if (Number.isNaN(secs)) throw bad("X-Amz-Expires must be a number of seconds");
+  if (secs < 1) throw new ShoalError("AccessDenied", "Request has expired (X-Amz-Expires must be at least 1)");
+  if (secs > MAX_PRESIGN_SECONDS) throw new ShoalError("AccessDenied", `X-Amz-Expires must be less than a week (${MAX_PRESIGN_SECONDS} seconds)`);
   if (when.getTime() - now.getTime() > MAX_SKEW_MS) throw new ShoalError("AccessDenied", "the request is not yet valid");
   if (now.getTime() > when.getTime() + secs * 1000) throw new ShoalError("AccessDenied", "Request has expired");
   const signed = signedHeaders.split(";");
@@ -248,8 +276,7 @@ export function verifyRequest(req: SigningRequest, o: VerifyOptions): Verified {
   checkPayloadMode(contentSha256);
   const scope = `${cred.date}/${cred.region}/s3/aws4_request`;
   const key = signingKey(secret, cred.date, cred.region);
-  const expected = hmac(key, stringToSign(amzDate, scope, canonicalRequest(req, signed, contentSha256, "X-Amz-Signature"))).toString("hex");
-  if (!safeEqualHex(expected, signature)) throw new ShoalError("SignatureDoesNotMatch");
+  if (!signatureMatches(key, amzDate, scope, canonicalRequest(req, signed, contentSha256, "X-Amz-Signature"), signature)) throw new ShoalError("SignatureDoesNotMatch");
   return { accessKey: cred.accessKey, signingKey: key, seedSignature: signature, scope, amzDate, contentSha256, presigned: true };
 }
 

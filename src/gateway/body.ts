@@ -6,7 +6,8 @@
  *
  * Every check that fails throws from the iterator before it ends, so the
  * upload is aborted and nothing is committed. Memory: at most one aws-chunked
- * chunk (capped) is held; plain bodies pass through untouched.
+ * chunk (capped) is held; plain bodies pass through untouched, and a chunk's
+ * data is copied only when it spans socket reads (joined once).
  */
 import { createHash, timingSafeEqual, type Hash } from "node:crypto";
 import * as zlib from "node:zlib";
@@ -161,7 +162,8 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
         done = true;
         break;
       }
-      parts.push(Buffer.from(r.value));
+      // a view, not a copy: nothing writes into a read once it is delivered
+      parts.push(Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
       partBytes += r.value.byteLength;
     }
     if (partBytes === 0) return false;
@@ -195,7 +197,8 @@ export async function* decodeAwsChunked(source: AsyncIterable<Uint8Array>, o: { 
     const size = parseInt(m[1]!, 16);
     if (size > MAX_CHUNK) throw new ShoalError("InvalidArgument", `aws-chunked: chunk of ${size} bytes exceeds ${MAX_CHUNK}`);
     if (o.signed && !m[2]) throw new ShoalError("SignatureDoesNotMatch", "aws-chunked: a chunk signature is missing");
-    const data = size > 0 ? Buffer.from(await take(size)) : Buffer.alloc(0);
+    // a view of the read(s) it came in (joined only when it spans reads): passed on, never written to
+    const data = size > 0 ? await take(size) : Buffer.alloc(0);
     if (o.signed && o.verified) {
       const want = chunkSignature(o.verified.signingKey, o.verified.amzDate, o.verified.scope, prevSig, data);
       if (!sameHex(want, m[2]!)) throw new ShoalError("SignatureDoesNotMatch", "aws-chunked: a chunk signature does not match");

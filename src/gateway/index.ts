@@ -5,28 +5,35 @@
  * run behind a load balancer and an upload begun on one finishes on another.
  *
  * Per request: route (route.ts) → authenticate (auth.ts, SigV4 header or
- * presigned) → run the operation (ops.ts) → answer. Bodies stream both ways
- * with backpressure (HTTP ⇄ NATS flow control); request bodies are checked
- * (body.ts) before the upload is committed. Errors are S3 XML with the code
- * and status from src/errors/table.ts and a RequestId; internal details go
- * to the log only.
+ * presigned; sigv2.ts for legacy clients) → CORS headers when the request
+ * has an Origin the bucket allows → run the operation (ops.ts: the table of
+ * operations; ops/ holds them per resource — objects, buckets, multipart,
+ * bucket sub-resources — and what they share, ops/common.ts) → answer. A
+ * CORS preflight (OPTIONS) is answered from the bucket's rules without
+ * auth. Bodies stream both ways with backpressure (HTTP ⇄ NATS flow
+ * control); request bodies are checked (body.ts) before the upload is
+ * committed. Errors are S3 XML with the code and status from
+ * src/errors/table.ts and a RequestId; internal details go to the log only.
+ * Per-bucket settings (CORS, lifecycle, owner) live in KV
+ * shoal_bucket_settings; the gateway only caches them (2 s).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { listenHttp, type Listening } from "../runtime/http.ts";
-import { ShoalError, toShoalError } from "../errors/index.ts";
+import { ERRORS, ShoalError, toShoalError } from "../errors/index.ts";
 import type { GatewayConfig, NatsConfig } from "../config.ts";
 import { ShoalClient } from "../client/index.ts";
 import type { Logger } from "../log.ts";
 import { verifyRequest, type Verified } from "./auth.ts";
 import { bucketFromHost, route, type Route } from "./route.ts";
 import { xml } from "./xml.ts";
-import { runOperation, type OpContext } from "./ops.ts";
+import { applyCors, runOperation, type OpContext } from "./ops.ts";
+import { BucketSettings } from "../store/bucketsettings.ts";
 import { OPS_PATHS, countBytes, natsReady, serveOps, startRequest, type Readiness } from "../metrics/index.ts";
 
-/** An unsigned request: no Authorization header and no presigned query. */
+/** An unsigned request: no Authorization header and no presigned query (SigV4 or SigV2). */
 function unsigned(req: IncomingMessage, rawQuery: string): boolean {
-  return req.headers.authorization === undefined && !/(^|&)X-Amz-(Signature|Credential)=/i.test(rawQuery);
+  return req.headers.authorization === undefined && !/(^|&)(X-Amz-Signature|X-Amz-Credential|AWSAccessKeyId|Signature)=/i.test(rawQuery);
 }
 
 /** S3 allows 8 KiB of request headers (and 2 KiB of user metadata). */
@@ -42,6 +49,8 @@ export interface GatewayOptions {
   now?: () => Date;
   /** What /readyz checks besides the gateway's own connection (actors in the same process). */
   alsoReady?: () => Promise<Readiness>;
+  /** How long CompleteMultipartUpload may take before the gateway commits to a 200 (default 1 s; tests set 0). */
+  completeHoldMs?: number;
 }
 
 export interface Gateway extends Listening {
@@ -65,6 +74,10 @@ export function sendError(res: ServerResponse, req: IncomingMessage, requestId: 
   const status = e.spec.http;
   res.statusCode = status;
   res.setHeader("x-amz-request-id", requestId);
+  // a GET/HEAD that met a delete marker says so, as S3 does
+  if (e.detail?.["deleteMarker"] === true) res.setHeader("x-amz-delete-marker", "true");
+  if (typeof e.detail?.["versionId"] === "string" && (e.code === "NoSuchKey" || e.code === "MethodNotAllowed")) res.setHeader("x-amz-version-id", e.detail["versionId"]);
+  if (e.code === "MethodNotAllowed") res.setHeader("Allow", "DELETE");
   if (req.method === "HEAD" || status === 304) {
     res.end();
     return;
@@ -86,7 +99,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     const own = await natsReady([o.client.nc]);
     return own.ready && o.alsoReady ? o.alsoReady() : own;
   };
+  const settings = new BucketSettings(o.client.nc);
   const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5000 }, (req, res) => {
+    void handle(req, res);
+  });
+  // S3 ignores an Expect it does not know (Node would answer 417): serve the request as usual
+  server.on("checkExpectation", (req, res) => {
     void handle(req, res);
   });
   // Request ids: this gateway's random prefix and a counter — unique per
@@ -126,12 +144,18 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     try {
       if (headerBytes(req) > MAX_HEADER_BYTES) throw new ShoalError("RequestHeaderTooLarge", `request headers exceed ${MAX_HEADER_BYTES} bytes`);
       r = route(req.method ?? "GET", rawPath, rawQuery, hostBucket, req.headers);
-      const verified: Verified = verifyRequest({ method: req.method ?? "GET", rawPath, rawQuery, headers: req.headers }, {
-        region: o.config.region,
-        secretFor: (k) => o.credentials.get(k),
-        now: o.now?.() ?? new Date(),
-      });
-      const ctx: OpContext = { req, res, route: r, verified, client: o.client, config: o.config, requestId, log };
+      // CORS headers go on errors too (a browser app could not read them otherwise)
+      if (r.bucket !== undefined && r.op !== "Preflight" && req.headers.origin !== undefined) await applyCors({ req, res, settings }, r.bucket);
+      // a preflight carries no credentials (browsers never sign it)
+      const verified: Verified =
+        r.op === "Preflight"
+          ? { accessKey: "", signingKey: Buffer.alloc(0), seedSignature: "", scope: "", amzDate: "", contentSha256: "UNSIGNED-PAYLOAD", presigned: false }
+          : verifyRequest({ method: req.method ?? "GET", rawPath, rawQuery, headers: req.headers, ...(hostBucket !== undefined ? { hostBucket } : {}) }, {
+              region: o.config.region,
+              secretFor: (k) => o.credentials.get(k),
+              now: o.now?.() ?? new Date(),
+            });
+      const ctx: OpContext = { req, res, route: r, verified, client: o.client, config: o.config, requestId, log, settings, ...(o.completeHoldMs !== undefined ? { completeHoldMs: o.completeHoldMs } : {}) };
       await runOperation(ctx);
       log.debug({ op: r.op, bucket: r.bucket, status: res.statusCode, ms: Math.round(performance.now() - started), requestId }, "s3 request");
     } catch (e) {
@@ -144,6 +168,18 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       if (!req.complete) req.resume();
     }
   };
+  // CONNECT is not S3: answered, not dropped unanswered (node drops it when
+  // nobody listens). An Upgrade header on other methods is ignored by node
+  // when nobody listens: such requests are served as plain HTTP.
+  const refuseRaw = (socket: import("node:stream").Duplex) => {
+    const body = xml("Error", [
+      ["Code", ERRORS.NotImplemented.s3],
+      ["Message", "The CONNECT method is not implemented."],
+    ], "");
+    if (socket.writable) socket.end(`HTTP/1.1 501 Not Implemented\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    else socket.destroy();
+  };
+  server.on("connect", (_req, socket) => refuseRaw(socket));
   server.on("clientError", (err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     log.debug({ err }, "s3 client error");

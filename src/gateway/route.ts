@@ -29,7 +29,20 @@ export type Operation =
   | "UploadPartCopy"
   | "CompleteMultipartUpload"
   | "AbortMultipartUpload"
-  | "ListParts";
+  | "ListParts"
+  | "GetBucketCors"
+  | "PutBucketCors"
+  | "DeleteBucketCors"
+  | "GetBucketLifecycleConfiguration"
+  | "PutBucketLifecycleConfiguration"
+  | "DeleteBucketLifecycle"
+  | "GetBucketVersioning"
+  | "PutBucketVersioning"
+  | "ListObjectVersions"
+  | "Preflight";
+
+/** Query parameters that carry a signature, not a sub-resource (SigV4 and SigV2 presigned URLs). */
+const AUTH_PARAMS = /^(X-Amz-(Algorithm|Credential|Date|Expires|SignedHeaders|Signature|Security-Token|Content-Sha256)|AWSAccessKeyId|Signature|Expires)$/i;
 
 export interface Route {
   op: Operation;
@@ -97,6 +110,11 @@ export function route(method: string, rawPath: string, rawQuery: string, hostBuc
   }
   const m = method.toUpperCase();
   const has = (n: string) => query.has(n);
+  const subresources = [...query.keys()].filter((n) => !AUTH_PARAMS.test(n));
+  if (m === "OPTIONS") {
+    if (bucket === undefined) throw new ShoalError("NotImplemented", "OPTIONS needs a bucket");
+    return { op: "Preflight", bucket, key, query };
+  }
   const op = ((): Operation | undefined => {
     if (bucket === undefined) return m === "GET" ? "ListBuckets" : undefined;
     if (key === undefined) {
@@ -104,12 +122,21 @@ export function route(method: string, rawPath: string, rawQuery: string, hostBuc
         case "GET":
           if (has("location")) return "GetBucketLocation";
           if (has("uploads")) return "ListMultipartUploads";
+          if (has("cors")) return "GetBucketCors";
+          if (has("lifecycle")) return "GetBucketLifecycleConfiguration";
+          if (has("versioning")) return "GetBucketVersioning";
+          if (has("versions")) return "ListObjectVersions";
           if (["acl", "policy", "cors", "lifecycle", "versioning", "tagging", "website", "logging", "notification", "replication", "encryption", "object-lock", "versions", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering"].some(has)) return undefined;
           return query.get("list-type") === "2" ? "ListObjectsV2" : "ListObjects";
         case "PUT":
-          return [...query.keys()].length === 0 ? "CreateBucket" : undefined;
+          if (has("cors")) return "PutBucketCors";
+          if (has("lifecycle")) return "PutBucketLifecycleConfiguration";
+          if (has("versioning")) return "PutBucketVersioning";
+          return subresources.length === 0 ? "CreateBucket" : undefined;
         case "DELETE":
-          return [...query.keys()].length === 0 ? "DeleteBucket" : undefined;
+          if (has("cors")) return "DeleteBucketCors";
+          if (has("lifecycle")) return "DeleteBucketLifecycle";
+          return subresources.length === 0 ? "DeleteBucket" : undefined;
         case "HEAD":
           return "HeadBucket";
         case "POST":

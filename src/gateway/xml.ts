@@ -18,7 +18,8 @@ export type XmlValue = string | number | boolean | undefined | null | XmlChild[]
 
 export function escapeXml(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[&<>"'\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, (c) =>
+  // \r is escaped too: a parser would turn a literal CR (or CRLF) in text into \n
+  return s.replace(/[&<>"'\u0000-\u0008\u000b-\u000d\u000e-\u001f]/g, (c) =>
     c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : c === "'" ? "&apos;" : `&#x${c.charCodeAt(0).toString(16)};`,
   );
 }

@@ -184,3 +184,38 @@ export async function startOpsServer(o: { host: string; port: number; ready: () 
   });
   return listenHttp(server, o.host, o.port);
 }
+
+// --- rebalancer ---------------------------------------------------------------------
+
+const rebalanceActive = new Gauge({ name: "shoal_rebalance_active", help: "1 while the rebalancer has moves planned or running, else 0.", registers: [registry] });
+const rebalanceMoves = new Gauge({ name: "shoal_rebalance_moves", help: "Moves of the current (or last) rebalance by state: planned, running, done, failed.", labelNames: ["state"] as const, registers: [registry] });
+const rebalanceBytesLeft = new Gauge({ name: "shoal_rebalance_bytes_left", help: "Bytes the planned and running replica moves still have to copy.", registers: [registry] });
+const rebalanceEta = new Gauge({ name: "shoal_rebalance_eta_seconds", help: "Estimated seconds until the planned moves are done (-1 when unknown).", registers: [registry] });
+const serverReplicas = new Gauge({ name: "shoal_server_replicas", help: "Replicas of Shoal streams on the server, as the rebalancer sees them.", labelNames: ["server"] as const, registers: [registry] });
+const serverLeaders = new Gauge({ name: "shoal_server_leaders", help: "Shoal streams the server leads.", labelNames: ["server"] as const, registers: [registry] });
+const serverShoalBytes = new Gauge({ name: "shoal_server_shoal_bytes", help: "Bytes of Shoal stream replicas on the server.", labelNames: ["server"] as const, registers: [registry] });
+
+/** The part of the rebalance status (actors/rebalancer/logic.ts) the gauges show. */
+export interface RebalanceGaugeView {
+  state: string;
+  planned: number;
+  running: number;
+  done: number;
+  failed: number;
+  bytesLeft: number;
+  etaSeconds: number | null;
+  servers: ReadonlyArray<{ name: string; bytes: number; replicas: number; leaders: number }>;
+}
+
+export function exportRebalance(s: RebalanceGaugeView): void {
+  rebalanceActive.set(s.state === "idle" ? 0 : 1);
+  for (const state of ["planned", "running", "done", "failed"] as const) rebalanceMoves.set({ state }, s[state]);
+  rebalanceBytesLeft.set(s.bytesLeft);
+  rebalanceEta.set(s.etaSeconds ?? -1);
+  for (const g of [serverReplicas, serverLeaders, serverShoalBytes]) g.reset();
+  for (const v of s.servers) {
+    serverReplicas.set({ server: v.name }, v.replicas);
+    serverLeaders.set({ server: v.name }, v.leaders);
+    serverShoalBytes.set({ server: v.name }, v.bytes);
+  }
+}

@@ -9,11 +9,12 @@
 import { hostname } from "node:os";
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
+import { keepRunning } from "./backoff.ts";
 import { nuid, type Msg, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
-import { ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
+import { NATS_SERVICE_ERROR_HEADER, ShoalError, errorToWire, toShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, actorPresenceKey, assertToken, heartbeatSubject } from "../subjects/index.ts";
 import { parseJsonObject } from "../subjects/payload.ts";
 import { H } from "../subjects/headers.ts";
@@ -211,6 +212,18 @@ export class ActorInstance {
     return this.inflight;
   }
 
+  /**
+   * What this instance serves, as it registered it: each endpoint's and
+   * control's subject (wildcards as registered). Tests derive from it what
+   * to send to every subject an actor serves.
+   */
+  get served(): ReadonlyArray<{ subject: string; kind: "endpoint" | "control"; name: string }> {
+    return [
+      ...(this.wiring.endpoints ?? []).map((e) => ({ subject: e.subject, kind: "endpoint" as const, name: e.name })),
+      ...(this.wiring.controls ?? []).map((c) => ({ subject: c.subject, kind: "control" as const, name: c.subject })),
+    ];
+  }
+
   /** For /readyz: started, not stopping, connected, JetStream answering. */
   async readiness(): Promise<Readiness> {
     if (!this.nc || this.stopped) return { ready: false, reason: `${this.def.kind} is not running` };
@@ -286,13 +299,13 @@ export class ActorInstance {
               this.log.error({ err }, "service endpoint failed");
               return;
             }
-            void this.dispatch(ep.handler, msg, true, ep.name);
+            this.dispatch(ep.handler, msg, true, ep.name);
           },
         });
       }
     }
     for (const c of this.wiring.controls ?? []) {
-      const sub = this.nc.subscribe(c.subject, { callback: (err, msg) => (err ? this.log.error({ err }, "control subscription failed") : void this.dispatch(c.handler, msg, false, c.subject)) });
+      const sub = this.nc.subscribe(c.subject, { callback: (err, msg) => (err ? this.log.error({ err }, "control subscription failed") : this.dispatch(c.handler, msg, false, c.subject)) });
       this.subs.push(sub);
     }
   }
@@ -301,33 +314,57 @@ export class ActorInstance {
    * Runs one handler with the runtime's guarantees: a reply is always sent
    * when the request has a reply subject — the handler's result, or a typed
    * error for a throw or rejection — and nothing escapes to kill the process.
+   * Whatever the subject, payload or headers hold: error text is made
+   * header-safe (errorToWire), a request counts as answered only once its
+   * reply was encoded and handed to the connection, and a last-resort catch
+   * logs any failure of this path itself and answers InternalError.
    */
-  private async dispatch(handler: Handler, msg: Msg, isService: boolean, op: string): Promise<void> {
+  private dispatch(handler: Handler, msg: Msg, isService: boolean, op: string): void {
+    let answered = false;
+    const markAnswered = () => {
+      answered = true;
+    };
+    this.dispatchOnce(handler, msg, isService, op, markAnswered).catch((e: unknown) => {
+      this.log.error({ err: e, op }, "request dispatch failed");
+      if (!answered) replyInternalError(msg, this.log);
+    });
+  }
+
+  private async dispatchOnce(handler: Handler, msg: Msg, isService: boolean, op: string, markAnswered: () => void): Promise<void> {
     const done = startRequest(this.def.kind, op);
     // The caller's id (the same on each retry of one call) when it is sane; else a fresh one.
-    const given = msg.headers?.get(H.requestId);
+    let given: string | undefined;
+    try {
+      given = msg.headers?.get(H.requestId);
+    } catch {
+      given = undefined;
+    }
     const requestId = given && REQUEST_ID.test(given) ? given : nuid.next();
     const log = this.log.child({ req: requestId });
     let responded = false;
     const send = (reply: Reply) => {
       if (responded || !msg.reply) return;
-      responded = true;
+      // encode first: a reply that cannot be encoded leaves the request unanswered, for sendError
       const { data, headers } = encodeReply(reply);
       msg.respond(data, headers ? { headers } : undefined);
+      responded = true;
+      markAnswered();
     };
     const sendError = (e: unknown) => {
       const err = toShoalError(e);
       done(err.code);
-      if (err.code === "InternalError") log.error({ err: e, subject: msg.subject }, "handler failed");
-      else if (err.spec.http >= 500) log.warn({ err: e, code: err.code, subject: msg.subject }, "request failed");
-      else log.info({ code: err.code, subject: msg.subject, msg: err.message }, "request refused");
+      const subject = msg.subject.slice(0, 256);
+      if (err.code === "InternalError") log.error({ err: e, subject }, "handler failed");
+      else if (err.spec.http >= 500) log.warn({ err: e, code: err.code, subject }, "request failed");
+      else log.info({ code: err.code, subject, msg: err.message.slice(0, 512) }, "request refused");
       if (responded || !msg.reply) return;
-      responded = true;
       const wire = errorToWire(err);
       const h = natsHeaders();
       for (const [k, v] of Object.entries(wire.headers)) h.set(k, v);
-      if (isService) (msg as ServiceMsg).respondError(err.spec.nats, err.message, wire.body, { headers: h });
+      if (isService) (msg as ServiceMsg).respondError(err.spec.nats, wire.headers[NATS_SERVICE_ERROR_HEADER]!, wire.body, { headers: h });
       else msg.respond(wire.body, { headers: h });
+      responded = true;
+      markAnswered();
     };
     if (this.draining) {
       sendError(new ShoalError("ShuttingDown"));
@@ -362,21 +399,14 @@ export class ActorInstance {
     }
   }
 
-  private async runLoop(loop: { name: string; run: (ctx: ActorContext) => Promise<void> }): Promise<void> {
-    let failures = 0;
-    while (!this.abort.signal.aborted) {
-      try {
-        await loop.run(this.ctx);
-        failures = 0;
-        if (!this.abort.signal.aborted) await sleep(100, undefined, { signal: this.abort.signal }).catch(() => undefined);
-      } catch (e) {
-        if (this.abort.signal.aborted) return;
-        failures++;
-        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));
-        this.log.error({ err: e, loop: loop.name, failures, retryInMs: delay }, "actor loop failed; restarting");
-        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
-      }
-    }
+  private runLoop(loop: { name: string; run: (ctx: ActorContext) => Promise<void> }): Promise<void> {
+    return keepRunning(() => loop.run(this.ctx), {
+      signal: this.abort.signal,
+      backoff: { baseMs: 250, maxMs: 30_000, jitter: 0 },
+      healthyMs: 60_000,
+      restMs: 100,
+      failed: (e, failures, retryInMs) => this.log.error({ err: e, loop: loop.name, failures, retryInMs }, "actor loop failed; restarting"),
+    });
   }
 
   private heartbeat(): Heartbeat {
@@ -484,6 +514,20 @@ export function respondError(msg: Msg, e: unknown): void {
   const h = natsHeaders();
   for (const [k, v] of Object.entries(wire.headers)) h.set(k, v);
   msg.respond(wire.body, { headers: h });
+}
+
+/** The reply of last resort: a constant InternalError, built from nothing the request holds. */
+const INTERNAL = errorToWire(new ShoalError("InternalError"));
+
+function replyInternalError(msg: Msg, log: Logger): void {
+  try {
+    if (!msg.reply) return;
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(INTERNAL.headers)) h.set(k, v);
+    msg.respond(INTERNAL.body, { headers: h });
+  } catch (e) {
+    log.error({ err: e }, "could not send even the InternalError reply");
+  }
 }
 
 function encodeReply(reply: Reply): { data: Uint8Array | string; headers?: MsgHdrs } {

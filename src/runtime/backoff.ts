@@ -4,6 +4,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { toShoalError } from "../errors/index.ts";
+import { isConnectionClosed } from "../errors/nats.ts";
 
 export interface BackoffOptions {
   /** First delay. */
@@ -39,7 +40,13 @@ export interface RetryOptions extends Partial<BackoffOptions> {
   random?: () => number;
 }
 
+/**
+ * A closed connection stays closed: to whoever asked it is a retryable 503
+ * (another gateway, a new connection will do), but retrying on this one only
+ * waits out the attempts (a direct put took 79 s to fail that way).
+ */
 export function isRetryable(e: unknown): boolean {
+  if (isConnectionClosed(e) || isConnectionClosed((e as { cause?: unknown } | undefined)?.cause)) return false;
   return toShoalError(e).retryable;
 }
 
@@ -61,6 +68,46 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, o: RetryOpti
       if (now() + delay >= deadline) throw e;
       o.onRetry?.(e, attempt, delay);
       await sleep(delay, undefined, o.signal ? { signal: o.signal } : undefined);
+    }
+  }
+}
+
+export interface KeepRunningOptions {
+  signal: AbortSignal;
+  /** Delays between failed runs. */
+  backoff: BackoffOptions;
+  /**
+   * A run that lasted this long before it failed starts the backoff over:
+   * something that fails once in a while comes back after the first delay,
+   * not after the cap that failures long ago had reached.
+   */
+  healthyMs: number;
+  /** Pause after a run that returned (0 by default). */
+  restMs?: number;
+  /** Told of each failure, before the delay. */
+  failed: (e: unknown, failures: number, retryInMs: number) => void;
+}
+
+/**
+ * Runs `run` again whenever it ends, until `signal` aborts: after `restMs`
+ * when it returned, after a backoff when it failed. The supervisor of an
+ * actor's loops and of the replicator's pumps.
+ */
+export async function keepRunning(run: () => Promise<void>, o: KeepRunningOptions): Promise<void> {
+  const pause = (ms: number) => sleep(ms, undefined, { signal: o.signal }).catch(() => undefined);
+  for (let failures = 0; !o.signal.aborted; ) {
+    const t0 = Date.now();
+    try {
+      await run();
+      failures = 0;
+      if (o.restMs && !o.signal.aborted) await pause(o.restMs);
+    } catch (e) {
+      if (o.signal.aborted) return;
+      if (Date.now() - t0 >= o.healthyMs) failures = 0;
+      failures++;
+      const delay = backoffDelay(failures, o.backoff);
+      o.failed(e, failures, delay);
+      await pause(delay);
     }
   }
 }

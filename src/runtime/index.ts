@@ -16,5 +16,5 @@ export {
   type InstanceOptions,
 } from "./actor.ts";
 export { startActors, installSignalHandlers, drainProcess, type RunningActors, type StartActorsOptions } from "./process.ts";
-export { retry, backoffDelay, isRetryable, DEFAULT_BACKOFF, type BackoffOptions, type RetryOptions } from "./backoff.ts";
+export { retry, backoffDelay, keepRunning, type KeepRunningOptions, isRetryable, DEFAULT_BACKOFF, type BackoffOptions, type RetryOptions } from "./backoff.ts";
 export { decodeHeartbeat, isAlive, listPresence, summarizePresence, type Heartbeat, type Presence } from "./presence.ts";

@@ -6,7 +6,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { KV as KV_NAMES } from "../subjects/index.ts";
+import { KV as KV_NAMES, kvKeyPrefix, kvStream } from "../subjects/index.ts";
 import { ShoalError } from "../errors/index.ts";
 
 export interface Heartbeat {
@@ -83,8 +83,8 @@ export async function listPresence(jsm: JetStreamManager, kv: KV, now = Date.now
   // only ends when it sees nothing pending or an idle heartbeat, and a key
   // rewritten faster than the 5 s heartbeat (every live actor's) can keep
   // it from ever ending — measured: a test hung in it about one run in three.
-  const prefix = `$KV.${KV_NAMES.actors}.`;
-  const info = await jsm.streams.info(`KV_${KV_NAMES.actors}`, { subjects_filter: `${prefix}>` });
+  const prefix = kvKeyPrefix(KV_NAMES.actors);
+  const info = await jsm.streams.info(kvStream(KV_NAMES.actors), { subjects_filter: `${prefix}>` });
   const beats: Heartbeat[] = [];
   for (const subject of Object.keys(info.state.subjects ?? {})) {
     const e = await kv.get(subject.slice(prefix.length));

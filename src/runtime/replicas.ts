@@ -1,32 +1,114 @@
 /**
  * Shared state (KV buckets, Shoal's own streams) should survive a server
- * loss: on a cluster it is created at R3, on a single server at R1 (the
- * server refuses R3 there). An existing bucket or stream is used as it is.
+ * loss: on a cluster it is meant to be R3, on a single server R1 (the server
+ * refuses R3 there).
+ *
+ * At a cluster's first boot some peers may not be up yet: the server then
+ * cannot place three replicas, and the stream is created at R1 rather than
+ * not at all. That is never left silent or permanent: a stream below its
+ * intended replicas shows as degraded in the health view
+ * (`stream-under-replicated`), and `raiseReplicas` — run when a bucket is
+ * opened and by the health-monitor on every check — updates it to the
+ * intended count as soon as the peers exist.
  */
 import { Kvm, type KV, type KvOptions } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager, StreamConfig } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { isCannotPlaceReplicas } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
+import { ALERTS_STREAM, BARRIER_TOKEN, EVENTS_STREAM, KV as KV_NAMES, kvKeyPrefix, kvStream } from "../subjects/index.ts";
+import { linearLast } from "./linear.ts";
 
-const SINGLE = /replicas > 1 not supported|non-clustered|insufficient resources|no suitable peers/i;
+/** The most replicas Shoal asks for on its own (shared state, buckets created without a count). */
+export const MAX_DEFAULT_REPLICAS = 3;
 
-/** Runs `create(3)`, or `create(1)` when the server cannot place three replicas. */
+/**
+ * The replica count meant for shared state and for buckets created without
+ * one: 1 on a single server, 3 on a cluster (whatever the number of servers
+ * it knows now: at first boot, or after a server was removed, it may know
+ * fewer than it will have; a cluster of two cannot keep R3 and shows its
+ * shared state as degraded, which is the truth — set
+ * storage.defaultReplicas there). `clusterSize` (the meta group's, when a
+ * system-account view has it) only tells whether the server is clustered.
+ */
+export function intendedReplicas(nc: Pick<NatsConnection, "info">, clusterSize?: number): 1 | 3 {
+  return nc.info?.cluster || (clusterSize !== undefined && clusterSize > 1) ? MAX_DEFAULT_REPLICAS : 1;
+}
+
+/** The connection behind a JetStream manager (the v3 client keeps it as `nc`), for intendedReplicas. */
+function intendedOf(jsm: JetStreamManager): 1 | 3 {
+  const nc = (jsm as unknown as { nc?: NatsConnection }).nc;
+  return nc ? intendedReplicas(nc) : 3;
+}
+
+/** Streams that hold Shoal's shared state: every KV bucket and SHOAL_EVENTS / SHOAL_ALERTS. */
+export function sharedStreamNames(): string[] {
+  return [...Object.values(KV_NAMES).map(kvStream), EVENTS_STREAM, ALERTS_STREAM];
+}
+
+/**
+ * Raises a stream to `intended` replicas when it has fewer (a stream update
+ * of num_replicas; JetStream copies the data to the new peers). True when it
+ * is at the count now; false when it does not exist or the peers are still
+ * missing (tried again next time).
+ */
+export async function raiseReplicas(jsm: JetStreamManager, name: string, intended: number): Promise<boolean> {
+  const si = await jsm.streams.info(name).catch(() => null);
+  if (!si) return false;
+  if ((si.config.num_replicas ?? 1) >= intended) return true;
+  try {
+    await jsm.streams.update(name, { ...si.config, num_replicas: intended });
+    return true;
+  } catch (e) {
+    if (isCannotPlaceReplicas(e)) return false;
+    throw e;
+  }
+}
+
+
+/**
+ * Runs `create(3)`, or `create(1)` when the server cannot place three
+ * replicas (a single server, or a cluster whose peers are not all up: the
+ * health view then shows the stream under-replicated until raiseReplicas
+ * lifts it).
+ */
 export async function withClusterReplicas<T>(create: (replicas: number) => Promise<T>, want = 3): Promise<T> {
+  if (want <= 1) return create(1);
   try {
     return await create(want);
   } catch (e) {
-    if (!SINGLE.test(String((e as Error)?.message))) throw e;
+    if (!isCannotPlaceReplicas(e)) throw e;
     return create(1);
   }
 }
 
 /** KV buckets opened by sharedKv: their name and a manager, for kvKeys. */
-const opened = new WeakMap<KV, { jsm: JetStreamManager; name: string }>();
+const opened = new WeakMap<KV, { js: JetStreamClient; jsm: JetStreamManager; name: string }>();
 
-/** Opens a KV bucket, creating it (R3 on a cluster, else R1) when it does not exist. */
+/**
+ * Opens a KV bucket, creating it (R3 on a cluster, else R1) when it does not
+ * exist. Its reads go to the stream leader, not to Direct Get: Shoal reads
+ * its KV state on compare-and-set and read-after-write paths (an upload's
+ * record right after CreateMultipartUpload, a bucket's registry entry or
+ * settings), and a replica that has just rejoined answers a Direct Get with
+ * what it held before catching up. The model test saw exactly that: an
+ * acknowledged CreateMultipartUpload was NoSuchUpload to its first UploadPart
+ * right after one server's links were healed (test/cluster/known-issues.test.ts).
+ * A leader read costs about what a Direct Get does (0.6 vs 0.7 ms, R1). The
+ * streams keep allow_direct, so other readers (the nats CLI) are unchanged.
+ */
 export async function sharedKv(js: JetStreamClient, jsm: JetStreamManager, name: string, opts: Partial<KvOptions> = {}): Promise<KV> {
   const kv = await openOrCreate(js, jsm, name, opts);
-  opened.set(kv, { jsm, name });
+  leaderReads(kv);
+  opened.set(kv, { js, jsm, name });
   return kv;
+}
+
+/** Makes @nats-io/kv read through the leader (STREAM.MSG.GET) instead of Direct Get; its Bucket keeps the choice in `direct`. */
+function leaderReads(kv: KV): void {
+  const b = kv as unknown as { direct?: unknown };
+  if (typeof b.direct !== "boolean") throw new ShoalError("InternalError", "@nats-io/kv no longer exposes its Direct Get switch");
+  b.direct = false;
 }
 
 /**
@@ -41,19 +123,52 @@ export async function sharedKv(js: JetStreamClient, jsm: JetStreamManager, name:
 export async function kvKeys(kv: KV, filter = ">"): Promise<string[]> {
   const o = opened.get(kv);
   if (!o) throw new ShoalError("InternalError", "kvKeys needs a bucket opened with sharedKv");
-  const prefix = `$KV.${o.name}.`;
-  const info = await o.jsm.streams.info(`KV_${o.name}`, { subjects_filter: `${prefix}${filter}` });
-  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
+  const prefix = kvKeyPrefix(o.name);
+  const info = await o.jsm.streams.info(kvStream(o.name), { subjects_filter: `${prefix}${filter}` });
+  return Object.keys(info.state.subjects ?? {})
+    .map((s) => s.slice(prefix.length))
+    .filter((k) => k !== BARRIER_TOKEN);
+}
+
+/** A key's entry as kvGetLinear reads it. */
+export interface LinearEntry {
+  value: Uint8Array;
+  revision: number;
+  operation: "PUT" | "DEL" | "PURGE";
+}
+
+/**
+ * A key of a bucket opened with sharedKv, read linearizably
+ * (src/runtime/linear.ts): every write acknowledged before the call is seen.
+ * It costs a write (the barrier), so callers use it where a plain read's
+ * answer would be wrong if stale — to confirm a key is absent before
+ * answering "no such thing".
+ */
+export async function kvGetLinear(kv: KV, key: string): Promise<LinearEntry | null> {
+  const o = opened.get(kv);
+  if (!o) throw new ShoalError("InternalError", "kvGetLinear needs a bucket opened with sharedKv");
+  const prefix = kvKeyPrefix(o.name);
+  const m = await linearLast(o.js, o.jsm, kvStream(o.name), `${prefix}${key}`, `${prefix}${BARRIER_TOKEN}`);
+  if (!m) return null;
+  const op = m.header?.get("KV-Operation");
+  return { value: m.data, revision: m.seq, operation: op === "DEL" || op === "PURGE" ? op : "PUT" };
 }
 
 async function openOrCreate(js: JetStreamClient, jsm: JetStreamManager, name: string, opts: Partial<KvOptions>): Promise<KV> {
   const kvm = new Kvm(js);
-  const existing = await jsm.streams.info(`KV_${name}`).catch(() => null);
-  if (existing) return kvm.create(name, { ...opts, replicas: existing.config.num_replicas });
+  const existing = await jsm.streams.info(kvStream(name)).catch(() => null);
+  if (existing) {
+    // created at R1 while peers were missing: lift it now if they are back
+    const want = intendedOf(jsm);
+    if (existing.config.num_replicas < want && (await raiseReplicas(jsm, kvStream(name), want).catch(() => false))) {
+      return kvm.create(name, { ...opts, replicas: want });
+    }
+    return kvm.create(name, { ...opts, replicas: existing.config.num_replicas });
+  }
   try {
-    return await withClusterReplicas((replicas) => kvm.create(name, { ...opts, replicas }));
+    return await withClusterReplicas((replicas) => kvm.create(name, { ...opts, replicas }), intendedOf(jsm));
   } catch (e) {
-    const now = await jsm.streams.info(`KV_${name}`).catch(() => null); // created by someone else meanwhile
+    const now = await jsm.streams.info(kvStream(name)).catch(() => null); // created by someone else meanwhile
     if (!now) throw e;
     return kvm.create(name, { ...opts, replicas: now.config.num_replicas });
   }
@@ -61,14 +176,13 @@ async function openOrCreate(js: JetStreamClient, jsm: JetStreamManager, name: st
 
 /** Makes sure a stream exists (R3 on a cluster, else R1); an existing one is left as it is. */
 export async function sharedStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
-  try {
-    await jsm.streams.info(config.name);
+  const existing = await jsm.streams.info(config.name).catch(() => null);
+  if (existing) {
+    await raiseReplicas(jsm, config.name, intendedOf(jsm)).catch(() => false);
     return;
-  } catch {
-    // create it
   }
   try {
-    await withClusterReplicas((num_replicas) => jsm.streams.add({ ...config, num_replicas }));
+    await withClusterReplicas((num_replicas) => jsm.streams.add({ ...config, num_replicas }), intendedOf(jsm));
   } catch (e) {
     await jsm.streams.info(config.name).catch(() => Promise.reject(e)); // created by someone else meanwhile
   }

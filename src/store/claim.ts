@@ -16,7 +16,8 @@
 import { ShoalError } from "../errors/index.ts";
 import { chunkSubject } from "../subjects/index.ts";
 import type { ObjectInfo } from "./format.ts";
-import { commitChunks, headWithRetry, removeChunks, timingOf, type Jet, type PutOptions, type StoreRef, type WrittenChunks } from "./writer.ts";
+import { commitChunks, headWithRetry, removeChunks, timingOf } from "./writer.ts";
+import type { Jet, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
 
 /** What a writer that published chunks itself claims it wrote. */
 export interface ClaimedChunks {

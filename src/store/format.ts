@@ -7,8 +7,17 @@
  *   Shoal-Etag          S3 ETag: hex MD5 of the body, or "<hex>-<parts>" for multipart
  *   Shoal-Meta-<name>   user metadata (S3 x-amz-meta-<name>)
  *   Shoal-Chunk-Seqs    stream sequences of the chunks, as runs "start+count,…"
- *   Shoal-Source        on a replicated copy: "<source stream>:<source seq>", the
- *                       commit it copies (replication never lets an older one win)
+ *   Shoal-Source        on a replicated copy: "<source stream>:<source seq>:<source
+ *                       incarnation>", the commit it copies (replication never lets
+ *                       an older one win; the incarnation tells a re-created
+ *                       source bucket's commits from the old one's)
+ *   Shoal-Version-Id    the version's id in a versioned bucket (a nuid, or "null" for a
+ *                       write while versioning is suspended); absent = the "null" version
+ *   Shoal-Delete-Marker "1" on a delete marker that is a version (versioned or suspended
+ *                       bucket); a `deleted` message without it is an unversioned delete
+ *   Shoal-Deletes-Version  on a message that records DELETE ?versionId=<id>: the version
+ *                       it removes (the message itself repeats the key's new current
+ *                       version, or is a plain delete when none is left)
  *
  * Chunk i (0-based) covers bytes [i·chunkSize, min((i+1)·chunkSize, size)).
  */
@@ -22,6 +31,11 @@ export const H_CHUNK_SEQS = "Shoal-Chunk-Seqs";
 export const H_SOURCE = "Shoal-Source";
 /** The id of the client call that wrote this version (or marker): a retried call finds its own commit. */
 export const H_REQUEST_ID = "Shoal-Request-Id";
+export const H_VERSION_ID = "Shoal-Version-Id";
+export const H_DELETE_MARKER = "Shoal-Delete-Marker";
+export const H_DELETES_VERSION = "Shoal-Deletes-Version";
+/** The version id S3 gives writes made while a bucket is unversioned or suspended. */
+export const NULL_VERSION = "null";
 
 /** ADR-20 metadata as stored (JSON on `$O.<store>.M.<base64url(key)>`). */
 export interface StoredMeta {
@@ -56,10 +70,12 @@ export interface ObjectInfo {
   /** Chunk sequences when known (written by Shoal); undefined for stock objects. */
   chunkSeqs: number[] | undefined;
   userMeta: Record<string, string>;
-  /** On a replicated copy: the source commit it copies. */
-  source?: { stream: string; seq: number };
+  /** On a replicated copy: the source commit it copies (incarnation absent on copies made before it was recorded). */
+  source?: CommitSource;
   /** The client call that committed this version, when it sent one. */
   requestId?: string;
+  /** The version id (`Shoal-Version-Id`): absent on a write made while the bucket was never versioned (S3's "null" version). */
+  versionId?: string;
 }
 
 // --- chunk sequence runs ----------------------------------------------------------
@@ -140,7 +156,7 @@ export function chunksForRange(r: ByteRange, chunkSize: number): { first: number
 
 // --- metadata ------------------------------------------------------------------------
 
-function header(meta: StoredMeta, name: string): string | undefined {
+export function header(meta: StoredMeta, name: string): string | undefined {
   const h = meta.headers;
   if (!h) return undefined;
   const want = name.toLowerCase();
@@ -189,12 +205,20 @@ export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
     userMeta,
     ...sourceOf(header(meta, H_SOURCE)),
     ...requestIdOf(meta),
+    ...(header(meta, H_VERSION_ID) !== undefined ? { versionId: header(meta, H_VERSION_ID)! } : {}),
   };
 }
 
-function sourceOf(v: string | undefined): { source?: { stream: string; seq: number } } {
-  const m = v === undefined ? null : /^([^:\s]+):(\d{1,16})$/.exec(v);
-  return m ? { source: { stream: m[1]!, seq: Number(m[2]) } } : {};
+/** A source commit: stream, sequence and (when known) the stream's incarnation. */
+export interface CommitSource {
+  stream: string;
+  seq: number;
+  incarnation?: string;
+}
+
+function sourceOf(v: string | undefined): { source?: CommitSource } {
+  const m = v === undefined ? null : /^([^:\s]+):(\d{1,16})(?::([0-9a-z]{1,40}))?$/.exec(v);
+  return m ? { source: { stream: m[1]!, seq: Number(m[2]), ...(m[3] ? { incarnation: m[3] } : {}) } } : {};
 }
 
 /** Headers record for a new object's metadata. */
@@ -204,21 +228,34 @@ export function requestIdOf(meta: StoredMeta): { requestId?: string } {
   return id ? { requestId: id } : {};
 }
 
+/** The version id a metadata message carries ("null" when none). */
+export function versionIdOf(meta: StoredMeta): string {
+  return header(meta, H_VERSION_ID) ?? NULL_VERSION;
+}
+
+/** Whether a metadata message is a delete marker that is a version (not an unversioned delete). */
+export function isVersionMarker(meta: StoredMeta): boolean {
+  return meta.deleted === true && header(meta, H_DELETE_MARKER) === "1";
+}
+
 export function buildHeaders(o: {
   contentType?: string;
   etag: string;
-  chunkSeqs: readonly number[];
+  /** Undefined when the writer does not know them (a small object's chunk pipelined with its metadata): readers walk the chunk subject. */
+  chunkSeqs: readonly number[] | undefined;
   userMeta?: Record<string, string>;
-  source?: { stream: string; seq: number };
+  source?: CommitSource;
   requestId?: string;
+  versionId?: string;
 }): Record<string, string[]> {
   const h: Record<string, string[]> = {
     [H_CONTENT_TYPE]: [o.contentType || "application/octet-stream"],
     [H_ETAG]: [o.etag],
-    [H_CHUNK_SEQS]: [encodeRuns(o.chunkSeqs)],
   };
+  if (o.chunkSeqs !== undefined) h[H_CHUNK_SEQS] = [encodeRuns(o.chunkSeqs)];
   for (const [k, v] of Object.entries(o.userMeta ?? {})) h[`${H_META_PREFIX}${k.toLowerCase()}`] = [v];
-  if (o.source) h[H_SOURCE] = [`${o.source.stream}:${o.source.seq}`];
+  if (o.source) h[H_SOURCE] = [`${o.source.stream}:${o.source.seq}${o.source.incarnation ? `:${o.source.incarnation}` : ""}`];
   if (o.requestId) h[H_REQUEST_ID] = [o.requestId];
+  if (o.versionId) h[H_VERSION_ID] = [o.versionId];
   return h;
 }

@@ -7,9 +7,11 @@
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import { ShoalError } from "../errors/index.ts";
-import { keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
-import { decodeStoredMeta, toObjectInfo, type ObjectInfo } from "./format.ts";
-import type { StoreRef } from "./writer.ts";
+import { barrierSubject, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
+import { decodeStoredMeta, isVersionMarker, toObjectInfo, type ObjectInfo } from "./format.ts";
+import type { StoreRef } from "./types.ts";
+import { storeIncarnation } from "./bucket.ts";
+import { barrierFor } from "../runtime/linear.ts";
 
 export interface ListEntry {
   key: string;
@@ -97,6 +99,11 @@ export function encodeToken(after: string, commonPrefix: boolean): string {
   return Buffer.from(JSON.stringify({ v: 1, after, cp: commonPrefix })).toString("base64url");
 }
 
+/** The token that resumes a listing after everything under `prefix` (a common prefix). */
+export function tokenAfterPrefix(prefix: string): string {
+  return encodeToken(prefix, true);
+}
+
 export function decodeToken(token: string): { after: string; cp: boolean } {
   try {
     const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { v?: number; after?: unknown; cp?: unknown };
@@ -156,7 +163,26 @@ export function listPage(keys: SortedKeys, get: (k: string) => ListEntry, o: Lis
   };
 }
 
-/** A live index of one object store. */
+/** Thrown by catchUp when the bucket's stream is no longer the incarnation the index was built from. */
+export class StaleIndex extends Error {
+  constructor(readonly bucket: string) {
+    super(`the list index of ${bucket} belongs to a deleted incarnation of the bucket`);
+  }
+}
+
+/** What the index's consumer and hasLiveObject read: every metadata subject and the store's read barrier. */
+function indexFilter(store: StoreRef): string[] {
+  return [metaSubjectAll(store.name), barrierSubject(store.name)];
+}
+
+/**
+ * A live index of one incarnation of an object store (src/store/bucket.ts,
+ * incarnationOf). A bucket deleted and created again is a new stream whose
+ * sequences start again at 1: an index of the old one can neither be caught
+ * up (its applied sequence may be above the new stream's last) nor resumed
+ * (its consumer's position belongs to the old stream), so catchUp refuses
+ * with StaleIndex and the owner (IndexSet) builds a new one.
+ */
 export class KeyIndex {
   private readonly keys = new SortedKeys();
   private readonly entries = new Map<string, ListEntry>();
@@ -165,6 +191,7 @@ export class KeyIndex {
   private messages: ConsumerMessages | undefined;
   private running: Promise<void> | undefined;
   private failure: unknown;
+  private incarnationSeen = "";
 
   constructor(
     private readonly js: JetStreamClient,
@@ -181,8 +208,22 @@ export class KeyIndex {
     return this.applied;
   }
 
+  /** Whether its consumer has failed (the index no longer follows the stream). */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** The stream incarnation this index was built from. */
+  get incarnation(): string {
+    return this.incarnationSeen;
+  }
+
   async start(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.store.stream, { filter_subjects: metaSubjectAll(this.store.name), deliver_policy: DeliverPolicy.LastPerSubject });
+    // the incarnation first: if the stream is replaced before the consumer
+    // is made, the index is labelled with the older one and the next catchUp
+    // rebuilds it (the safe direction)
+    this.incarnationSeen = (await storeIncarnation(this.jsm, this.store)).incarnation;
+    const consumer = await this.js.consumers.get(this.store.stream, { filter_subjects: indexFilter(this.store), deliver_policy: DeliverPolicy.LastPerSubject });
     this.messages = await consumer.consume();
     const msgs = this.messages;
     this.running = (async () => {
@@ -193,9 +234,14 @@ export class KeyIndex {
   }
 
   private apply(subject: string, seq: number, data: Uint8Array): void {
-    let key: string;
+    if (subject !== this.barrier) this.applyMeta(subject, seq, data);
+    if (seq > this.applied) this.applied = seq;
+    this.waiters = this.waiters.filter((w) => (w.seq <= this.applied ? (w.resolve(), false) : true));
+  }
+
+  private applyMeta(subject: string, seq: number, data: Uint8Array): void {
     try {
-      key = keyFromMetaSubject(subject);
+      const key = keyFromMetaSubject(subject);
       const meta = decodeStoredMeta(data);
       if (meta.deleted) {
         this.keys.remove(key);
@@ -208,18 +254,27 @@ export class KeyIndex {
     } catch {
       // foreign or corrupt metadata is not listed
     }
-    if (seq > this.applied) this.applied = seq;
-    this.waiters = this.waiters.filter((w) => (w.seq <= this.applied ? (w.resolve(), false) : true));
   }
 
-  /** Waits until the index has applied the store's last metadata message. */
+  private get barrier(): string {
+    return barrierSubject(this.store.name);
+  }
+
+  /**
+   * Waits until the index has applied every metadata message acknowledged
+   * before the call: it publishes the store's read barrier and waits for its
+   * own consumer to deliver it (src/runtime/linear.ts). Not "the last
+   * metadata sequence as the leader has it": right after a heal a stale
+   * leader answers that with an old sequence, and the index counted itself
+   * caught up without an acknowledged overwrite (known issue 2 of the model
+   * test). StaleIndex when the stream is another incarnation than the one
+   * indexed; NoSuchBucket when it is gone.
+   */
   async catchUp(timeoutMs = 5000): Promise<void> {
     if (this.failure) throw this.failure;
-    const last = await this.jsm.direct.getMessage(this.store.stream, { last_by_subj: metaSubjectAll(this.store.name) }).catch((e: unknown) => {
-      if (/no message found|not found/i.test(String((e as Error)?.message))) return null;
-      throw e;
-    });
-    const seq = last?.seq ?? 0;
+    const { incarnation } = await storeIncarnation(this.jsm, this.store);
+    if (incarnation !== this.incarnationSeen) throw new StaleIndex(this.store.name);
+    const seq = await barrierFor(this.js, this.store.stream, this.barrier);
     if (seq <= this.applied) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new ShoalError("Timeout", "the list index did not catch up in time")), timeoutMs);
@@ -235,11 +290,113 @@ export class KeyIndex {
 
   async list(o: ListOptions): Promise<ListPage> {
     await this.catchUp();
+    return this.page(o);
+  }
+
+  /** A page of what the index holds now (call catchUp first). */
+  page(o: ListOptions): ListPage {
     return listPage(this.keys, (k) => this.entries.get(k)!, o);
   }
 
   async stop(): Promise<void> {
     await this.messages?.close().catch(() => undefined);
     await this.running;
+  }
+}
+
+/**
+ * The list indexes of one storage instance, one per bucket, each for the
+ * bucket's current incarnation: `ready` returns an index caught up with the
+ * stream as its leader has it, rebuilding it when the bucket was deleted and
+ * created again since it was built.
+ */
+export class IndexSet {
+  private readonly indexes = new Map<string, Promise<KeyIndex>>();
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly storeOf: (bucket: string) => StoreRef,
+  ) {}
+
+  private open(bucket: string): Promise<KeyIndex> {
+    let p = this.indexes.get(bucket);
+    if (!p) {
+      const idx = new KeyIndex(this.js, this.jsm, this.storeOf(bucket));
+      p = idx.start().then(() => idx);
+      const mine = p;
+      p.catch(() => {
+        if (this.indexes.get(bucket) === mine) this.indexes.delete(bucket);
+        void idx.stop().catch(() => undefined);
+      });
+      this.indexes.set(bucket, p);
+    }
+    return p;
+  }
+
+  /** A caught-up index of the bucket's current incarnation (NoSuchBucket when there is none). */
+  async ready(bucket: string, timeoutMs?: number): Promise<KeyIndex> {
+    for (let attempt = 0; ; attempt++) {
+      const p = this.open(bucket);
+      const idx = await p;
+      try {
+        await idx.catchUp(timeoutMs);
+        return idx;
+      } catch (e) {
+        // a replaced stream, or a consumer that died with the old one: build
+        // anew (a gone bucket too); anything else (a timeout) keeps the index
+        const stale = e instanceof StaleIndex || idx.failed || (e instanceof ShoalError && e.code === "NoSuchBucket");
+        if (!stale) throw e;
+        if (this.indexes.get(bucket) === p) this.indexes.delete(bucket);
+        await idx.stop().catch(() => undefined);
+        if (attempt >= 2 || !(e instanceof StaleIndex || idx.failed)) throw e;
+      }
+    }
+  }
+
+  async drop(bucket: string): Promise<void> {
+    const p = this.indexes.get(bucket);
+    this.indexes.delete(bucket);
+    await (await p?.catch(() => undefined))?.stop();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.indexes.keys()].map((b) => this.drop(b)));
+  }
+}
+
+/**
+ * Whether the store holds a live object or a versioned delete marker (with
+ * the versions under it), read from the stream itself (the
+ * last metadata message of each key, stopping at the first live one): what
+ * a DeleteBucket without force checks, so that a stale index can never make
+ * it delete a full bucket.
+ */
+export async function hasLiveObject(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef, timeoutMs = 10_000): Promise<boolean> {
+  // The barrier first: the answer covers every write acknowledged before the
+  // call, whichever server hosts the consumer (src/runtime/linear.ts; a
+  // stale leader once answered "no metadata" for a bucket full of objects).
+  const upTo = await barrierFor(js, store.stream, barrierSubject(store.name));
+  const bar = barrierSubject(store.name);
+  const msgs = await (await js.consumers.get(store.stream, { filter_subjects: indexFilter(store), deliver_policy: DeliverPolicy.LastPerSubject })).consume();
+  const timer = setTimeout(() => void msgs.close().catch(() => undefined), timeoutMs);
+  try {
+    for await (const m of msgs) {
+      if (m.subject === bar) {
+        if (m.seq >= upTo) return false;
+        continue;
+      }
+      try {
+        const meta = decodeStoredMeta(m.data);
+        // a delete marker that is a version keeps the versions under it: not empty (as S3)
+        if (!meta.deleted || isVersionMarker(meta)) return true;
+      } catch {
+        return true; // foreign metadata (a stock client's object): not empty
+      }
+    }
+    throw new ShoalError("Timeout", `the metadata of ${store.name} was not read up to its read barrier within ${timeoutMs} ms`);
+  } finally {
+    clearTimeout(timer);
+    await msgs.close().catch(() => undefined);
   }
 }

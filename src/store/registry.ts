@@ -7,6 +7,7 @@
 import type { KV } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { kvKeys, sharedKv } from "../runtime/replicas.ts";
+import { isWrongLastSequence } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES } from "../subjects/index.ts";
 
@@ -48,7 +49,7 @@ export async function registerBucket(kv: KV, cfg: BucketConfig): Promise<number>
   try {
     return await kv.create(cfg.name, JSON.stringify(cfg));
   } catch (e) {
-    if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) throw new ShoalError("BucketAlreadyExists", undefined, { cause: e, detail: { bucket: cfg.name } });
+    if (isWrongLastSequence(e)) throw new ShoalError("BucketAlreadyExists", undefined, { cause: e, detail: { bucket: cfg.name } });
     throw e;
   }
 }

@@ -5,7 +5,8 @@
  * and CLI (rules and status).
  *
  * Every copy is tagged with the source commit it copies (`Shoal-Source:
- * <stream>:<seq>`), so applying a change is idempotent and an older copy never
+ * <stream>:<seq>:<incarnation>`; the incarnation tells a re-created source
+ * bucket's commits from the deleted one's), so applying a change is idempotent and an older copy never
  * replaces a newer one; the bytes are digest-verified end to end (the reader
  * checks the source's SHA-256, the writer refuses a body whose SHA-256 differs).
  */
@@ -15,9 +16,11 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nat
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
 import { assertBucketName } from "./names.ts";
-import { decodeStoredMeta, toObjectInfo, type ObjectInfo } from "./format.ts";
-import { headObject, readObject } from "./reader.ts";
-import { deleteObject, putObject, type Jet, type StoreRef } from "./writer.ts";
+import { decodeStoredMeta, header, H_DELETES_VERSION, H_VERSION_ID, isVersionMarker, NULL_VERSION, toObjectInfo, type ObjectInfo } from "./format.ts";
+import { keyVersions } from "./versions.ts";
+import { headObject, leaderGet, readObject } from "./reader.ts";
+import { deleteObject, deleteVersion, putObject, type Jet, type StoreRef } from "./writer.ts";
+import { storeIncarnation } from "./bucket.ts";
 
 export interface ReplicationTarget {
   bucket: string;
@@ -78,8 +81,10 @@ export type Decision = "copy" | "delete" | "skip";
  * What to do with the target when the source committed `change` at `seq`:
  * never let an older source commit replace a newer copy; never resurrect.
  */
-export function decide(change: { deleted: boolean; seq: number }, sourceStream: string, target: ObjectInfo | undefined): Decision {
-  const copiedSeq = target?.source?.stream === sourceStream ? target.source.seq : undefined;
+export function decide(change: { deleted: boolean; seq: number }, source: { stream: string; incarnation: string }, target: ObjectInfo | undefined): Decision {
+  // a copy of another incarnation of the source (deleted and created again) is not comparable: its sequences restarted
+  const same = target?.source?.stream === source.stream && target.source.incarnation === source.incarnation;
+  const copiedSeq = same ? target!.source!.seq : undefined;
   if (change.deleted) {
     if (!target) return "skip";
     return copiedSeq !== undefined && copiedSeq > change.seq ? "skip" : "delete";
@@ -93,7 +98,7 @@ export function decide(change: { deleted: boolean; seq: number }, sourceStream: 
  * overwritten since is skipped: the newer commit follows in the log.
  */
 export async function applyChange(
-  src: { jsm: JetStreamManager; store: StoreRef },
+  src: { jsm: JetStreamManager; store: StoreRef; incarnation: string },
   dst: { jet: Jet; store: StoreRef },
   msg: { subject: string; seq: number; data: Uint8Array },
   signal?: AbortSignal,
@@ -106,21 +111,47 @@ export async function applyChange(
   } catch {
     return "skip"; // not object metadata
   }
+  // Versioned source (versions.ts): each version is applied with its id, so
+  // the target's versions — and its current version — are the source's.
+  const versionId = header(meta, H_VERSION_ID);
+  const removes = header(meta, H_DELETES_VERSION);
+  if (removes !== undefined) {
+    await deleteVersion(dst.jet, dst.store, key, removes);
+    // the message repeats the key's new current version: already on the target when it has it
+    const now = await headObject(dst.jet.jsm, dst.store, key);
+    if (meta.deleted || (versionId !== undefined && (now?.info?.versionId === versionId || now?.markerVersionId === versionId))) return "delete";
+  }
+  // a version (other than "null", which a later write may replace) the target has already: applied before
+  const applied = versionId !== undefined && versionId !== NULL_VERSION && (await keyVersions(dst.jet.jsm, dst.store, key)).some((v) => v.versionId === versionId);
+  if (applied) return "skip";
+  if (isVersionMarker(meta)) {
+    const now = await headObject(dst.jet.jsm, dst.store, key);
+    if (versionId === undefined || now?.markerVersionId === versionId) return "skip";
+    await deleteObject(dst.jet, dst.store, key, undefined, `repl.${src.store.stream}.${src.incarnation}.${msg.seq}`, { versionId });
+    return "delete";
+  }
   const target = (await headObject(dst.jet.jsm, dst.store, key))?.info;
-  const d = decide({ deleted: meta.deleted === true, seq: msg.seq }, src.store.stream, target);
+  const d = decide({ deleted: meta.deleted === true, seq: msg.seq }, { stream: src.store.stream, incarnation: src.incarnation }, target);
   if (d === "delete") await deleteObject(dst.jet, dst.store, key);
   if (d !== "copy") return d;
   const info = toObjectInfo(meta, msg.seq);
-  const current = await headObject(src.jsm, src.store, key);
-  if (current?.revision !== undefined && current.revision > msg.seq && current.info?.nuid !== info.nuid) return "skip";
-  if (current?.markerRevision !== undefined && current.markerRevision > msg.seq) return "skip";
+  if (versionId !== undefined) {
+    // a version is copied while the source keeps it (its chunks are there), even when no longer current
+    const kept = (await keyVersions(src.jsm, src.store, key)).some((v) => v.versionId === versionId && v.info?.nuid === info.nuid);
+    if (!kept) return "skip";
+  } else {
+    const current = await headObject(src.jsm, src.store, key);
+    if (current?.revision !== undefined && current.revision > msg.seq && current.info?.nuid !== info.nuid) return "skip";
+    if (current?.markerRevision !== undefined && current.markerRevision > msg.seq) return "skip";
+  }
   await putObject(dst.jet, dst.store, key, readObject(src.jsm, src.store, info, signal ? { signal } : {}), {
     contentType: info.contentType,
     userMeta: info.userMeta,
     etagOverride: info.etag,
     expectSha256B64: Buffer.from(info.sha256, "base64url").toString("base64"),
-    source: { stream: src.store.stream, seq: msg.seq },
+    source: { stream: src.store.stream, seq: msg.seq, incarnation: src.incarnation },
     ...(signal ? { signal } : {}),
+    ...(versionId !== undefined ? { versionId } : {}),
   });
   return "copy";
 }
@@ -129,7 +160,7 @@ export async function applyChange(
 export async function storeState(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef): Promise<Map<string, { seq: number; info: ObjectInfo | undefined; data: Uint8Array; subject: string }>> {
   const out = new Map<string, { seq: number; info: ObjectInfo | undefined; data: Uint8Array; subject: string }>();
   const filter = metaSubjectAll(store.name);
-  const last = await jsm.direct.getMessage(store.stream, { last_by_subj: filter }).catch(() => null);
+  const last = await leaderGet(jsm, store.stream, { last_by_subj: filter });
   if (!last) return out;
   const msgs = await (await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.LastPerSubject })).consume();
   try {
@@ -160,6 +191,7 @@ export interface ScrubReport {
 /** Anti-entropy: compares source and target (keys, sizes, digests) and repairs the target. */
 export async function scrub(src: { js: JetStreamClient; jsm: JetStreamManager; store: StoreRef }, dst: { jet: Jet; store: StoreRef }, signal?: AbortSignal): Promise<ScrubReport> {
   const r: ScrubReport = { checked: 0, same: 0, copied: 0, deleted: 0, extra: 0 };
+  const { incarnation } = await storeIncarnation(src.jsm, src.store);
   const s = await storeState(src.js, src.jsm, src.store);
   const t = await storeState(dst.jet.js, dst.jet.jsm, dst.store);
   for (const [key, e] of s) {
@@ -174,7 +206,7 @@ export async function scrub(src: { js: JetStreamClient; jsm: JetStreamManager; s
       r.same++;
       continue;
     }
-    const d = await applyChange({ jsm: src.jsm, store: src.store }, dst, { subject: e.subject, seq: e.seq, data: e.data }, signal);
+    const d = await applyChange({ jsm: src.jsm, store: src.store, incarnation }, dst, { subject: e.subject, seq: e.seq, data: e.data }, signal);
     if (d === "copy") r.copied++;
     else if (d === "delete") r.deleted++;
     else r.same++;

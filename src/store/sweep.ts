@@ -8,6 +8,11 @@
  *   (one message delete by sequence), so a put that lands meanwhile is never touched, and a
  *   marker is kept while a durable consumer of the stream (the replicator's
  *   commit-log reader) has not acknowledged past it.
+ * - Replaced versions — the metadata and chunks of a version an overwrite or
+ *   a delete replaced — are removed once the replacement is older than the
+ *   read grace period (a GET that started on the old version finishes with
+ *   its bytes; the request path never deletes them) and, for the metadata
+ *   message, once every durable reader of the commit log has passed it.
  * - Orphan chunks — a chunk subject that no live metadata refers to, last
  *   written longer ago than the grace period — are purged. They come from a
  *   commit whose outcome was unknown (kept on purpose, see writer.ts), or a
@@ -17,16 +22,19 @@
  * Every step is idempotent, so two storage instances sweeping the same
  * bucket at once do no harm (only double work).
  */
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { chunkSubjectAll, metaSubjectAll } from "../subjects/index.ts";
-import { decodeStoredMeta } from "./format.ts";
-import { deleteSeqs, seqsOfSubject, type StoreRef } from "./writer.ts";
+import { decodeStoredMeta, toObjectInfo, type StoredMeta } from "./format.ts";
+import { foldVersions, scanAllMetadata } from "./versions.ts";
+import { deleteSeqs, removeChunks, seqsOfSubject, type StoreRef } from "./writer.ts";
 
 export interface SweepOptions {
   /** Purge delete markers older than this. */
   markerTtlMs: number;
   /** Purge unreferenced chunks last written longer ago than this. */
   orphanGraceMs: number;
+  /** Keep a replaced version's chunks this long after it was replaced (reads in flight). */
+  readGraceMs?: number;
   /** Chunk nuids referenced from elsewhere (parts of open multipart uploads): never orphans. */
   alsoReferenced?: () => Promise<Set<string>>;
   now?: () => number;
@@ -40,55 +48,93 @@ export interface SweepReport {
   markersHeld: number;
   /** Replaced metadata messages removed (once every durable reader had passed them). */
   supersededRemoved: number;
+  /** Replaced versions whose chunks were removed (their read grace period over). */
+  replacedChunksRemoved: number;
+  /** Replaced versions still within the read grace period (kept whole). */
+  replacedHeld: number;
   orphansPurged: number;
   orphanMessagesPurged: number;
 }
 
+interface Superseded {
+  seq: number;
+  /** The replaced version's chunks (undefined for a marker or foreign metadata). */
+  nuid: string | undefined;
+  chunkSeqs: number[] | undefined;
+  /** When the message that replaced it was written. */
+  replacedMs: number;
+}
+
 interface Scan {
+  /** Chunk nuids of live versions. */
   referenced: Set<string>;
   markers: Array<{ subject: string; seq: number; ms: number }>;
   /** Metadata messages a later one on the same subject replaces. */
-  superseded: number[];
+  superseded: Superseded[];
   /** Keys (subjects) with metadata. */
   count: number;
 }
 
 /**
- * Reads every metadata message once, in order (one ordered pass): the last
- * one of each key says what is live or deleted; the earlier ones are
- * superseded versions the writer leaves in place so that a lagging commit-log
- * reader (the replicator) still sees every change.
+ * Reads every metadata message once, in order (one ordered pass), and folds
+ * each key's messages into its versions (versions.ts): the messages that
+ * hold a version — the current one, and in a versioned bucket every
+ * non-current version and delete marker — are retained, and their chunks
+ * are referenced; every other message is superseded (replaced, or removed
+ * by a DELETE ?versionId=), left in place by the writer so that a lagging
+ * commit-log reader (the replicator) still sees every change. An
+ * unversioned delete marker that is its key's last message is a marker the
+ * TTL purges.
  */
 async function scanMetadata(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef): Promise<Scan> {
   const scan: Scan = { referenced: new Set(), markers: [], superseded: [], count: 0 };
-  const filter = metaSubjectAll(store.name);
-  const last = await jsm.direct.getMessage(store.stream, { last_by_subj: filter }).catch(() => null);
-  if (!last) return scan;
-  const lastOf = new Map<string, { seq: number; deleted: boolean; nuid: string | undefined; ms: number }>();
-  const consumer = await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-  const msgs = await consumer.consume();
-  try {
-    for await (const m of msgs) {
-      const prev = lastOf.get(m.subject);
-      if (prev) scan.superseded.push(prev.seq);
-      let entry = { seq: m.seq, deleted: false, nuid: undefined as string | undefined, ms: Math.floor(m.info.timestampNanos / 1e6) };
-      try {
-        const meta = decodeStoredMeta(m.data);
-        entry = { ...entry, deleted: meta.deleted === true, nuid: meta.deleted ? undefined : meta.nuid };
-      } catch {
-        // foreign metadata: never treated as a marker, never as a reference
-      }
-      lastOf.set(m.subject, entry);
-      if (m.info.pending === 0 || m.seq >= last.seq) break;
+  interface Entry {
+    seq: number;
+    ms: number;
+    meta: StoredMeta | undefined;
+  }
+  const bySubject = new Map<string, Entry[]>();
+  // from the leader: a lagging replica's "last" would end the scan early, and a
+  // commit it has not applied yet would make its chunks look like orphans
+  await scanAllMetadata(js, jsm, store, (subject, seq, data, ms) => {
+    let meta: StoredMeta | undefined;
+    try {
+      meta = decodeStoredMeta(data);
+    } catch {
+      // foreign metadata: never treated as a marker, never as a reference
     }
-  } finally {
-    await msgs.close().catch(() => undefined);
+    let l = bySubject.get(subject);
+    if (!l) bySubject.set(subject, (l = []));
+    l.push({ seq, ms, meta });
+  });
+  const chunksOf = (e: Entry): { nuid: string | undefined; chunkSeqs: number[] | undefined } => {
+    if (!e.meta || e.meta.deleted) return { nuid: undefined, chunkSeqs: undefined };
+    try {
+      return { nuid: e.meta.nuid, chunkSeqs: toObjectInfo(e.meta, e.seq).chunkSeqs };
+    } catch {
+      return { nuid: e.meta.nuid, chunkSeqs: undefined }; // no chunk index: found by walking the chunk subject when removed
+    }
+  };
+  for (const [subject, entries] of bySubject) {
+    const known = entries.filter((e): e is Entry & { meta: StoredMeta } => e.meta !== undefined);
+    // when each message stopped holding a version (replaced, or removed by DELETE ?versionId=)
+    const droppedMs = new Map<number, number>();
+    const versions = foldVersions(
+      known.map((e) => ({ seq: e.seq, meta: e.meta })),
+      (seq, at) => droppedMs.set(seq, known[at]!.ms),
+    );
+    const retained = new Set(versions.map((v) => v.seq));
+    const last = entries[entries.length - 1]!;
+    for (const v of versions) if (!v.marker && v.info) scan.referenced.add(v.info.nuid);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (retained.has(e.seq) || e === last) continue;
+      scan.superseded.push({ seq: e.seq, ...chunksOf(e), replacedMs: droppedMs.get(e.seq) ?? entries[i + 1]!.ms });
+    }
+    // an unversioned delete (no versions left): a marker the TTL purges
+    if (last.meta?.deleted && !retained.has(last.seq)) scan.markers.push({ subject, seq: last.seq, ms: last.ms });
   }
-  for (const [subject, e] of lastOf) {
-    if (e.deleted) scan.markers.push({ subject, seq: e.seq, ms: e.ms });
-    else if (e.nuid) scan.referenced.add(e.nuid);
-  }
-  scan.count = lastOf.size;
+  scan.count = bySubject.size;
   return scan;
 }
 
@@ -104,18 +150,38 @@ async function durableFloor(jsm: JetStreamManager, stream: string): Promise<numb
 
 export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef, o: SweepOptions): Promise<SweepReport> {
   const now = (o.now ?? Date.now)();
-  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, orphansPurged: 0, orphanMessagesPurged: 0 };
+  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0 };
   const scan = await scanMetadata(js, jsm, store);
   report.metadata = scan.count;
 
+  const readGraceMs = o.readGraceMs ?? o.orphanGraceMs;
+  // Replaced versions still within the read grace period are kept whole:
+  // their chunks count as referenced (also for the orphan pass below).
+  const inGrace = (v: Superseded) => now - v.replacedMs < readGraceMs;
+  const held = new Set<string>();
+  for (const v of scan.superseded) if (v.nuid && inGrace(v)) held.add(v.nuid);
+  report.replacedHeld = scan.superseded.filter((v) => v.nuid && inGrace(v)).length;
   const old = scan.markers.filter((m) => now - m.ms > o.markerTtlMs);
   if (old.length > 0 || scan.superseded.length > 0) {
     const floor = await durableFloor(jsm, store.stream);
-    // Superseded versions first (only those every durable reader has passed),
-    // so that deleting a marker can never expose an older version.
-    const gone = scan.superseded.filter((q) => q < floor);
-    await deleteSeqs(jsm, store.stream, gone);
-    report.supersededRemoved = gone.length;
+    const other = scan.superseded.some((v) => v.nuid && !inGrace(v)) ? ((await o.alsoReferenced?.()) ?? new Set<string>()) : new Set<string>();
+    // Replaced versions past the grace period: their chunks (unless a live
+    // version or an upload shares them), then their metadata once every
+    // durable reader has passed it — before any marker, so that deleting a
+    // marker can never expose an older version.
+    let gone = 0;
+    for (const v of scan.superseded) {
+      if (inGrace(v)) continue;
+      if (v.nuid && !scan.referenced.has(v.nuid) && !held.has(v.nuid) && !other.has(v.nuid)) {
+        await removeChunks(jsm, store, v.nuid, v.chunkSeqs);
+        report.replacedChunksRemoved++;
+      }
+      if (v.seq < floor) {
+        await deleteSeqs(jsm, store.stream, [v.seq]);
+        gone++;
+      }
+    }
+    report.supersededRemoved = gone;
     for (const m of old) {
       if (m.seq >= floor || (await hasOlder(jsm, store, m))) {
         report.markersHeld++;
@@ -133,7 +199,7 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   const candidates: Array<{ subject: string; id: string; lastSeq: number }> = [];
   for (const subject of Object.keys(info.state.subjects ?? {})) {
     const id = subject.slice(prefix.length);
-    if (scan.referenced.has(id)) continue;
+    if (scan.referenced.has(id) || held.has(id)) continue;
     const lastChunk = await jsm.direct.getMessage(store.stream, { last_by_subj: subject }).catch(() => null);
     if (!lastChunk || now - lastChunk.time.getTime() <= o.orphanGraceMs) continue;
     candidates.push({ subject, id, lastSeq: lastChunk.seq });
@@ -141,9 +207,10 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   if (candidates.length === 0) return report;
   // A put may have committed one of them after the first scan: look again.
   const fresh = await scanMetadata(js, jsm, store);
+  for (const v of fresh.superseded) if (v.nuid && inGrace(v)) held.add(v.nuid);
   const other = (await o.alsoReferenced?.()) ?? new Set<string>();
   for (const c of candidates) {
-    if (fresh.referenced.has(c.id) || other.has(c.id)) continue;
+    if (fresh.referenced.has(c.id) || held.has(c.id) || other.has(c.id)) continue;
     const seqs = (await seqsOfSubject(jsm, store.stream, c.subject)).filter((q) => q <= c.lastSeq);
     await deleteSeqs(jsm, store.stream, seqs);
     if (seqs.length > 0) {

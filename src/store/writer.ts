@@ -1,23 +1,34 @@
 /**
  * Writing objects: chunks are published with a bounded window of pending
  * acks (not one at a time), MD5 and SHA-256 are computed while streaming, the
- * metadata is committed last (compare-and-set on the key's last sequence),
- * the replaced version's chunks are deleted after the commit, and any failure
- * or abort deletes the chunks written so far: a failed write is invisible and
- * leaves nothing behind. The replaced metadata message stays until the sweep
- * removes it — after every durable reader of the commit log (the
- * replicator) has passed it — so no change goes unseen. No purges and no
- * rollups (see deleteSeqs).
+ * metadata is committed last (compare-and-set on the key's last sequence,
+ * read from the stream leader), and any failure or abort deletes the chunks
+ * written so far: a failed write is invisible and leaves nothing behind.
+ *
+ * Nothing a commit may point at is deleted on the request path:
+ * - The replaced version (by an overwrite or a delete) stays whole — its
+ *   metadata message and its chunks — until the sweep removes it, once the
+ *   replacement is older than the read grace period (so a GET already
+ *   streaming it finishes with its bytes) and every durable reader of the
+ *   commit log (the replicator) has passed it (so no change goes unseen).
+ * - A commit whose outcome is unknown (no answer, a failover) keeps its
+ *   chunks: the sweep decides from the stream's state whether anything
+ *   refers to them.
+ * No purges and no rollups (see deleteSeqs).
  */
 import { AdaptiveHasher, type Digests } from "./hasher.ts";
-import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
-import type { NatsConnection } from "@nats-io/nats-core";
-import type { MsgHdrs } from "@nats-io/nats-core";
+import { nuid } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
+import type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
+export type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
+import { isMessageGone, isWrongLastSequence, jsApiCode } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
+import { enableFeatures, publish, ttlValue } from "../jet/index.ts";
+import { createHash } from "node:crypto";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
-import { buildHeaders, DIGEST_PREFIX, H_REQUEST_ID, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
+import { keyMessages, foldVersions } from "./versions.ts";
+import { buildHeaders, DIGEST_PREFIX, header, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
 import { assertStream, directGet, headObject } from "./reader.ts";
 import { HEADER_ROOM, isOwnedChunk, rechunk } from "../transfer/rechunk.ts";
 
@@ -32,83 +43,26 @@ export function defaultChunkSize(maxPayload: number): number {
 export const DEFAULT_WINDOW_BYTES = 8 * 1024 * 1024;
 const WRONG_LAST_SEQUENCE = 10071;
 
-/** The three handles the store needs from one connection. */
-export interface Jet {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-}
 
-export interface StoreRef {
-  /** Object store name (`<token>[__<shard>]`). */
-  name: string;
-  /** Backing stream (`OBJ_<name>`). */
-  stream: string;
-}
 
-export interface PutOptions {
-  contentType?: string;
-  userMeta?: Record<string, string>;
-  /** Bytes per chunk (clamped to the server's max_payload). */
-  chunkSize?: number;
-  /** Most bytes published but not yet acknowledged. */
-  windowBytes?: number;
-  /** Fail with PreconditionFailed when a live object has this key. */
-  ifNoneMatch?: boolean;
-  /** Fail with PreconditionFailed unless the live object's ETag is this. */
-  ifMatch?: string;
-  /** Verify the body against these before committing (BadDigest otherwise). */
-  expectMd5Hex?: string;
-  expectSha256B64?: string;
-  /** Refuse bodies larger than this (EntityTooLarge), checked while streaming. */
-  maxSize?: number;
-  /** Use this ETag instead of the body's MD5 (multipart: md5-of-md5s-N). */
-  etagOverride?: string;
-  /** A replicated copy: the source commit it copies (Shoal-Source). */
-  source?: { stream: string; seq: number };
-  signal?: AbortSignal;
-  /** How long one publish may keep retrying (through a stream-leader failover) before the put fails. */
-  timeoutMs?: number;
-  /** Ack deadline of one publish attempt. */
-  attemptTimeoutMs?: number;
-  /**
-   * The client call's id, the same on each of its retries: stored with the
-   * version, so a retry of a put that committed (its reply lost) returns that
-   * commit instead of committing — and announcing — the object twice.
-   */
-  requestId?: string;
-}
 
-/** Publish deadlines: one attempt, and all attempts of one message. */
-export interface PublishTiming {
-  attemptMs: number;
-  deadlineMs: number;
-  signal?: AbortSignal;
-}
 export const DEFAULT_PUBLISH_TIMING: PublishTiming = Object.freeze({ attemptMs: 1000, deadlineMs: 15_000 });
 
 /**
- * Publishes with a message id and retries retryable failures (timeouts, no
- * responders, JetStream unavailable) with the same id until the deadline.
- * JetStream's duplicate window makes an attempt whose ack was lost count
- * once: the retry is answered `duplicate` with the first attempt's sequence.
- * This is what lets a put ride through a stream-leader failover instead of
- * failing and starting over.
+ * One message with an id, through src/jet's publish: transient failures
+ * (timeouts, no responders, JetStream unavailable) are retried with the same
+ * id until the deadline, and JetStream's duplicate window makes an attempt
+ * whose ack was lost count once. This is what lets a put ride through a
+ * stream-leader failover instead of failing and starting over.
  */
-export function publishOnce(js: JetStreamClient, subject: string, data: Uint8Array | string, msgID: string, t: PublishTiming, headers?: MsgHdrs): Promise<PubAck> {
-  return retry(() => js.publish(subject, data, { msgID, timeout: t.attemptMs, ...(headers ? { headers } : {}) }), {
-    attempts: 1000,
-    baseMs: 50,
-    maxMs: 250,
-    deadlineMs: t.deadlineMs,
-    ...(t.signal ? { signal: t.signal } : {}),
-  });
+function publishWith(js: JetStreamClient, subject: string, data: Uint8Array | string, msgId: string, t: PublishTiming, o: { expectLastSubjectSeq?: number; ttlMs?: number } = {}): Promise<PubAck> {
+  return publish(js, subject, data, { msgId, attemptMs: t.attemptMs, deadlineMs: t.deadlineMs, ...(t.signal ? { signal: t.signal } : {}), ...o });
 }
 
-function apiCode(e: unknown): number | undefined {
-  const c = (e as { api_error?: { err_code?: number }; code?: unknown })?.api_error?.err_code;
-  if (typeof c === "number") return c;
-  return /wrong last sequence/i.test(String((e as Error)?.message)) ? WRONG_LAST_SEQUENCE : undefined;
+/** The JetStream API error code when the server answered with a refusal; undefined when it did not answer. */
+export function apiCode(e: unknown): number | undefined {
+  // by the client's JetStreamApiError (src/errors/nats.ts), never by message text
+  return isWrongLastSequence(e) ? WRONG_LAST_SEQUENCE : jsApiCode(e);
 }
 
 /**
@@ -128,7 +82,7 @@ export async function deleteSeqs(jsm: JetStreamManager, stream: string, seqs: re
       try {
         await jsm.streams.deleteMessage(stream, seq, false);
       } catch (e) {
-        if (!/no message found|not found/i.test(String((e as Error)?.message))) throw e;
+        if (!isMessageGone(e)) throw e;
       }
     }
   };
@@ -152,28 +106,7 @@ export async function removeChunks(jsm: JetStreamManager, store: StoreRef, nuid:
   await deleteSeqs(jsm, store.stream, seqs);
 }
 
-/** Chunks written under one nuid, not yet referenced by any metadata. */
-export interface WrittenChunks {
-  id: string;
-  seqs: number[];
-  size: number;
-  chunkSize: number;
-  md5hex: string;
-  /** Base64url SHA-256, padded (ADR-20 digest form). */
-  sha256: string;
-}
 
-export interface ChunkOptions {
-  /** The nuid to write under (a direct upload the storage actor announced); a fresh one otherwise. */
-  id?: string;
-  chunkSize?: number;
-  windowBytes?: number;
-  maxSize?: number;
-  signal?: AbortSignal;
-  timing?: PublishTiming;
-  /** Compute the MD5 (default); false when the ETag will not be the body's MD5 (md5hex is then ""). */
-  md5?: boolean;
-}
 
 export function timingOf(o: { timeoutMs?: number; attemptTimeoutMs?: number; signal?: AbortSignal }): PublishTiming {
   return {
@@ -197,6 +130,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
   const timing = opts.timing ?? timingOf(opts);
   const id = opts.id ?? nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
+  const ttl = opts.ttlMs !== undefined ? ttlValue(opts.ttlMs) : undefined;
   // MD5 and SHA-256 on a worker thread once the body proves large (src/store/hasher.ts)
   const hasher = new AdaptiveHasher(opts.md5 ?? true);
   let digests: Digests = { md5hex: "", sha256: "" };
@@ -215,7 +149,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
     try {
       ack = await p.ack;
     } catch {
-      ack = await publishOnce(js, chunkSubj, p.data, chunkId(p.index), timing);
+      ack = await publishWith(js, chunkSubj, p.data, chunkId(p.index), timing, opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {});
     }
     pending.shift();
     seqs[p.index] = ack.seq;
@@ -232,7 +166,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
       size += chunk.byteLength;
       if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
       wrote = true;
-      const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs });
+      const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs, ...(ttl !== undefined ? { ttl } : {}) });
       ack.catch(() => undefined); // observed in settleOldest; never unhandled
       pending.push({ index: index++, data: chunk, ack });
       inflight += chunk.byteLength;
@@ -268,6 +202,222 @@ export function checkDigests(w: Pick<WrittenChunks, "md5hex" | "sha256">, o: { e
   }
 }
 
+/** The ADR-20 metadata of written chunks, with Shoal's headers. */
+function metaFor(store: StoreRef, key: string, w: Omit<WrittenChunks, "seqs"> & { seqs: number[] | undefined; chunks?: number }, opts: PutOptions): StoredMeta {
+  return {
+    name: key,
+    description: "",
+    headers: buildHeaders({
+      contentType: opts.contentType,
+      etag: opts.etagOverride ?? w.md5hex,
+      chunkSeqs: w.seqs,
+      userMeta: opts.userMeta,
+      ...(opts.source ? { source: opts.source } : {}),
+      ...(opts.requestId ? { requestId: opts.requestId } : {}),
+      ...(opts.versionId ? { versionId: opts.versionId } : {}),
+    }),
+    options: { max_chunk_size: w.chunkSize },
+    bucket: store.name,
+    nuid: w.id,
+    size: w.size,
+    chunks: w.chunks ?? w.seqs?.length ?? 0,
+    mtime: new Date().toISOString(),
+    digest: `${DIGEST_PREFIX}${w.sha256}`,
+    deleted: false,
+  };
+}
+
+/**
+ * The last revision this process committed (or saw committed) per key: the
+ * compare-and-set guess that lets a small PUT skip reading the key's current
+ * metadata from the stream leader. A wrong guess (another writer, the sweep
+ * removed a marker) costs nothing but a retry: the server refuses the commit
+ * (10071) and the writer reads the key and tries again, as before. With the
+ * request id, a retried call whose first attempt committed through this
+ * process finds that commit here (it would otherwise commit twice).
+ */
+interface Remembered {
+  revision: number;
+  requestId: string | undefined;
+  info: ObjectInfo | undefined;
+}
+const REMEMBER_MAX = 10_000;
+/** Per connection (a replicator writes to other clusters' streams of the same name), per stream and key; the oldest entry goes first. */
+const rememberedBy = new WeakMap<JetStreamManager, Map<string, Remembered>>();
+const rememberKey = (store: StoreRef, key: string) => `${store.stream}\u0000${key}`;
+function memoryOf(jsm: JetStreamManager): Map<string, Remembered> {
+  let m = rememberedBy.get(jsm);
+  if (!m) rememberedBy.set(jsm, (m = new Map()));
+  return m;
+}
+function remember(jsm: JetStreamManager, store: StoreRef, key: string, revision: number, requestId: string | undefined, info: ObjectInfo | undefined): void {
+  const m = memoryOf(jsm);
+  const k = rememberKey(store, key);
+  m.delete(k);
+  m.set(k, { revision, requestId, info });
+  if (m.size > REMEMBER_MAX) m.delete(m.keys().next().value!);
+}
+function recall(jsm: JetStreamManager, store: StoreRef, key: string): Remembered | undefined {
+  return memoryOf(jsm).get(rememberKey(store, key));
+}
+function forgetKey(jsm: JetStreamManager, store: StoreRef, key: string): void {
+  memoryOf(jsm).delete(rememberKey(store, key));
+}
+/** Forgets what this connection remembers of a store's keys (its stream was deleted). */
+export function forgetRevisions(jsm: JetStreamManager, store: StoreRef): void {
+  const m = memoryOf(jsm);
+  const prefix = `${store.stream}\u0000`;
+  for (const k of m.keys()) if (k.startsWith(prefix)) m.delete(k);
+}
+
+/**
+ * What the writer learns about a stream once per process: its replicas and
+ * whether a limit could refuse one message and accept the next (then a
+ * chunk and its metadata are never pipelined). The stream features the data
+ * path uses are turned on here for streams created before them
+ * (enableFeatures: allow_batched and allow_atomic, both reversible).
+ */
+interface StreamTraits {
+  replicas: number;
+  limited: boolean;
+}
+const traits = new WeakMap<JetStreamManager, Map<string, Promise<StreamTraits>>>();
+export function streamTraits(jsm: JetStreamManager, stream: string): Promise<StreamTraits> {
+  const m = traits.get(jsm) ?? new Map<string, Promise<StreamTraits>>();
+  traits.set(jsm, m);
+  let t = m.get(stream);
+  if (!t) {
+    t = enableFeatures(jsm, stream, { batched: true, atomic: true }).then((si) => {
+      const c = si.config;
+      return { replicas: c.num_replicas ?? 1, limited: (c.max_bytes ?? -1) > 0 || (c.max_msgs ?? -1) > 0 || (c.max_msg_size ?? -1) > 0 || (c.max_msgs_per_subject ?? -1) > 0 };
+    });
+    t.catch(() => m.delete(stream)); // asked again next time
+    m.set(stream, t);
+  }
+  return t;
+}
+
+const ttlReady = new WeakMap<JetStreamManager, Map<string, Promise<unknown>>>();
+/**
+ * Turns on per-message TTLs (allow_msg_ttl) on a bucket's stream before a
+ * multipart part is written with one. One-way: the server refuses to turn
+ * it off again (10052); stock tools are unaffected. New streams are created
+ * with it (bucket.ts).
+ */
+export function ensurePartTtl(jsm: JetStreamManager, stream: string): Promise<unknown> {
+  const m = ttlReady.get(jsm) ?? new Map<string, Promise<unknown>>();
+  ttlReady.set(jsm, m);
+  let p = m.get(stream);
+  if (!p) {
+    p = enableFeatures(jsm, stream, { msgTtl: true });
+    p.catch(() => m.delete(stream));
+    m.set(stream, p);
+  }
+  return p;
+}
+
+/**
+ * A PUT whose body is already in memory (an inline request: at most
+ * INLINE_MAX bytes). One chunk or none: digests computed here, where the
+ * bytes are (a few µs for 4 KiB), and checked before anything is written.
+ *
+ * Messages per PUT: the chunk and the metadata — nothing else on the
+ * request path. When this process remembers the key's revision (it wrote
+ * or deleted it last), the commit's compare-and-set uses it and no read of
+ * the key is made; on an R1 stream without limits the chunk and the
+ * metadata are then pipelined (one wait for both acks, one round trip), the
+ * metadata without the chunk's sequence (readers walk the one-message chunk
+ * subject). On R3+ the chunk is acknowledged before the metadata is sent,
+ * with its sequence recorded: a replica that has not applied the chunk yet
+ * is then asked by sequence and falls back to the leader (reader.ts). When
+ * the revision is not known (first write of the key by this process, a
+ * conditional PUT) the key is read from the leader while the chunk goes
+ * out, as for streamed bodies. Anything the server refuses is retried
+ * through the compare-and-set loop of commitChunks; the replaced version
+ * stays for the sweep (read grace, events), as for every commit.
+ */
+export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uint8Array, opts: PutOptions = {}): Promise<ObjectInfo> {
+  const { nc, js, jsm } = jet;
+  const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  const chunkSize = Math.max(1024, Math.min(opts.chunkSize ?? defaultChunkSize(maxPayload), maxPayload));
+  if (data.byteLength > chunkSize) return putObject(jet, store, key, once(data), opts);
+  if (opts.maxSize !== undefined && data.byteLength > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
+  const timing = timingOf(opts);
+  await assertStream(jsm, store.stream);
+  const conditional = opts.ifNoneMatch === true || opts.ifMatch !== undefined;
+  const known = conditional ? undefined : recall(jsm, store, key);
+  if (known && opts.requestId !== undefined && known.requestId === opts.requestId && known.info) return known.info;
+  const t = await streamTraits(jsm, store.stream);
+  const w = {
+    id: nuid.next(),
+    size: data.byteLength,
+    chunkSize,
+    md5hex: opts.etagOverride === undefined || opts.expectMd5Hex !== undefined ? createHash("md5").update(data).digest("hex") : "",
+    sha256: createHash("sha256").update(data).digest("base64url") + "=",
+  };
+  checkDigests(w, opts);
+  const chunkSubj = chunkSubject(store.name, w.id);
+  const sendChunk = () => publishWith(js, chunkSubj, data, `${w.id}.0`, timing);
+  if (!known || t.replicas > 1 || t.limited || data.byteLength === 0) {
+    // read the key (when not known) while the chunk goes out; then the compare-and-set commit
+    const prevP = known ? Promise.resolve(undefined) : headWithRetry(jsm, store, key, timing);
+    prevP.catch(() => undefined);
+    let prev = conditional ? await prevP : undefined;
+    if (conditional && isOwnCommit(prev, opts)) return prev!.info!;
+    if (conditional) checkPreconditions(prev, opts);
+    let seqs: number[] = [];
+    if (data.byteLength > 0) {
+      try {
+        seqs = [(await sendChunk()).seq];
+      } catch (e) {
+        await removeChunks(jsm, store, w.id).catch(() => undefined);
+        throw e;
+      }
+    }
+    if (!conditional) prev = known ? guessHead(known) : await prevP.catch(async (e: unknown) => {
+      await removeChunks(jsm, store, w.id, seqs).catch(() => undefined);
+      throw e;
+    });
+    return commitChunks(jet, store, key, { ...w, seqs }, opts, timing, prev);
+  }
+  // R1, revision known: chunk and metadata pipelined, one wait for both
+  const meta = metaFor(store, key, { ...w, seqs: undefined, chunks: 1 }, opts);
+  const chunkP = sendChunk();
+  const metaP = publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), `${w.id}.m0`, timing, { expectLastSubjectSeq: known.revision });
+  const [c, m] = await Promise.allSettled([chunkP, metaP]);
+  let chunkSeq = c.status === "fulfilled" ? c.value.seq : undefined;
+  if (chunkSeq === undefined) {
+    // Not seen on an R1 stream without limits (the two travel in order on one
+    // connection); a metadata that landed without its chunk would be a
+    // broken object, so the chunk is sent again (same id: stored once).
+    try {
+      chunkSeq = (await sendChunk()).seq;
+    } catch (e) {
+      if (m.status === "fulfilled") throw new ShoalError("InternalError", `the chunk of ${JSON.stringify(key.slice(0, 256))} was refused after its metadata was stored`, { cause: e });
+      await removeChunks(jsm, store, w.id).catch(() => undefined);
+      throw e;
+    }
+  }
+  if (m.status === "fulfilled") {
+    const info = toObjectInfo(meta, m.value.seq);
+    remember(jsm, store, key, m.value.seq, opts.requestId, info);
+    return info;
+  }
+  // The guess was wrong (10071), or the commit's outcome is unknown: the
+  // compare-and-set loop reads the key and decides (same message id: a
+  // commit that did land is not stored twice).
+  return commitChunks(jet, store, key, { ...w, seqs: [chunkSeq] }, opts, timing, await headWithRetry(jsm, store, key, timing));
+}
+
+/** A remembered revision as the head a commit is compared against. */
+function guessHead(r: Remembered): Head {
+  return r.info ? { info: r.info, revision: r.revision, markerRevision: undefined } : { info: undefined, revision: undefined, markerRevision: r.revision };
+}
+
+async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (data.byteLength > 0) yield data;
+}
+
 /**
  * Streams `source` into the object store under `key` and commits it.
  * Returns the committed object's info.
@@ -299,8 +449,10 @@ export async function putObject(jet: Jet, store: StoreRef, key: string, source: 
 
 /**
  * Commits written chunks as `key`'s metadata (compare-and-set against `prev`,
- * re-read on a race) and purges the replaced version's chunks. On failure the
- * chunks are purged, unless the commit may have landed after all.
+ * re-read from the leader on a race). The replaced version is left to the
+ * sweep (see the header). On failure the chunks are removed only when the
+ * server refused the commit; when its outcome is unknown they are left to
+ * the sweep, which removes them if no metadata refers to them.
  */
 export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: WrittenChunks, opts: PutOptions, timing: PublishTiming, prev: Head | undefined): Promise<ObjectInfo> {
   const { js, jsm } = jet;
@@ -309,52 +461,35 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
   try {
     opts.signal?.throwIfAborted();
     checkDigests(w, opts);
-    const meta: StoredMeta = {
-      name: key,
-      description: "",
-      headers: buildHeaders({
-        contentType: opts.contentType,
-        etag: opts.etagOverride ?? w.md5hex,
-        chunkSeqs: w.seqs,
-        userMeta: opts.userMeta,
-        ...(opts.source ? { source: opts.source } : {}),
-        ...(opts.requestId ? { requestId: opts.requestId } : {}),
-      }),
-      options: { max_chunk_size: w.chunkSize },
-      bucket: store.name,
-      nuid: w.id,
-      size: w.size,
-      chunks: w.seqs.length,
-      mtime: new Date().toISOString(),
-      digest: `${DIGEST_PREFIX}${w.sha256}`,
-      deleted: false,
-    };
+    const meta = metaFor(store, key, w, opts);
     // Commit, guarded by the revision we last saw (compare-and-set), so we
-    // always know exactly which version we replaced; then delete its chunks
-    // (message deletes, see deleteSeqs; its metadata is left to the sweep).
+    // always know exactly which version we replaced. Its chunks and metadata
+    // are the sweep's to remove, after the read grace period.
     for (let attempt = 0; ; attempt++) {
       if (isOwnCommit(prev, opts)) {
         // An earlier attempt of this call committed: that is the result.
-        if (prev!.info!.nuid !== w.id) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
+        // (its chunks are not this attempt's when they differ: ours are unreferenced)
+        if (prev!.info!.nuid !== w.id && !ambiguous) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
         return prev!.info!;
       }
       checkPreconditions(prev, opts);
-      const h = natsHeaders();
-      h.set("Nats-Expected-Last-Subject-Sequence", String(prev?.revision ?? prev?.markerRevision ?? 0));
       try {
         let seq: number;
         try {
-          seq = (await publishOnce(js, metaSubj, JSON.stringify(meta), `${w.id}.m${attempt}`, timing, h)).seq;
+          seq = (await publishWith(js, metaSubj, JSON.stringify(meta), `${w.id}.m${attempt}`, timing, { expectLastSubjectSeq: prev?.revision ?? prev?.markerRevision ?? 0 })).seq;
         } catch (e) {
           if (apiCode(e) !== undefined) throw e; // the server refused it: it did not land
+          // No answer: the commit may have landed, or may still land (a
+          // proposal queued on a leader that is about to lose its lead can
+          // be applied after we look). Our chunks are never removed from
+          // here on; the sweep decides from the stream's state.
+          ambiguous = true;
           const landed = await commitLanded(jsm, store, key, w.id);
-          if (landed === undefined) ambiguous = true;
           if (typeof landed !== "number") throw e;
           seq = landed;
         }
-        const info = toObjectInfo(meta, seq);
-        if (prev?.info && prev.info.nuid !== w.id) await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
-        return info;
+        remember(jsm, store, key, seq, opts.requestId, toObjectInfo(meta, seq));
+        return toObjectInfo(meta, seq);
       } catch (e) {
         if (apiCode(e) !== WRONG_LAST_SEQUENCE || attempt >= 20) throw e;
         // Someone (maybe an earlier attempt of this call) committed the same key meanwhile: re-read and re-check.
@@ -374,8 +509,9 @@ export function headWithRetry(jsm: JetStreamManager, store: StoreRef, key: strin
 
 /**
  * After a commit publish failed without an answer: the revision when the
- * key's live metadata is ours (it landed), false when it is readable and not
- * ours (it did not), undefined when it cannot be read (it may have).
+ * key's live metadata (read from the leader) is ours, false when it is
+ * readable and not ours (not landed yet — it may still), undefined when it
+ * cannot be read.
  */
 async function commitLanded(jsm: JetStreamManager, store: StoreRef, key: string, id: string): Promise<number | false | undefined> {
   try {
@@ -401,16 +537,6 @@ function isOwnCommit(prev: Head | undefined, opts: PutOptions): boolean {
   return opts.requestId !== undefined && prev?.info?.requestId === opts.requestId;
 }
 
-export interface Head {
-  /** The live object, or undefined when the key has none (absent or deleted). */
-  info: ObjectInfo | undefined;
-  /** Revision of the live object. */
-  revision: number | undefined;
-  /** Revision of a delete marker, when that is the key's last message. */
-  markerRevision: number | undefined;
-  /** The request id the delete marker was written with, if any. */
-  markerRequestId?: string;
-}
 
 function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
   if (opts.ifNoneMatch && prev?.info) throw new ShoalError("PreconditionFailed", "an object with this key exists (If-None-Match: *)");
@@ -422,9 +548,16 @@ function checkPreconditions(prev: Head | undefined, opts: PutOptions): void {
 
 /**
  * Deletes a key: a delete marker is committed over the metadata
- * (compare-and-set), then the object's chunks are deleted. Idempotent: deleting a missing key succeeds.
- * Markers are what the event stream and the list index observe; the storage
- * actor's tombstone sweep purges old ones so they do not pile up.
+ * (compare-and-set). Idempotent: deleting a missing key succeeds. The
+ * deleted version's chunks stay until the sweep removes them after the read
+ * grace period, so a GET already streaming it finishes. Markers are what the
+ * event stream and the list index observe; the storage actor's sweep purges
+ * old ones so they do not pile up.
+ *
+ * With `versionId` (a versioned or suspended bucket) the marker is a version
+ * of its own (`Shoal-Delete-Marker: 1`, `Shoal-Version-Id`), written whatever
+ * the current version is (S3 adds a marker even over a marker or nothing),
+ * and the replaced version stays (versions.ts).
  */
 export async function deleteObject(
   { js, jsm }: Jet,
@@ -432,22 +565,85 @@ export async function deleteObject(
   key: string,
   timing: PublishTiming = DEFAULT_PUBLISH_TIMING,
   requestId?: string,
-): Promise<{ deleted: boolean }> {
+  o: { versionId?: string } = {},
+): Promise<{ deleted: boolean; versionId?: string; deleteMarker?: boolean }> {
   const id = nuid.next();
   for (let attempt = 0; ; attempt++) {
     const prev = await headWithRetry(jsm, store, key, timing);
-    // A retry of a delete whose marker landed (its reply lost) reports what that attempt did.
-    if (!prev?.info) return { deleted: requestId !== undefined && prev?.markerRequestId === requestId };
-    const h = natsHeaders();
-    h.set("Nats-Expected-Last-Subject-Sequence", String(prev.revision));
-    const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize }, ...(requestId ? { headers: { [H_REQUEST_ID]: [requestId] } } : {}) };
+    if (o.versionId !== undefined) {
+      // a retry of this call whose marker landed: that marker is the result
+      if (requestId !== undefined && prev?.markerRequestId === requestId && prev.markerVersionId !== undefined) return { deleted: true, versionId: prev.markerVersionId, deleteMarker: true };
+    } else if (!prev?.info) {
+      // A retry of a delete whose marker landed (its reply lost) reports what that attempt did.
+      return { deleted: requestId !== undefined && prev?.markerRequestId === requestId };
+    }
+    const expectLastSubjectSeq = prev?.revision ?? prev?.markerRevision ?? 0;
+    const headers: Record<string, string[]> = {};
+    if (requestId) headers[H_REQUEST_ID] = [requestId];
+    if (o.versionId !== undefined) {
+      headers[H_VERSION_ID] = [o.versionId];
+      headers[H_DELETE_MARKER] = ["1"];
+    }
+    const marker = { name: key, bucket: store.name, nuid: prev?.info?.nuid ?? id, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev?.info?.chunkSize ?? 128 * 1024 }, ...(Object.keys(headers).length ? { headers } : {}) };
     try {
-      await publishOnce(js, metaSubject(store.name, key), JSON.stringify(marker), `${id}.d${attempt}`, timing, h);
+      const ack = await publishWith(js, metaSubject(store.name, key), JSON.stringify(marker), `${id}.d${attempt}`, timing, { expectLastSubjectSeq });
+      remember(jsm, store, key, ack.seq, requestId, undefined);
     } catch (e) {
       if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
       throw e;
     }
-    await removeChunks(jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
-    return { deleted: true };
+    return o.versionId !== undefined ? { deleted: true, versionId: o.versionId, deleteMarker: true } : { deleted: true };
+  }
+}
+
+/**
+ * DELETE ?versionId=: removes one version of a key (versions.ts). A message
+ * is committed (compare-and-set on the key's last message) that names the
+ * removed version in `Shoal-Deletes-Version` and repeats the key's new
+ * current version — the previous one when the current is removed — or is an
+ * unversioned delete when no version is left; so the last message per
+ * subject stays the current version for ADR-20 readers, and every consumer
+ * learns of the removal in order. The removed version's message and chunks
+ * are the sweep's (after the read grace period). A version that does not
+ * exist: `deleted: false` (idempotent).
+ */
+export async function deleteVersion(
+  { js, jsm }: Jet,
+  store: StoreRef,
+  key: string,
+  versionId: string,
+  timing: PublishTiming = DEFAULT_PUBLISH_TIMING,
+  requestId?: string,
+): Promise<{ deleted: boolean; versionId: string; deleteMarker?: boolean }> {
+  await assertStream(jsm, store.stream);
+  const id = nuid.next();
+  for (let attempt = 0; ; attempt++) {
+    const msgs = await keyMessages(jsm, store, key);
+    const versions = foldVersions(msgs);
+    const i = versions.findIndex((v) => v.versionId === versionId);
+    if (i < 0) {
+      // a retry of this call whose removal landed reports it
+      const last = msgs[msgs.length - 1]?.meta;
+      const mine = requestId !== undefined && last !== undefined && requestIdOf(last).requestId === requestId && header(last, H_DELETES_VERSION) === versionId;
+      return { deleted: mine, versionId };
+    }
+    const gone = versions[i]!;
+    const next = i === versions.length - 1 ? versions[i - 1] : versions[versions.length - 1];
+    const extra: Record<string, string[]> = { [H_DELETES_VERSION]: [versionId], ...(requestId ? { [H_REQUEST_ID]: [requestId] } : {}) };
+    let meta: StoredMeta;
+    if (next) {
+      const headers = Object.fromEntries(Object.entries(next.meta.headers ?? {}).filter(([k]) => ![H_DELETES_VERSION, H_REQUEST_ID].includes(k)));
+      meta = { ...next.meta, headers: { ...headers, ...extra } };
+    } else {
+      meta = { name: key, bucket: store.name, nuid: gone.meta.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, headers: extra };
+    }
+    try {
+      forgetKey(jsm, store, key);
+      await publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), `${id}.v${attempt}`, timing, { expectLastSubjectSeq: msgs[msgs.length - 1]?.seq ?? 0 });
+    } catch (e) {
+      if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
+      throw e;
+    }
+    return { deleted: true, versionId, deleteMarker: gone.marker };
   }
 }

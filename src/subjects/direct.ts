@@ -15,6 +15,8 @@ export type DirectOffer = {
   chunkSubject: string;
   chunkSize: number;
   idleMs: number;
+  /** Nats-TTL (ms) the writer puts on every chunk: multipart parts (absent for a PUT). */
+  ttlMs?: number;
 };
 
 /** Payload of a GET reply with `Shoal-Direct: 1`: what the reader fetches itself with Direct Get. */

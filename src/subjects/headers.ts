@@ -4,6 +4,12 @@
 export const H = {
   /** Object key (UTF-8) on PUT. */
   key: "Shoal-Key",
+  /**
+   * The key as base64 of its UTF-8, sent instead of Shoal-Key when a header
+   * cannot carry it as is: NATS header values cannot hold CR or LF and lose
+   * leading and trailing whitespace.
+   */
+  keyB64: "Shoal-Key-B64",
   /** "1" on a PUT request that will stream its body (reply: transfer subject). */
   stream: "Shoal-Stream",
   /**
@@ -42,4 +48,23 @@ export const H = {
    * what a put, copy or delete commits, so a retry finds its own commit.
    */
   requestId: "Shoal-Request-Id",
+  /** On GET/HEAD replies and put/copy/complete results: the version's id (versioned buckets; "null" for a write while suspended). */
+  versionId: "Shoal-Version-Id",
 } as const;
+
+/** The header(s) that carry an object key on PUT: Shoal-Key, or Shoal-Key-B64 when the raw key would not survive a NATS header. */
+export function keyHeader(key: string): Record<string, string> {
+  return /[\r\n]|^\s|\s$/.test(key) ? { [H.keyB64]: Buffer.from(key, "utf8").toString("base64") } : { [H.key]: key };
+}
+
+/** The key sent with keyHeader (undefined when neither header is there; a malformed Shoal-Key-B64 gives undefined too). */
+export function keyFromHeaders(get: (name: string) => string | undefined): string | undefined {
+  const b64 = get(H.keyB64);
+  if (b64 === undefined) return get(H.key);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(b64, "base64"));
+  } catch {
+    return undefined;
+  }
+}

@@ -6,6 +6,9 @@
  * as an inline string.
  */
 
+import { ShoalError } from "../errors/index.ts";
+import { assertBucketName, bucketNameProblem } from "./v1.ts";
+
 export const PREFIX = "shoal";
 export const API_VERSION = "v1";
 
@@ -28,16 +31,22 @@ export function assertToken(what: string, token: string): string {
 /**
  * Maps an S3 bucket name to the token used in subjects and in the object
  * store's name. S3 names are lowercase letters, digits, `-` and `.`; NATS
- * tokens cannot hold `.`, and S3 never allows `_`, so `.`→`_` is injective.
- * The name must already be valid by S3 rules (see src/store/names.ts).
+ * tokens cannot hold `.`, and S3 never allows `_`, so `.`→`_` is injective
+ * over valid names. Anything else is refused here (InvalidBucketName): a
+ * name holding `_` would otherwise reach the bucket whose `.` became that
+ * `_` (`a_b` → `a.b`).
  */
 export function bucketToken(bucket: string): string {
-  return assertToken("bucket", bucket.replaceAll(".", "_"));
+  return assertBucketName(bucket).replaceAll(".", "_");
 }
 
-/** Inverse of bucketToken. */
+/** Inverse of bucketToken: the bucket a token names (InvalidBucketName when it names none). */
 export function bucketFromToken(token: string): string {
-  return token.replaceAll("_", ".");
+  const name = token.replaceAll("_", ".");
+  if (bucketNameProblem(name) !== undefined || name.replaceAll(".", "_") !== token) {
+    throw new ShoalError("InvalidBucketName", `${JSON.stringify(token.slice(0, 80))} is not the token of a valid bucket name`, { detail: { bucket: token.slice(0, 80) } });
+  }
+  return name;
 }
 
 /**
@@ -71,6 +80,18 @@ export function metaSubjectAll(store: string): string {
   return `$O.${store}.M.>`;
 }
 
+/**
+ * A store's read barrier (src/runtime/linear.ts): an empty message on a chunk
+ * subject no object version uses (nuids are 22 alphanumerics), rolled up so
+ * one is kept; the sweep treats it as any unreferenced chunk.
+ */
+export function barrierSubject(store: string): string {
+  return `$O.${store}.C.${BARRIER_TOKEN}`;
+}
+
+/** The token of read-barrier subjects and KV keys (never a nuid, an upload id or a bucket token). */
+export const BARRIER_TOKEN = "_barrier";
+
 /** Every chunk subject of a store: `$O.<store>.C.>`. */
 export function chunkSubjectAll(store: string): string {
   return `$O.${store}.C.>`;
@@ -87,7 +108,7 @@ export function keyFromMetaSubject(subject: string): string {
 export const STORAGE_SERVICE = "shoal-storage";
 export const STORAGE_QUEUE = "shoal-storage";
 
-export const OBJECT_OPS = ["put", "get", "head", "delete", "copy", "list", "deletemany"] as const;
+export const OBJECT_OPS = ["put", "get", "head", "delete", "copy", "list", "deletemany", "versions"] as const;
 export type ObjectOp = (typeof OBJECT_OPS)[number];
 export const BUCKET_OPS = ["create", "delete", "list", "info"] as const;
 export type BucketOp = (typeof BUCKET_OPS)[number];
@@ -121,6 +142,20 @@ export function transferSubject(bucket: string, id: string): string {
   return `${PREFIX}.${API_VERSION}.xfer.${bucketToken(bucket)}.${assertToken("transfer id", id)}`;
 }
 
+/** Every streamed PUT body subject: `shoal.v1.xfer.>` (for contracts and permissions). */
+export function transferSubjectAll(): string {
+  return `${PREFIX}.${API_VERSION}.xfer.>`;
+}
+
+/**
+ * The prefix of the object-metadata names Shoal keeps for itself (stored S3
+ * headers, the part sizes of a multipart object): user metadata may not use it.
+ */
+export const RESERVED_META_PREFIX = `${PREFIX}.`;
+
+/** Metadata name of a multipart object's part sizes (`shoal.parts`). */
+export const PARTS_META = `${RESERVED_META_PREFIX}parts`;
+
 /** `shoal.v1.bucket.<op>` */
 export function bucketSubject(op: BucketOp): string {
   return `${PREFIX}.${API_VERSION}.bucket.${op}`;
@@ -148,6 +183,42 @@ export function controlSubject(kind: string, command: string): string {
   return `${PREFIX}.ctl.${assertToken("actor kind", kind)}.${assertToken("command", command)}`;
 }
 
+// --- rebalancer ---------------------------------------------------------------------
+
+export const REBALANCER_SERVICE = "shoal-rebalancer";
+
+/** Requests the rebalancer serves on `shoal.ctl.rebalancer.<command>` (docs/rebalancer.md). */
+export const REBALANCER_COMMANDS = ["status", "plan", "run", "servers", "drain", "undrain", "remove", "repair"] as const;
+export type RebalancerCommand = (typeof REBALANCER_COMMANDS)[number];
+
+/** `shoal.ctl.rebalancer.<command>` */
+export function rebalancerSubject(command: RebalancerCommand): string {
+  return controlSubject("rebalancer", command);
+}
+
+/** What a rebalance event reports: a move started, finished or failed; a drained server safe to stop. */
+export const REBALANCE_EVENTS = ["started", "finished", "failed", "safe"] as const;
+export type RebalanceEvent = (typeof REBALANCE_EVENTS)[number];
+
+/** `shoal.rebalance.<event>`; with no argument, every rebalance event (`shoal.rebalance.*`). Core NATS, not stored. */
+export function rebalanceEventSubject(event?: RebalanceEvent): string {
+  return `${PREFIX}.rebalance.${event === undefined ? "*" : assertToken("rebalance event", event)}`;
+}
+
+/** Keys of KV shoal_plans. */
+export const PLAN_KEYS = {
+  /** Who runs plans: `{ owner, until }`, taken and renewed with compare-and-set. */
+  lease: "lease",
+  /** Servers seen and what the operator said about them (drained, removed). */
+  servers: "servers",
+  /** Progress of the current rebalance (what `shoal rebalance status` shows). */
+  status: "status",
+  /** Operator overrides of the rebalance policy (docs/rebalancer.md). */
+  policy: "policy",
+  /** A `shoal rebalance run` request (a timestamp). */
+  run: "run",
+} as const;
+
 // --- events and alerts --------------------------------------------------------------
 
 export const EVENTS_STREAM = "SHOAL_EVENTS";
@@ -158,12 +229,22 @@ export function eventSubject(bucket?: string, kind?: string): string {
   return `${PREFIX}.events.${bucket === undefined ? "*" : bucketToken(bucket)}.${kind === undefined ? "*" : assertToken("event kind", kind)}`;
 }
 
+/** Every subject of stream SHOAL_EVENTS: `shoal.events.>`. */
+export function eventsStreamSubject(): string {
+  return `${PREFIX}.events.>`;
+}
+
 export const ALERT_SEVERITIES = ["critical", "warning", "info"] as const;
 export type AlertSeverity = (typeof ALERT_SEVERITIES)[number];
 
 /** `shoal.alerts.<severity>.<code>`; with no arguments, every alert. */
 export function alertSubject(severity?: AlertSeverity, code?: string): string {
   return `${PREFIX}.alerts.${severity ?? "*"}.${code === undefined ? "*" : assertToken("alert code", code)}`;
+}
+
+/** Every subject of stream SHOAL_ALERTS: `shoal.alerts.>`. */
+export function alertsStreamSubject(): string {
+  return `${PREFIX}.alerts.>`;
 }
 
 // --- KV buckets ----------------------------------------------------------------------
@@ -181,7 +262,24 @@ export const KV = {
   replication: "shoal_replication",
   /** Rebalance plans and leases. */
   plans: "shoal_plans",
+  /** Per-bucket S3 settings: `<bucket>.cors`, `<bucket>.lifecycle`, `<bucket>.owner`. */
+  bucketSettings: "shoal_bucket_settings",
 } as const;
+
+/** The stream behind a KV bucket (`KV_<name>`), as @nats-io/kv names it. */
+export function kvStream(name: string): string {
+  return `KV_${name}`;
+}
+
+/** The subject prefix of a KV bucket's keys (`$KV.<name>.`). */
+export function kvKeyPrefix(name: string): string {
+  return `$KV.${name}.`;
+}
+
+/** Every key subject of a KV bucket: `$KV.<name>.>`. */
+export function kvSubjectAll(name: string): string {
+  return `${kvKeyPrefix(name)}>`;
+}
 
 /** Key of an actor instance in KV shoal_actors: `<kind>.<id>`. */
 export function actorPresenceKey(kind: string, id: string): string {

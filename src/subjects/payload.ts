@@ -68,6 +68,6 @@ export const field = {
 /** Refuses fields the schema does not know (catches typos such as "prefx"). */
 export function onlyFields(o: Record<string, unknown>, allowed: readonly string[]): void {
   for (const k of Object.keys(o)) {
-    if (k !== "v" && !allowed.includes(k)) throw new ShoalError("MalformedPayload", `unknown field "${k}"; expected ${allowed.join(", ")}`);
+    if (k !== "v" && !allowed.includes(k)) throw new ShoalError("MalformedPayload", `unknown field ${JSON.stringify(k.slice(0, 64))}; expected ${allowed.join(", ")}`);
   }
 }

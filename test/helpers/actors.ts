@@ -4,7 +4,7 @@
  */
 import { Writable } from "node:stream";
 import type { ExecutionContext } from "ava";
-import { ActorInstance, defineActor, type ActorDefinition, type ActorWiring, type ActorContext } from "../../src/runtime/index.ts";
+import { ActorInstance, defineActor, rawReply, type ActorDefinition, type ActorWiring, type ActorContext } from "../../src/runtime/index.ts";
 import { buildConfig, type HealthConfig, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import { ShoalError } from "../../src/errors/index.ts";
@@ -75,6 +75,11 @@ export function makeTestActor(kind = "tester", extra: Partial<ActorWiring> = {})
         },
         { name: "silent", subject: `${ECHO_SUBJECT}.silent`, handler: () => undefined },
         { name: "json", subject: `${ECHO_SUBJECT}.json`, handler: (req) => req.json() },
+        // replies that cannot be encoded: a header value with CR/LF, a BigInt in JSON
+        { name: "badheader", subject: `${ECHO_SUBJECT}.badheader`, handler: () => rawReply("x", { "Shoal-Meta-Evil": "a\r\nInjected: 1" }) },
+        { name: "bigint", subject: `${ECHO_SUBJECT}.bigint`, handler: () => ({ n: 1n }) as unknown as Record<string, unknown> },
+        // a thrown error whose message quotes CR/LF from the request
+        { name: "echoerr", subject: `${ECHO_SUBJECT}.echoerr`, handler: (req) => Promise.reject(new ShoalError("InvalidArgument", `bad ${new TextDecoder().decode(req.data)}`)) },
       ],
       controls: [{ subject: controlSubject(kind, "ping"), handler: () => ({ pong: ctx.id }) }],
       ...extra,

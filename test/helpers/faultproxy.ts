@@ -5,12 +5,14 @@
  *   cut()          close every connection and refuse new ones (reset at once)
  *   blackhole()    keep connections open but drop every byte both ways
  *   delay(ms)      add latency to every chunk, both ways, order preserved
+ *   throttle(bps)  limit each direction of every connection to `bps` bytes
+ *                  per second (a slow link: bytes queue, order preserved)
  *   heal()         back to plain forwarding
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { ExecutionContext } from "ava";
 
-export type ProxyMode = { kind: "pass" } | { kind: "cut" } | { kind: "blackhole" } | { kind: "delay"; ms: number };
+export type ProxyMode = { kind: "pass" } | { kind: "cut" } | { kind: "blackhole" } | { kind: "delay"; ms: number } | { kind: "throttle"; bytesPerSec: number };
 
 interface Link {
   client: Socket;
@@ -74,6 +76,11 @@ export class FaultProxy {
     this._mode = { kind: "delay", ms };
   }
 
+  throttle(bytesPerSec: number): void {
+    if (!(bytesPerSec > 0)) throw new RangeError("throttle must be > 0 bytes per second");
+    this._mode = { kind: "throttle", bytesPerSec };
+  }
+
   heal(): void {
     this._mode = { kind: "pass" };
   }
@@ -115,7 +122,8 @@ export class FaultProxy {
       if (mode.kind === "cut") return this.drop(link);
       if (mode.kind === "blackhole") return; // swallowed
       const now = Date.now();
-      const due = Math.max(now + (mode.kind === "delay" ? mode.ms : 0), lastDue);
+      // a throttled chunk is due once the link has carried it after the ones before it
+      const due = mode.kind === "throttle" ? Math.max(now, lastDue) + (chunk.byteLength * 1000) / mode.bytesPerSec : Math.max(now + (mode.kind === "delay" ? mode.ms : 0), lastDue);
       lastDue = due;
       if (due <= now && pending === 0) {
         if (!to.destroyed && !to.write(chunk)) {

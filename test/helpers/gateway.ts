@@ -9,8 +9,10 @@ import { startGateway, type Gateway } from "../../src/gateway/index.ts";
 import { startShoal } from "./actors.ts";
 
 export const S3_CREDS = Object.freeze({ accessKey: "SHOALTESTKEY", secretKey: "shoal-test-secret-key-0123456789", region: "us-east-1" });
+/** A second key pair (another bucket owner), accepted when startS3 is given `otherUser: true`. */
+export const S3_OTHER_CREDS = Object.freeze({ accessKey: "SHOALOTHERKEY", secretKey: "shoal-other-secret-key-987654321", region: "us-east-1" });
 
-export async function startS3(t: ExecutionContext, o: { instances?: number; gateways?: number; now?: () => Date } = {}) {
+export async function startS3(t: ExecutionContext, o: { instances?: number; gateways?: number; now?: () => Date; otherUser?: boolean; completeHoldMs?: number } = {}) {
   const shoal = await startShoal(t, { instances: o.instances ?? 1 });
   const config = buildConfig({ gateway: { port: 0, host: "127.0.0.1" } }).gateway;
   const gateways: Gateway[] = [];
@@ -19,8 +21,9 @@ export async function startS3(t: ExecutionContext, o: { instances?: number; gate
       config,
       client: shoal.client,
       logger: createLogger({ level: process.env["SHOAL_TEST_LOG"] ?? "silent" }),
-      credentials: new Map([[S3_CREDS.accessKey, S3_CREDS.secretKey]]),
+      credentials: new Map([[S3_CREDS.accessKey, S3_CREDS.secretKey], ...(o.otherUser ? ([[S3_OTHER_CREDS.accessKey, S3_OTHER_CREDS.secretKey]] as const) : [])]),
       ...(o.now ? { now: o.now } : {}),
+      ...(o.completeHoldMs !== undefined ? { completeHoldMs: o.completeHoldMs } : {}),
     });
     t.teardown(() => gw.close());
     gateways.push(gw);

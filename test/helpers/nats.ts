@@ -18,9 +18,14 @@ import { startProxy, type FaultProxy } from "./faultproxy.ts";
 
 export const TEST_AUTH: AccountAuth = Object.freeze({ sysUser: "sys", sysPassword: "sys-test", appUser: "shoal", appPassword: "shoal-test" });
 
-/** A temp dir removed in teardown (teardown runs even when the test throws). */
+/**
+ * A temp dir removed in teardown (teardown runs even when the test throws).
+ * Its name carries the test's title, so that `npm test`'s reaper names the
+ * test whose servers outlived it.
+ */
 export function tempDir(t: ExecutionContext, prefix = "shoal-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const title = t.title.replace(/[^A-Za-z0-9]+/g, "-").slice(0, 48);
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}${title}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }

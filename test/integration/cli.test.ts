@@ -17,6 +17,16 @@ test("help and version exit 0", (t) => {
   t.regex(shoal(["version"]).stdout, /^shoal \d+\.\d+\.\d+/);
 });
 
+test("<command> --help prints the help and starts nothing (dev used to start a server and install one)", (t) => {
+  for (const args of [["dev", "--help"], ["dev", "-h"], ["start", "--actors", "all", "--help"], ["put", "--help"]]) {
+    // a nats-server lookup or a connection would fail here: no binary, no server
+    const r = shoal(args, { SHOAL_NATS_SERVER: "/nonexistent/nats-server", SHOAL_NATS_URL: "nats://127.0.0.1:1" });
+    t.is(r.status, 0, args.join(" "));
+    t.regex(r.stdout, /^shoal — /, args.join(" "));
+    t.is(r.stderr, "", args.join(" "));
+  }
+});
+
 test("usage errors exit 2 with a clear message; nothing starts", (t) => {
   const unknown = shoal(["frobnicate"]);
   t.is(unknown.status, 2);
@@ -42,7 +52,7 @@ test("usage errors exit 2 with a clear message; nothing starts", (t) => {
 
 test("shoal dev --servers 3 starts a local 3-node cluster that takes R3 streams, and stops on SIGINT", async (t) => {
   const data = tempDir(t);
-  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--servers", "3", "--s3-port", "0", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--servers", "3", "--s3-port", "0", "--console-port", "0", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));
@@ -74,7 +84,7 @@ test("shoal dev takes a free port instead of a requested port that is already ta
   t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
   const taken = (blocker.address() as { port: number }).port;
   const data = tempDir(t);
-  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--nats-port", String(taken), "--s3-port", "0", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["bin/shoal.js", "dev", "--nats-port", String(taken), "--s3-port", "0", "--console-port", "0", "--data", data], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));

@@ -252,3 +252,29 @@ test("a client whose NATS user may only use shoal.v1.> and inboxes falls back to
   t.is(Object.keys((await jsm.streams.info("OBJ_dscoped", { subjects_filter: "$O.dscoped.C.>" })).state.subjects ?? {}).length, 2);
   t.is(Object.keys((await jsm.streams.info("OBJ_dscoped", { subjects_filter: "$O.dscoped.M.>" })).state.subjects ?? {}).length, 2);
 });
+
+test("a direct put whose connection closes mid-upload rejects with a typed error; its keepalive timer throws nothing (it crashed the process with ClosedConnectionError)", async (t) => {
+  const { url } = await startShoal(t, { instances: 1 });
+  const nc = await connectTo(t, url);
+  const client = new ShoalClient(nc);
+  await client.createBucket("dclosed");
+  let closed!: () => void;
+  const closing = new Promise<void>((r) => (closed = r));
+  async function* body(): AsyncIterable<Uint8Array> {
+    yield randomBytes(2 * MiB);
+    await nc.close();
+    closed();
+    // the session's keepalive ticker (idleMs / 3) fires while the upload waits here
+    await sleep(4000);
+    yield randomBytes(MiB);
+  }
+  const put = client.put("dclosed", "k", body());
+  await closing;
+  const t0 = Date.now();
+  const err = await t.throwsAsync(put);
+  const ms = Date.now() - t0;
+  t.log(`rejected after ${ms} ms with ${(err as ShoalError).code}: ${String(err)}`);
+  // the source waits 4 s; chunk publishes on the closed connection are not retried (they were, for 79 s)
+  t.true(ms < 30_000, `rejected after ${ms} ms`);
+  t.truthy((err as ShoalError).code, `a typed error: ${String(err)}`);
+});

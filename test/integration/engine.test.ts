@@ -1,6 +1,13 @@
 import test from "ava";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { startServer, connectTo, connectSys } from "../helpers/nats.ts";
+import { PassThrough } from "node:stream";
+import { startServer, connectTo, connectSys, TEST_AUTH } from "../helpers/nats.ts";
+import { ensureNatsServer } from "../../src/engine/binary.ts";
+import { MIN_VERSION, parseVersion, versionAtLeast } from "../../src/engine/version.ts";
+import { healthSubject } from "../../src/subjects/index.ts";
+import { main } from "../../src/cli/main.ts";
+import { readFileSync } from "node:fs";
+import { SERVER_MEMORY_LIMIT } from "../../src/engine/server.ts";
 
 test("a single server starts on free loopback ports and serves JetStream", async (t) => {
   const srv = await startServer(t);
@@ -41,4 +48,52 @@ test("restart keeps ports and data; a wiped restart has no data", async (t) => {
   nc = await connectTo(t, srv.url);
   jsm = await jetstreamManager(nc);
   await t.throwsAsync(() => jsm.streams.info("KEEP"), { message: /stream not found/ });
+});
+
+test("the harness runs the nats-server Shoal's own lookup finds (>= the minimum); shoal status reports its version", async (t) => {
+  const bin = ensureNatsServer({ install: false });
+  const srv = await startServer(t);
+  const varz = (await (await fetch(`${srv.monitorUrl}/varz`)).json()) as { version: string };
+  t.is(varz.version, bin.version);
+  t.true(versionAtLeast(parseVersion(varz.version)!, MIN_VERSION), varz.version);
+  t.log(`nats-server ${bin.version} from ${bin.source}: ${bin.path}`);
+  // a health view to render (the health-monitor's own tests cover its content)
+  const nc = await connectTo(t, srv.url);
+  const view = { healthy: true, time: new Date().toISOString(), servers: [{ name: "s1", up: true, version: varz.version }], streams: [], underReplicated: [], actors: [], alerts: [] };
+  const sub = nc.subscribe(healthSubject(), { callback: (_e, m) => void m.respond(JSON.stringify(view)) });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+  let out = "";
+  const stdout = new PassThrough().on("data", (c: Buffer) => (out += c.toString()));
+  const rc = await main(["status", "--nats", srv.url], { actors: {}, stdout, stderr: stdout });
+  t.is(rc, 0, out);
+  t.true(out.includes(`Engine: nats-server ${varz.version} (Shoal needs >= ${MIN_VERSION.join(".")})`), out);
+  out = "";
+  await main(["status", "--json", "--nats", srv.url], { actors: {}, stdout, stderr: stdout });
+  t.deepEqual(JSON.parse(out).engine, { version: varz.version, minimum: MIN_VERSION.join(".") });
+});
+
+test("connecting: wrong credentials → AccessDenied, no server → ServiceUnavailable, the right ones connect", async (t) => {
+  const { connectNats } = await import("../../src/connect.ts");
+  const { ShoalError } = await import("../../src/errors/index.ts");
+  const srv = await startServer(t);
+  const wrong = await t.throwsAsync(() => connectNats({ servers: [srv.url], user: TEST_AUTH.appUser, pass: "not-the-password" }), { instanceOf: ShoalError });
+  t.is(wrong?.code, "AccessDenied", wrong?.message);
+  t.regex(wrong?.message ?? "", /refused the credentials/);
+  const nc = await connectNats({ servers: [srv.url], user: TEST_AUTH.appUser, pass: TEST_AUTH.appPassword });
+  t.truthy(nc.info?.version);
+  await nc.close();
+  await srv.stop();
+  const gone = await t.throwsAsync(() => connectNats({ servers: [srv.url] }, { options: { maxReconnectAttempts: 0, reconnect: false, timeout: 2000 } }), { instanceOf: ShoalError });
+  t.is(gone?.code, "ServiceUnavailable", gone?.message);
+});
+
+test("servers Shoal starts run with the Go soft memory limit (GOMEMLIMIT), unless told otherwise", async (t) => {
+  const environOf = (pid: number) => new Map(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const plain = await startServer(t);
+  t.is(environOf(plain.pid!).get("GOMEMLIMIT"), process.env["GOMEMLIMIT"] ?? SERVER_MEMORY_LIMIT);
+  const set = await startServer(t, { memoryLimit: "200MiB" });
+  t.is(environOf(set.pid!).get("GOMEMLIMIT"), "200MiB");
+  const off = await startServer(t, { memoryLimit: "off" });
+  t.false(environOf(off.pid!).has("GOMEMLIMIT"));
 });

@@ -108,3 +108,18 @@ test("blackhole keeps the connection but drops every byte; heal restores", async
   await sleep(10);
   t.is((await roundTrip(s, "found")).reply, "found");
 });
+
+test("throttle limits each direction to the given rate and keeps order", async (t) => {
+  const port = await echoServer(t);
+  const p = await startProxy(t, port);
+  const s = await dial(p.port);
+  t.teardown(() => s.destroy());
+  p.throttle(200_000);
+  const text = Array.from({ length: 4000 }, (_, i) => `${i % 10}`).join("").repeat(10); // 40 000 bytes
+  const r = await roundTrip(s, text, 5000);
+  t.is(r.reply, text);
+  // 40 kB one way and back at 200 kB/s: at least ~0.2 s each way
+  t.true(r.ms >= 350, `took ${r.ms} ms`);
+  p.heal();
+  t.true((await roundTrip(s, "fast")).ms < 300);
+});

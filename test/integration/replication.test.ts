@@ -4,6 +4,7 @@ import { checkProperty } from "../helpers/prop.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runActor, startShoal } from "../helpers/actors.ts";
 import { TEST_AUTH, startCluster, startProxiedCluster } from "../helpers/nats.ts";
+import { whileRetryable } from "../helpers/wait.ts";
 import { replicator } from "../../actors/replicator/index.ts";
 import type { ShoalClient } from "../../src/client/index.ts";
 
@@ -78,8 +79,9 @@ test("replication between two 3-node NATS clusters across client links that are 
   const a = await startShoal(t, { url: ca.urls.join(",") });
   const b = await startShoal(t, { url: cb.cluster.urls.join(",") });
   await runActor(t, a.url, replicator);
-  await a.client.createBucket("far-src", { replicas: 3 });
-  await b.client.createBucket("far-dst", { replicas: 3 });
+  // fresh clusters: placing R3 is refused (retryably) while a peer still counts as offline
+  await whileRetryable(() => a.client.createBucket("far-src", { replicas: 3 }));
+  await whileRetryable(() => b.client.createBucket("far-dst", { replicas: 3 }));
   await a.client.addReplication("far-src", { bucket: "far-dst", servers: cb.urls, user: TEST_AUTH.appUser, pass: TEST_AUTH.appPassword });
   for (let i = 0; i < 5; i++) await a.client.put("far-src", `first/${i}`, `v${i}`);
   await converge(t, a.client, "far-src", b.client, "far-dst", 40_000);

@@ -208,3 +208,24 @@ test("startActors runs several kinds in one process, one connection each, and st
   await running.stop();
   t.true(a!.connection.isClosed() && b!.connection.isClosed());
 });
+
+test("dispatch is total: a reply that cannot be encoded, or error text with CR/LF, still gets a typed answer", async (t) => {
+  const srv = await startServer(t);
+  const cap = captureLogger();
+  await runActor(t, srv.url, makeTestActor(), { logger: cap.logger });
+  const nc = await connectTo(t, srv.url);
+  // the reply's own encoding fails: the request is not marked answered, so the error reply goes out
+  for (const op of ["badheader", "bigint"]) {
+    const { msg, error } = await call(nc, op);
+    t.is(error?.code, "InternalError", op);
+    t.is(msg.headers?.get("Shoal-Meta-Evil"), "", `${op}: no half-built reply`);
+  }
+  // error text quoting the request's CR/LF: escaped in the header, intact in the body
+  const { msg, error } = await call(nc, "echoerr", "a\r\nInjected: yes");
+  t.is(error?.code, "InvalidArgument");
+  t.is(msg.headers?.get("Nats-Service-Error"), "bad a\\u000d\\u000aInjected: yes");
+  t.is(msg.headers?.get("Injected"), "");
+  t.is(msg.json<{ error: { message: string } }>().error.message, "bad a\r\nInjected: yes");
+  // and the actor still serves
+  t.is((await call(nc, "echo", "still here")).msg.json<{ echo: string }>().echo, "still here");
+});

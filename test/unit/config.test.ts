@@ -45,12 +45,15 @@ for (const [name, input, path] of [
   ["replicas not 1/3/5", { storage: { defaultReplicas: 2 } }, "storage.defaultReplicas"],
   ["negative port", { dev: { natsPort: -5 } }, "dev.natsPort"],
   ["non-integer", { runtime: { heartbeatMs: "fast" } }, "runtime.heartbeatMs"],
-  ["bad URL scheme", { nats: { servers: "http://127.0.0.1:4222" } }, "nats.servers[0]"],
+  ["bad URL scheme", { nats: { servers: "http://nats.example" } }, "nats.servers[0]"],
   ["empty server list", { nats: { servers: [] } }, "nats.servers"],
   ["bad log level", { log: { level: "loud" } }, "log.level"],
   ["metrics port out of range", { metrics: { port: 70000 } }, "metrics.port"],
   ["metrics port not a number", { metrics: { port: "ninety" } }, "metrics.port"],
   ["presence TTL not above heartbeat", { runtime: { heartbeatMs: 1000, presenceTtlMs: 900 } }, "runtime.presenceTtlMs"],
+  ["console port out of range", { console: { port: 70000 } }, "console.port"],
+  ["console public URL not http(s)", { console: { publicUrl: "ftp://s3.example.com" } }, "console.publicUrl"],
+  ["console public URL with a path", { console: { publicUrl: "https://example.com/s3" } }, "console.publicUrl"],
 ] as const) {
   test(`invalid config is a typed error: ${name}`, (t) => {
     const e = t.throws(() => buildConfig(input as never), { instanceOf: ShoalError });
@@ -67,8 +70,26 @@ test("a config file that is not JSON is a typed error naming the file", (t) => {
   t.true(e?.message.includes(file));
 });
 
+test("console settings: defaults, env, and a public URL reduced to its origin", (t) => {
+  const d = buildConfig();
+  t.is(d.console.port, 9001);
+  t.is(d.console.publicUrl, undefined);
+  const c = buildConfig(configFromEnv({ SHOAL_CONSOLE_PORT: "0", SHOAL_PUBLIC_URL: "https://s3.example.com:8443/" }));
+  t.is(c.console.port, 0);
+  t.is(c.console.publicUrl, "https://s3.example.com:8443");
+});
+
 test("env mapping ignores empty variables", (t) => {
   const c = buildConfig(configFromEnv({ SHOAL_NATS_URL: "", SHOAL_HEARTBEAT_MS: "250" }));
   t.deepEqual(c.nats.servers, DEFAULTS.nats.servers);
   t.is(c.runtime.heartbeatMs, 250);
+});
+
+test("storage: replicas default to 0 (the cluster's count), readGraceMs to 10 min; both settable by env", (t) => {
+  t.is(buildConfig().storage.defaultReplicas, 0);
+  t.is(buildConfig().storage.readGraceMs, 600_000);
+  const c = loadConfig({ env: { SHOAL_DEFAULT_REPLICAS: "1", SHOAL_READ_GRACE_MS: "0" } });
+  t.is(c.storage.defaultReplicas, 1);
+  t.is(c.storage.readGraceMs, 0);
+  t.throws(() => buildConfig({ storage: { readGraceMs: -1 } }), { instanceOf: ShoalError, message: /storage.readGraceMs/ });
 });

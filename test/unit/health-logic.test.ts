@@ -63,3 +63,18 @@ test("the view counts each stream's replicas as current, lagging or offline (a p
   t.deepEqual(counts(lag)[0], { name: "OBJ_b", current: 1, lagging: 1, offline: 1 }, "a missing peer counts as offline");
   t.deepEqual(counts(snap({ streams: [{ name: "OBJ_c", replicas: 3, leader: null, peers: [], unreadable: true }] }))[0], { name: "OBJ_c", current: 0, lagging: 0, offline: 3 });
 });
+
+test("a shared stream below its intended replicas is under-replicated, whatever its own replicas say; at or above it, it is judged as any stream", (t) => {
+  const known = { servers: ["n1", "n2", "n3"], actorKinds: ["storage"] };
+  const conds = (streams: Snapshot["streams"]) => conditionsOf(snap({ servers: [{ name: "n1", jetstream: true }, { name: "n2", jetstream: true }, { name: "n3", jetstream: true }], streams }), known, 0.9);
+  const low = conds([{ name: "KV_shoal_buckets", replicas: 1, leader: "n1", peers: [], intended: 3 }]);
+  t.deepEqual(low.map((c) => c.id), ["stream-under-replicated.KV_shoal_buckets"]);
+  t.regex(low[0]!.message, /R1, meant to be R3/);
+  t.deepEqual(conds([{ name: "KV_shoal_buckets", replicas: 1, leader: "local", peers: [], intended: 1 }]), [], "a single server: R1 is what is meant");
+  const ok = [{ name: "n2", current: true, offline: false, lag: 0 }, { name: "n3", current: true, offline: false, lag: 0 }];
+  t.deepEqual(conds([{ name: "SHOAL_EVENTS", replicas: 3, leader: "n1", peers: ok, intended: 3 }]), []);
+  t.deepEqual(conds([{ name: "KV_x", replicas: 1, leader: "n1", peers: [] }]).length, 0, "no intent known: an R1 stream is not judged");
+  const v = viewOf(snap({ streams: [{ name: "KV_shoal_buckets", replicas: 1, leader: "n1", peers: [], intended: 3 }] }), known, low, [], "hm");
+  t.deepEqual(v.underReplicated, ["KV_shoal_buckets"]);
+  t.false(v.healthy);
+});

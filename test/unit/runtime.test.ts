@@ -1,7 +1,8 @@
 import test from "ava";
 import fc from "fast-check";
-import { backoffDelay, retry, summarizePresence, isAlive, decodeHeartbeat, type Heartbeat } from "../../src/runtime/index.ts";
+import { backoffDelay, keepRunning, retry, summarizePresence, isAlive, decodeHeartbeat, type Heartbeat } from "../../src/runtime/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 
 test("backoff is bounded by its cap, never negative, and grows until the cap without jitter", (t) => {
   t.notThrows(() =>
@@ -72,4 +73,36 @@ test("heartbeat decoding refuses garbage with typed errors", (t) => {
     const e = t.throws(() => decodeHeartbeat(bad), { instanceOf: ShoalError });
     t.true(e?.code === "MalformedPayload" || e?.code === "UnsupportedVersion");
   }
+});
+
+test("keepRunning restarts what fails with a growing backoff, and a run that lasted healthyMs starts the backoff over", async (t) => {
+  const ac = new AbortController();
+  const seen: number[] = [];
+  let runs = 0;
+  await keepRunning(
+    async () => {
+      runs++;
+      if (runs === 4) await sleep(60); // a long, healthy run that then fails
+      if (runs === 6) ac.abort();
+      throw new Error(`run ${runs}`);
+    },
+    { signal: ac.signal, backoff: { baseMs: 1, maxMs: 8, jitter: 0 }, healthyMs: 40, failed: (_e, failures) => seen.push(failures) },
+  );
+  t.is(runs, 6);
+  // runs 1–3 fail at once (1, 2, 3); run 4 lasted 60 ms ≥ 40: back to 1; run 5: 2; run 6 aborted
+  t.deepEqual(seen, [1, 2, 3, 1, 2]);
+});
+
+test("keepRunning runs again after a run returns, resting restMs, until aborted", async (t) => {
+  const ac = new AbortController();
+  let runs = 0;
+  const t0 = Date.now();
+  await keepRunning(
+    async () => {
+      if (++runs === 3) ac.abort();
+    },
+    { signal: ac.signal, backoff: { baseMs: 1, maxMs: 1, jitter: 0 }, healthyMs: 1000, restMs: 20, failed: () => t.fail("nothing failed") },
+  );
+  t.is(runs, 3);
+  t.true(Date.now() - t0 >= 40, "two rests of 20 ms");
 });

@@ -1,11 +1,11 @@
 import test from "ava";
 import fc from "fast-check";
+import { bucketNameProblem } from "../../src/subjects/v1.ts";
+import { ShoalError } from "../../src/errors/index.ts";
 import { bucketToken, bucketFromToken, objectStoreName, objectSubject, heartbeatSubject, eventSubject, alertSubject, controlSubject, assertToken } from "../../src/subjects/index.ts";
 
 // S3 bucket names: 3-63 chars of [a-z0-9.-], starting and ending with a letter or digit, no "..".
-const s3Bucket = fc
-  .stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
-  .filter((s) => !s.includes(".."));
+const s3Bucket = fc.stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).filter((s) => bucketNameProblem(s) === undefined);
 
 test("bucket → token is injective and reversible", (t) => {
   t.notThrows(() =>
@@ -14,6 +14,29 @@ test("bucket → token is injective and reversible", (t) => {
         if (a !== b && bucketToken(a) === bucketToken(b)) return false;
         return bucketFromToken(bucketToken(a)) === a && !bucketToken(a).includes(".");
       }),
+    ),
+  );
+});
+
+test("bucket → token refuses every invalid name, so no invalid name reaches a valid bucket's subjects (a_b is not a.b)", (t) => {
+  t.throws(() => bucketToken("a_b"), { instanceOf: ShoalError, code: "InvalidBucketName" } as never);
+  t.throws(() => objectSubject("get", "a_b"), { instanceOf: ShoalError, code: "InvalidBucketName" } as never);
+  t.throws(() => bucketFromToken("a__b"), { instanceOf: ShoalError, code: "InvalidBucketName" } as never);
+  t.is(bucketFromToken("a_b"), "a.b");
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(..."abz09._-A*> \n"), minLength: 0, maxLength: 70 }), (name) => {
+        const valid = bucketNameProblem(name) === undefined;
+        let token: string | undefined;
+        try {
+          token = bucketToken(name);
+        } catch (e) {
+          return !valid && e instanceof ShoalError && e.code === "InvalidBucketName";
+        }
+        // a name that maps is valid, and its token maps back to it alone
+        return valid && bucketFromToken(token) === name;
+      }),
+      { numRuns: 2000 },
     ),
   );
 });
@@ -29,7 +52,7 @@ test("shard object-store names never collide with another bucket's name", (t) =>
 test("subjects have the documented shapes", (t) => {
   t.is(objectSubject("get", "my.bucket"), "shoal.v1.obj.get.my_bucket");
   t.is(heartbeatSubject("storage", "abc"), "shoal.hb.storage.abc");
-  t.is(eventSubject("b1", "created"), "shoal.events.b1.created");
+  t.is(eventSubject("bk1", "created"), "shoal.events.bk1.created");
   t.is(eventSubject(), "shoal.events.*.*");
   t.is(alertSubject("critical", "server-down"), "shoal.alerts.critical.server-down");
   t.is(controlSubject("rebalancer", "repair"), "shoal.ctl.rebalancer.repair");

@@ -1,0 +1,56 @@
+/**
+ * The storage actor's sweep: on request (shoal.ctl.storage.sweep) and on a
+ * jittered loop, every bucket's garbage (src/store/sweep.ts) and expired
+ * multipart uploads.
+ */
+import type { Request } from "../../src/runtime/index.ts";
+import { storeInfo, storeRef } from "../../src/store/bucket.ts";
+import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
+import { partChunkIds, expireUploads } from "../../src/store/multipart.ts";
+import { listBuckets } from "../../src/store/registry.ts";
+import { decodeSweep } from "./logic.ts";
+import { sleepUnlessAborted, type StorageState } from "./state.ts";
+
+export function sweeper(s: StorageState) {
+  const { ctx, jet, registry, uploads } = s;
+  const sweepOpts = (bucket: string) => ({
+    markerTtlMs: ctx.storage.markerTtlMs,
+    orphanGraceMs: ctx.storage.orphanGraceMs,
+    readGraceMs: ctx.storage.readGraceMs,
+    alsoReferenced: () => partChunkIds(uploads, bucket),
+  });
+  const sweep = async (only?: string): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
+    const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);
+    const reports: Array<SweepReport & { uploadsExpired: number }> = [];
+    for (const name of names) {
+      if (ctx.signal.aborted) break;
+      const store = storeRef(name);
+      if (only !== undefined) await storeInfo(ctx.jsm, store); // NoSuchBucket
+      try {
+        const expired = await expireUploads(jet, uploads, store, name, ctx.storage.multipartMaxAgeMs);
+        reports.push({ ...(await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name))), uploadsExpired: expired });
+      } catch (e) {
+        if (only !== undefined) throw e;
+        ctx.log.warn({ err: e, bucket: name }, "sweep of a bucket failed; next round retries");
+      }
+    }
+    const removed = reports.filter((r) => r.markersPurged + r.orphansPurged + r.uploadsExpired > 0);
+    if (removed.length > 0) ctx.log.info({ reports: removed }, "sweep removed garbage");
+    return reports;
+  };
+  const sweepControl = async (req: Request) => {
+    const o = req.data.byteLength > 0 ? decodeSweep(req.json()) : {};
+    return { v: 1, reports: await sweep(o.bucket) };
+  };
+  const sweepLoop = async () => {
+    const every = ctx.storage.sweepIntervalMs;
+    if (every === 0) return;
+    while (!ctx.signal.aborted) {
+      // jittered, so instances started together do not sweep in lockstep
+      await sleepUnlessAborted(every * (0.8 + 0.4 * Math.random()), ctx.signal);
+      if (!ctx.signal.aborted) await sweep();
+    }
+  };
+
+  return { sweepControl, sweepLoop };
+}

@@ -1,0 +1,99 @@
+/**
+ * Ambiguous commits (issue 14, defect 9): a commit whose publish gets no
+ * answer may still land — a proposal queued on a stream leader can be
+ * applied after the writer looked and saw nothing. The writer must then never
+ * delete the chunks that commit points at; the sweep decides later, from the
+ * stream's state.
+ *
+ * The fault is injected at the client API, not in NATS: the commit's publish
+ * is held back and sent a moment later (the server applies it then), while
+ * every attempt the writer makes meanwhile gets no answer.
+ */
+import test from "ava";
+import { randomBytes, createHash } from "node:crypto";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { TimeoutError } from "@nats-io/nats-core";
+import { startServer, connectTo } from "../helpers/nats.ts";
+import { eventually } from "../helpers/wait.ts";
+import { putObject, type Jet } from "../../src/store/writer.ts";
+import { readObject, statObject, headObject } from "../../src/store/reader.ts";
+import { ensureStore, storeRef } from "../../src/store/bucket.ts";
+import { sweepStore } from "../../src/store/sweep.ts";
+import { metaSubjectAll } from "../../src/subjects/index.ts";
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+async function* from(b: Uint8Array) {
+  yield b;
+}
+
+/** A JetStream client whose first publish on `prefix` is delivered late (after `delayMs`) and whose answers on it never come meanwhile. */
+function lateCommits(real: JetStreamClient, prefix: string, delayMs: number): { js: JetStreamClient; landed: Promise<void> } {
+  let held: Promise<void> | undefined;
+  let resolveLanded!: () => void;
+  const landed = new Promise<void>((r) => (resolveLanded = r));
+  const js = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "publish") {
+        return async (subject: string, data: Uint8Array | string, opts?: Parameters<JetStreamClient["publish"]>[2]) => {
+          if (!subject.startsWith(prefix)) return target.publish(subject, data, opts);
+          if (!held) {
+            // Infinity: it never lands (no timer left behind)
+            held = (delayMs === Infinity ? new Promise<void>(() => undefined) : new Promise<void>((r) => setTimeout(r, delayMs))).then(async () => {
+              await target.publish(subject, data, opts);
+              resolveLanded();
+            });
+          }
+          throw new TimeoutError();
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { js, landed };
+}
+
+test("a commit with no answer that lands later keeps its chunks: the object reads whole; the sweep leaves them", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const real = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const store = storeRef("amb");
+  await ensureStore(jsm, store, 1);
+  const late = lateCommits(real, metaSubjectAll(store.name).slice(0, -1), 1200);
+  const jet: Jet = { nc, js: late.js, jsm };
+  const body = randomBytes(3 * 1024 * 1024 + 5);
+  // the writer gives up (no answer within its deadline) and cannot see the commit yet
+  await t.throwsAsync(() => putObject(jet, store, "k", from(body), { chunkSize: 256 * 1024, timeoutMs: 400, attemptTimeoutMs: 100 }));
+  t.is(await headObject(jsm, store, "k"), undefined, "not landed when the writer looked");
+  await late.landed;
+  const info = await eventually(() => statObject(jsm, store, "k"), () => true, { what: "the late commit" });
+  const parts: Buffer[] = [];
+  for await (const c of readObject(jsm, store, info)) parts.push(Buffer.from(c));
+  t.is(sha(Buffer.concat(parts)), sha(body), "the landed commit's chunks are all there");
+  // the sweep sees the commit and keeps its chunks, even past the orphan grace period
+  const r = await sweepStore(real, jsm, store, { markerTtlMs: 0, orphanGraceMs: 1000, readGraceMs: 0, now: () => Date.now() + 60_000 });
+  t.is(r.orphansPurged, 0);
+  const again: Buffer[] = [];
+  for await (const c of readObject(jsm, store, await statObject(jsm, store, "k"))) again.push(Buffer.from(c));
+  t.is(sha(Buffer.concat(again)), sha(body));
+});
+
+test("a commit with no answer that never lands leaves its chunks to the sweep, which removes them after the grace period", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const real = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const store = storeRef("amb2");
+  await ensureStore(jsm, store, 1);
+  const late = lateCommits(real, metaSubjectAll(store.name).slice(0, -1), Infinity);
+  await t.throwsAsync(() => putObject({ nc, js: late.js, jsm }, store, "k", from(randomBytes(600_000)), { chunkSize: 256 * 1024, timeoutMs: 300, attemptTimeoutMs: 100 }));
+  const chunks = async () => (await jsm.streams.info(store.stream)).state.messages;
+  t.is(await chunks(), 3, "kept: the outcome was unknown");
+  const fresh = await sweepStore(real, jsm, store, { markerTtlMs: 0, orphanGraceMs: 60_000 });
+  t.is(fresh.orphansPurged, 0, "within the grace period");
+  const r = await sweepStore(real, jsm, store, { markerTtlMs: 0, orphanGraceMs: 1000, now: () => Date.now() + 60_000 });
+  t.is(r.orphansPurged, 1);
+  t.is(await chunks(), 0);
+});

@@ -48,9 +48,9 @@ export function bodyTransport(s: StorageState) {
    */
   const offerDirect = <T>(req: Request, bucket: string, store: StoreRef, commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>, reply: (m: Msg, result: T) => void, about: Record<string, unknown>, ttlMs?: number) => {
     const release = ctx.hold();
-    return openDirectUpload(ctx.nc, jet, bucket, store, { idleMs, signal: ctx.transfers, ...(ttlMs !== undefined ? { ttlMs } : {}) }, commit, reply, (outcome) => {
+    return openDirectUpload(ctx.nc, jet, bucket, store, { idleMs, signal: ctx.transfers, ...(ttlMs !== undefined ? { ttlMs } : {}) }, commit, reply, (outcome, err) => {
       release();
-      if (outcome !== "ok") req.log.info({ code: outcome, ...about }, "direct upload failed");
+      if (outcome !== "ok") req.log.info({ code: outcome, ...(err ? { why: err.message } : {}), ...about }, "direct upload failed");
     });
   };
 

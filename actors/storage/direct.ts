@@ -43,8 +43,9 @@ import type { DirectOffer } from "../../src/subjects/direct.ts";
  * against the stream and removes the chunks when it fails); `reply` answers
  * the writer's commit with it (the caller also counts it); `onEnd` hears how
  * the session ended ("ok" or an error code; errors have already been
- * answered). `opts.signal` ends the session (and removes its chunks): the
- * storage actor passes `ctx.transfers`, so a graceful stop lets open sessions
+ * answered; a failed commit's error comes with it). `opts.signal` ends the
+ * session (and removes its chunks): the storage actor passes
+ * `ctx.transfers`, so a graceful stop lets open sessions
  * finish until its deadline (it holds the stop while one is open); after
  * that, or after a crash, the writer's commit finds no responder and its
  * call fails (it is not retried).
@@ -57,7 +58,7 @@ export function openDirectUpload<T>(
   opts: { idleMs: number; signal: AbortSignal; ttlMs?: number },
   commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>,
   reply: (commitMsg: Msg, result: T) => void,
-  onEnd: (outcome: string) => void,
+  onEnd: (outcome: string, err?: ShoalError) => void,
 ): DirectOffer {
   const id = nuid.next();
   const subject = transferSubject(bucket, id);
@@ -138,7 +139,7 @@ export function openDirectUpload<T>(
       const err = toShoalError(e);
       if (err.code === "MalformedPayload" || err.code === "UnsupportedVersion") await removeChunks(jet.jsm, store, id).catch(() => undefined);
       respondError(m, err);
-      onEnd(err.code);
+      onEnd(err.code, err);
     }
   };
   tick();

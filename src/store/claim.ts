@@ -16,7 +16,9 @@
 import { ShoalError } from "../errors/index.ts";
 import { chunkSubject } from "../subjects/index.ts";
 import type { ObjectInfo } from "./format.ts";
-import { commitChunks, headWithRetry, removeChunks, timingOf } from "./writer.ts";
+import { retry, isRetryable } from "../runtime/backoff.ts";
+import { toJetError } from "../jet/errors.ts";
+import { commitChunks, DEFAULT_PUBLISH_TIMING, headWithRetry, removeChunks, timingOf, type PublishTiming } from "./writer.ts";
 import type { Jet, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
 
 /** What a writer that published chunks itself claims it wrote. */
@@ -25,6 +27,15 @@ export interface ClaimedChunks {
   md5hex: string;
   /** Base64url SHA-256, padded. */
   sha256: string;
+}
+
+/** `f()`, its failure named (which read failed, and how JetStream said it): the message a caller or log sees. */
+async function named<T>(what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw toJetError(e, what);
+  }
 }
 
 const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
@@ -36,14 +47,15 @@ const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's
 export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks): Promise<WrittenChunks> {
   if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256)) throw bad("malformed digest");
   const subject = chunkSubject(store.name, id);
-  const stored = (await jsm.streams.info(store.stream, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
+  const stored = (await named(`stream info of ${store.stream}`, () => jsm.streams.info(store.stream, { subjects_filter: subject }))).state.subjects?.[subject] ?? 0;
   const want = Math.ceil(c.size / chunkSize);
   if (stored !== want) throw bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
   const seqs: number[] = [];
   if (want > 0) {
-    const consumer = await js.consumers.get(store.stream, { filter_subjects: subject, headers_only: true });
+    const consumer = await named(`a consumer on ${subject}`, () => js.consumers.get(store.stream, { filter_subjects: subject, headers_only: true }));
     let seen = 0;
-    for await (const m of await consumer.fetch({ max_messages: want, expires: 10_000 })) {
+    const fetched = await named(`a fetch of ${subject}`, () => consumer.fetch({ max_messages: want, expires: 10_000 }));
+    for await (const m of fetched) {
       const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
       const tail = msgId.startsWith(`${id}.`) ? msgId.slice(id.length + 1) : "";
       const index = /^(0|[1-9][0-9]{0,8})$/.test(tail) ? Number(tail) : NaN;
@@ -54,15 +66,30 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
       seqs[index] = m.seq;
       if (++seen === want) break;
     }
-    if (seen !== want) throw bad(`only ${seen} of ${want} chunks could be read back`);
+    // the stream info counted them all: a short read is the read failing (retried), not the claim
+    if (seen !== want) throw new ShoalError("ServiceUnavailable", `only ${seen} of ${want} chunks of upload ${id} could be read back`);
   }
   return { id, seqs, size: c.size, chunkSize, md5hex: c.md5hex, sha256: c.sha256 };
 }
 
-/** verifyClaim, removing the chunks when the claim does not hold. */
-export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks): Promise<WrittenChunks> {
+/**
+ * verifyClaim, removing the chunks when the claim does not hold. The
+ * read-back only reads, so a transient failure (no stream leader yet, a
+ * consumer create or stream info that timed out: CI saw the first direct PUT
+ * into a new R3 bucket refused ServiceUnavailable while every cluster test
+ * was starting) is retried until the put's deadline; only a wrong claim, or
+ * giving up, removes the chunks.
+ */
+export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks, timing: PublishTiming = DEFAULT_PUBLISH_TIMING): Promise<WrittenChunks> {
   try {
-    return await verifyClaim(jet, store, id, chunkSize, c);
+    return await retry(() => verifyClaim(jet, store, id, chunkSize, c), {
+      attempts: 1000,
+      baseMs: 50,
+      maxMs: 500,
+      deadlineMs: timing.deadlineMs,
+      retryable: (e) => !(e instanceof ShoalError && e.code === "InvalidDirectUpload") && isRetryable(e),
+      ...(timing.signal ? { signal: timing.signal } : {}),
+    });
   } catch (e) {
     await removeChunks(jet.jsm, store, id).catch(() => undefined);
     throw e;
@@ -78,7 +105,7 @@ export async function commitClaim(jet: Jet, store: StoreRef, id: string, chunkSi
   // the current version is read while the chunks are checked (the commit is compare-and-set anyway)
   const prevP = headWithRetry(jet.jsm, store, key, timing);
   prevP.catch(() => undefined);
-  const w = await claimedChunks(jet, store, id, chunkSize, c);
+  const w = await claimedChunks(jet, store, id, chunkSize, c, timing);
   const prev = await prevP.catch(async (e: unknown) => {
     await removeChunks(jet.jsm, store, id, w.seqs).catch(() => undefined);
     throw e;

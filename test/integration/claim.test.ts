@@ -1,0 +1,76 @@
+/**
+ * A direct upload's commit (src/store/claim.ts): the read-back of the
+ * writer's chunks only reads, so a transient JetStream failure during it
+ * (no leader yet, a stream info or consumer create that times out) is
+ * retried and the commit lands; only a claim the stream contradicts removes
+ * the chunks. CI saw the first direct PUT into a new R3 bucket refused
+ * ServiceUnavailable, its chunks gone, when a read-back failed once.
+ */
+import test from "ava";
+import { randomBytes } from "node:crypto";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { NoRespondersError, TimeoutError } from "@nats-io/nats-core";
+import { startServer, connectTo } from "../helpers/nats.ts";
+import { writeChunks } from "../../src/store/writer.ts";
+import { commitClaim } from "../../src/store/claim.ts";
+import { readObject, statObject } from "../../src/store/reader.ts";
+import { ensureStore, storeRef } from "../../src/store/bucket.ts";
+import type { Jet } from "../../src/store/types.ts";
+
+async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield b;
+}
+
+/** `jsm` whose first `n` stream infos fail the way a stream without a leader answers. */
+function flakyInfo(jsm: JetStreamManager, n: number): { jsm: JetStreamManager; failed: () => number } {
+  let failed = 0;
+  const streams = new Proxy(jsm.streams, {
+    get(target, p, r) {
+      if (p === "info")
+        return (...a: Parameters<typeof target.info>) => {
+          if (failed < n) {
+            failed++;
+            return Promise.reject(failed % 2 ? new NoRespondersError("$JS.API.STREAM.INFO") : new TimeoutError());
+          }
+          return target.info(...a);
+        };
+      return Reflect.get(target, p, r);
+    },
+  });
+  return { jsm: new Proxy(jsm, { get: (t, p, r) => (p === "streams" ? streams : Reflect.get(t, p, r)) }), failed: () => failed };
+}
+
+test("a direct commit whose read-back of the chunks fails transiently retries it and commits; the chunks are kept", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef("claims");
+  await ensureStore(jet.jsm, store, 1);
+  const body = randomBytes(3 * 1024 * 1024 + 17);
+  const w = await writeChunks(jet, store, once(body), { id: "claimretry1" });
+  const flaky = flakyInfo(jet.jsm, 3);
+  const info = await commitClaim({ ...jet, jsm: flaky.jsm }, store, w.id, w.chunkSize, "k", { size: w.size, md5hex: w.md5hex, sha256: w.sha256 });
+  t.is(flaky.failed(), 3, "the read-back met three transient failures");
+  t.is(info.size, body.byteLength);
+  const parts: Buffer[] = [];
+  for await (const c of readObject(jet.jsm, store, await statObject(jet.jsm, store, "k"))) parts.push(Buffer.from(c));
+  t.true(Buffer.concat(parts).equals(body), "the committed object reads back byte for byte");
+});
+
+test("a direct commit whose read-back keeps failing gives up at its deadline with ServiceUnavailable naming the read, and removes the chunks", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef("claimsgone");
+  await ensureStore(jet.jsm, store, 1);
+  const w = await writeChunks(jet, store, once(randomBytes(2 * 1024 * 1024)), { id: "claimretry2" });
+  const flaky = flakyInfo(jet.jsm, 1_000_000);
+  const started = Date.now();
+  const err = await t.throwsAsync(() => commitClaim({ ...jet, jsm: flaky.jsm }, store, w.id, w.chunkSize, "k", { size: w.size, md5hex: w.md5hex, sha256: w.sha256 }, { timeoutMs: 1500 }));
+  t.true(Date.now() - started < 10_000, "it gave up near its deadline");
+  t.true(flaky.failed() > 1, "it retried before giving up");
+  t.regex(`${(err as { code?: string }).code}`, /^(ServiceUnavailable|Timeout)$/);
+  t.regex(err!.message, /stream info of OBJ_claimsgone/);
+  const left = (await jet.jsm.streams.info(store.stream, { subjects_filter: `$O.${store.name}.C.>` })).state.subjects ?? {};
+  t.deepEqual(left, {}, "its chunks are removed");
+});

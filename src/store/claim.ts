@@ -38,6 +38,17 @@ async function named<T>(what: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Claims refused because the stream info counted fewer chunks than claimed.
+ * Stream info is a leader-only answer, and a leader cut off from its peers
+ * answers from its old state (docs/architecture.md, "Read barriers"): the
+ * chunks the writer had acknowledged can be missing from it for a moment.
+ * So "fewer" is asked again for FEWER_RECHECK_MS before it is final; more
+ * chunks than claimed, or chunks of the wrong size, are final at once.
+ */
+const fewer = new WeakSet<ShoalError>();
+export const FEWER_RECHECK_MS = 3000;
+
 const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
 
 /**
@@ -49,7 +60,11 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
   const subject = chunkSubject(store.name, id);
   const stored = (await named(`stream info of ${store.stream}`, () => jsm.streams.info(store.stream, { subjects_filter: subject }))).state.subjects?.[subject] ?? 0;
   const want = Math.ceil(c.size / chunkSize);
-  if (stored !== want) throw bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
+  if (stored !== want) {
+    const e = bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
+    if (stored < want) fewer.add(e);
+    throw e;
+  }
   const seqs: number[] = [];
   if (want > 0) {
     const consumer = await named(`a consumer on ${subject}`, () => js.consumers.get(store.stream, { filter_subjects: subject, headers_only: true }));
@@ -78,16 +93,18 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
  * consumer create or stream info that timed out: CI saw the first direct PUT
  * into a new R3 bucket refused ServiceUnavailable while every cluster test
  * was starting) is retried until the put's deadline; only a wrong claim, or
- * giving up, removes the chunks.
+ * giving up, removes the chunks. A count short of the claim is asked again
+ * for FEWER_RECHECK_MS first (see `fewer`).
  */
 export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks, timing: PublishTiming = DEFAULT_PUBLISH_TIMING): Promise<WrittenChunks> {
+  const started = Date.now();
   try {
     return await retry(() => verifyClaim(jet, store, id, chunkSize, c), {
       attempts: 1000,
       baseMs: 50,
       maxMs: 500,
       deadlineMs: timing.deadlineMs,
-      retryable: (e) => !(e instanceof ShoalError && e.code === "InvalidDirectUpload") && isRetryable(e),
+      retryable: (e) => (e instanceof ShoalError && fewer.has(e) ? Date.now() - started < FEWER_RECHECK_MS : !(e instanceof ShoalError && e.code === "InvalidDirectUpload") && isRetryable(e)),
       ...(timing.signal ? { signal: timing.signal } : {}),
     });
   } catch (e) {

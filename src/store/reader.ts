@@ -7,13 +7,15 @@
  * (backpressure). The SHA-256 is verified on whole-object reads.
  */
 import { createHash } from "node:crypto";
-import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { QueuedIterator } from "@nats-io/nats-core";
 import { isStreamNotFound } from "../errors/nats.ts";
 import { ShoalError, toShoalError } from "../errors/index.ts";
-import { chunkSubject, metaSubject } from "../subjects/index.ts";
+import { barrierSubject, chunkSubject, metaSubject } from "../subjects/index.ts";
 import { retry } from "../runtime/backoff.ts";
 import { readSubject } from "../jet/index.ts";
+import { classify } from "../jet/errors.ts";
+import { linearLast } from "../runtime/linear.ts";
 import { chunksForRange, decodeStoredMeta, isVersionMarker, requestIdOf, versionIdOf, toObjectInfo, type StoredMeta, type ByteRange, type ObjectInfo } from "./format.ts";
 import type { Head, StoreRef } from "./types.ts";
 
@@ -29,24 +31,47 @@ export const DEFAULT_READ_AHEAD = 16;
 const isNotFound = isStreamNotFound;
 
 /**
- * Streams known to exist, per manager. A Direct Get to a stream that does not
- * exist is not answered at all (the JetStream API subjects have a responder,
- * so it times out rather than failing fast), so existence is checked once,
- * then again whenever a Direct Get fails.
+ * What a reader knows of a stream, per manager: that it exists, and whether
+ * a key's head must be read linearizably (below). A Direct Get to a stream
+ * that does not exist is not answered at all (the JetStream API subjects
+ * have a responder, so it times out rather than failing fast), so existence
+ * is checked once, then again whenever a Direct Get fails. The facts are
+ * read again after STREAM_FACTS_MS (a bucket's replica count can change);
+ * a failed re-read keeps the old facts.
  */
-const known = new WeakMap<JetStreamManager, Set<string>>();
+interface StreamFacts {
+  /** R>1 with Direct Get and rollups: heads are read past a read barrier (src/runtime/linear.ts). */
+  linear: boolean;
+  at: number;
+}
+const known = new WeakMap<JetStreamManager, Map<string, StreamFacts>>();
+export const STREAM_FACTS_MS = 30_000;
 
-export async function assertStream(jsm: JetStreamManager, stream: string): Promise<void> {
-  const set = known.get(jsm) ?? new Set<string>();
-  known.set(jsm, set);
-  if (set.has(stream)) return;
+async function streamFacts(jsm: JetStreamManager, stream: string): Promise<StreamFacts> {
+  const byStream = known.get(jsm) ?? new Map<string, StreamFacts>();
+  known.set(jsm, byStream);
+  const old = byStream.get(stream);
+  if (old && Date.now() - old.at < STREAM_FACTS_MS) return old;
+  let c;
   try {
-    await jsm.streams.info(stream);
+    c = (await jsm.streams.info(stream)).config;
   } catch (e) {
-    if (isNotFound(e)) throw new ShoalError("NoSuchBucket", undefined, { cause: e });
+    if (isNotFound(e)) {
+      byStream.delete(stream);
+      throw new ShoalError("NoSuchBucket", undefined, { cause: e });
+    }
+    if (old) return old;
     throw e;
   }
-  set.add(stream);
+  // A stock @nats-io/obj client may create a stream without Direct Get; a
+  // sealed stream takes no barrier. Those are read from the leader.
+  const facts = { linear: (c.num_replicas ?? 1) > 1 && c.allow_direct === true && c.allow_rollup_hdrs === true && c.sealed !== true, at: Date.now() };
+  byStream.set(stream, facts);
+  return facts;
+}
+
+export async function assertStream(jsm: JetStreamManager, stream: string): Promise<void> {
+  await streamFacts(jsm, stream);
 }
 
 /** Forgets a stream (after deleting it). */
@@ -129,14 +154,25 @@ function withAttemptTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * last metadata message (live or delete marker), for compare-and-set.
  * Returns undefined when the key never existed or its history was purged.
  * Throws NoSuchBucket when the store's stream does not exist.
+ *
+ * This is what compare-and-set commits, preconditions, deletes and every
+ * GET/HEAD after an acknowledged write decide on, so it must include every
+ * write acknowledged before the call. A leader read is not enough on a
+ * replicated stream: a leader cut off from its peers keeps answering from its
+ * old state while the others elect a new one and acknowledge writes
+ * (docs/architecture.md, "Read barriers"). So on R>1 streams the head is read
+ * linearizably — past a read barrier only a leader with a quorum can
+ * acknowledge; a stale leader's answer is refused and, while no other server
+ * answers, the read fails retryably instead of returning a replaced
+ * version. R1 streams have no other leader and are read from their one
+ * server.
  */
 export async function headObject(jsm: JetStreamManager, store: StoreRef, key: string): Promise<Head | undefined> {
-  await assertStream(jsm, store.stream);
+  const facts = await streamFacts(jsm, store.stream);
+  const subject = metaSubject(store.name, key);
   let m: StoredMsg | null;
   try {
-    // from the leader: this is what compare-and-set commits, preconditions
-    // and reads after an acknowledged write decide on (see leaderGet)
-    m = await leaderGet(jsm, store.stream, { last_by_subj: metaSubject(store.name, key) });
+    m = facts.linear ? await linearHead(jsm, store, subject) : await leaderGet(jsm, store.stream, { last_by_subj: subject });
   } catch (e) {
     if (isNotFound(e)) throw new ShoalError("NoSuchBucket", undefined, { cause: e });
     throw e;
@@ -145,6 +181,27 @@ export async function headObject(jsm: JetStreamManager, store: StoreRef, key: st
   const meta = decodeStoredMeta(m.data);
   if (meta.deleted) return { info: undefined, revision: undefined, markerRevision: m.seq, ...markerIdOf(meta) };
   return { info: toObjectInfo(meta, m.seq), revision: m.seq, markerRevision: undefined };
+}
+
+/** One JetStream client per manager, so that the reads of a stream share their barriers (barrierFor groups by client). */
+const clients = new WeakMap<JetStreamManager, JetStreamClient>();
+
+/**
+ * The last message on `subject`, past the store's read barrier, with the
+ * deadline and retries of leaderGet. A barrier the stream refuses (a limit,
+ * a configuration changed since the facts were read) is not a reason to fail
+ * the read: it is read from the leader instead, as before barriers.
+ */
+async function linearHead(jsm: JetStreamManager, store: StoreRef, subject: string): Promise<StoredMsg | null> {
+  let js = clients.get(jsm);
+  if (!js) clients.set(jsm, (js = jsm.jetstream()));
+  const client = js;
+  try {
+    return await retry(() => linearLast(client, jsm, store.stream, subject, barrierSubject(store.name), 5000), { attempts: 20, baseMs: 50, maxMs: 1000, deadlineMs: 15_000 });
+  } catch (e) {
+    if (classify(e) !== "refused" || isNotFound(e)) throw e;
+    return leaderGet(jsm, store.stream, { last_by_subj: subject });
+  }
 }
 
 function markerIdOf(meta: StoredMeta): { markerRequestId?: string; markerVersionId?: string } {

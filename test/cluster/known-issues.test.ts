@@ -46,12 +46,14 @@
  * DeleteBucket's emptiness check overlook, an acknowledged write"; without
  * the fix: a listing without the write).
  *
- * STILL OPEN, same cause — GET/HEAD and the writers' compare-and-set read:
- * headObject (src/store/reader.ts, the get path's file) still reads a key's
- * head with a plain leader read. Pinned as a deterministic test.failing in
- * stale-leader.test.ts ("known issue: a GET through a stale leader is served
- * the replaced version": v1 at 2, v2 at 4 acknowledged, HEAD answered 2).
- * This is the family of these soak findings:
+ * FIXED, same cause — GET/HEAD and the writers' compare-and-set read:
+ * headObject (src/store/reader.ts) read a key's head with a plain leader
+ * read, so through a stale leader a HEAD returned the replaced version
+ * ("v1 at 2, v2 at 4 acknowledged, HEAD answered 2"). On R>1 streams it now
+ * reads past the read barrier (linearLast); R1 streams, and streams without
+ * Direct Get or rollups (a stock client may create those), keep the leader
+ * read. Checked by stale-leader.test.ts ("a HEAD through a stale leader …").
+ * This was the family of these soak findings:
  *   - SHOAL_SOAK=1 SHOAL_SEED=881282197 (run 1): a GET of a/1 returned its
  *     FIRST version after three acknowledged overwrites, once n2's links
  *     were healed;
@@ -59,11 +61,8 @@
  *     after an acknowledged copy, after heal();
  *   - SHOAL_SEED=881131770: a delete of a/1 answered deleted:false although
  *     a/1 held an acknowledged version (the delete's read of the key's head).
- * The one-hunk fix (headObject reads with linearLast) was tried: it adds
- * +1.8 ms per read at R3 (one at a time; 0.26 → 0.63 ms at 16 at once),
- * puts a barrier message on a chunk subject that 13 tests of the put path,
- * multipart and the sweep count as a chunk, and times out on a stream a
- * stock @nats-io/obj client created without allow_direct. Not landed here.
+ * Cost: one barrier publish per head read of an R>1 stream, shared by the
+ * reads in flight (measured in docs/architecture.md, "Read barriers").
  *
  * KNOWN ISSUE 3 — an older acknowledged version came back (seen once in the
  * soak, not reproduced on replay; ambiguous commits, issue 14 defect 9 /
@@ -85,7 +84,7 @@
  * lost = 1, after isolate(n1, routes only), heal(), delete("b/x/1") with
  * killServer(n3), put("b/x/1", 1281 B) acknowledged, restartServer(). A
  * final GET through a stale leader (GET/HEAD still read a key's head with a
- * plain leader read, docs/architecture.md) would look like this; so would a
+ * plain leader read then; fixed since) would look like this; so would a
  * real loss. Not settled. The whole seed also once ran past the test's 480 s:
  * its fifth run isolated n1's routes while the actors and the SDK stayed
  * connected to n1; n2 and n3 elected n2 meta leader 4 s later and served

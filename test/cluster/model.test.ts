@@ -64,11 +64,11 @@
  *     healed server still believed it led, and answered leader reads from
  *     its old state); fix: read barriers (src/runtime/linear.ts); test:
  *     test/cluster/stale-leader.test.ts.
- *   - still open, same cause: a GET/HEAD through a stale leader can return
- *     the replaced version (headObject; a test.failing in
- *     stale-leader.test.ts); once, an older acknowledged version back after
- *     a multipart whose server was killed under it (known issue 3): see
- *     test/cluster/known-issues.test.ts.
+ *   - same cause, fixed since: a GET/HEAD through a stale leader returned
+ *     the replaced version (headObject now reads R>1 heads past the read
+ *     barrier; stale-leader.test.ts). Still open: once, an older
+ *     acknowledged version back after a multipart whose server was killed
+ *     under it (known issue 3): see test/cluster/known-issues.test.ts.
  *   The model is not weakened for them: a run that meets one fails, with its
  *   seed.
  *

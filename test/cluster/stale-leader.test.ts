@@ -188,17 +188,13 @@ test("a stale leader of a bucket's stream never lets a LIST miss, or DeleteBucke
   pc.healAll();
 });
 
-// KNOWN ISSUE (the same cause, not fixed on this branch): GET/HEAD and the
-// writers' compare-and-set read a key's head with a plain leader read
-// (headObject, src/store/reader.ts), so through a stale leader they see the
-// replaced version: the model test's soak once read a/1's first version back
-// after three acknowledged overwrites. The fix is one hunk (headObject reads
-// with linearLast from src/runtime/linear.ts; measured +1.8 ms per read at
-// R3 one at a time, 0.26 → 0.63 ms at 16 at once), but its barrier messages
-// change the stream sequences that tests of the put path and multipart count
-// exactly, so it is left to the lead to land with them. test.failing: ava
-// passes it while the defect is there; make it a plain test with the fix.
-test.failing("known issue: a GET through a stale leader is served the replaced version", async (t) => {
+// GET/HEAD and the writers' compare-and-set read a key's head (headObject,
+// src/store/reader.ts). With a plain leader read, a stale leader served the
+// replaced version (the model test's soak once read a/1's first version back
+// after three acknowledged overwrites); on R>1 streams the head is now read
+// past the read barrier. Without it this test fails: "v1 at 2, v2 at 4,
+// HEAD answered 2".
+test("a HEAD through a stale leader of a bucket's stream is never answered with the replaced version", async (t) => {
   t.timeout(600_000);
   const pc = await startProxiedCluster(t, 3);
   const any = await jetOf(await connectTo(t, pc.cluster.urls));

@@ -12,7 +12,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import { NoRespondersError, TimeoutError } from "@nats-io/nats-core";
 import { startServer, connectTo } from "../helpers/nats.ts";
 import { writeChunks } from "../../src/store/writer.ts";
-import { commitClaim } from "../../src/store/claim.ts";
+import { commitClaim, FEWER_RECHECK_MS } from "../../src/store/claim.ts";
 import { readObject, statObject } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import type { Jet } from "../../src/store/types.ts";
@@ -21,16 +21,24 @@ async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
   yield b;
 }
 
-/** `jsm` whose first `n` stream infos fail the way a stream without a leader answers. */
-function flakyInfo(jsm: JetStreamManager, n: number): { jsm: JetStreamManager; failed: () => number } {
+/**
+ * `jsm` whose first `n` stream infos fail the way a stream without a leader
+ * answers — or, `stale`, answer as a leader cut off before the chunks
+ * landed would: no chunks counted.
+ */
+function flakyInfo(jsm: JetStreamManager, n: number, stale = false): { jsm: JetStreamManager; failed: () => number } {
   let failed = 0;
   const streams = new Proxy(jsm.streams, {
     get(target, p, r) {
       if (p === "info")
-        return (...a: Parameters<typeof target.info>) => {
+        return async (...a: Parameters<typeof target.info>) => {
           if (failed < n) {
             failed++;
-            return Promise.reject(failed % 2 ? new NoRespondersError("$JS.API.STREAM.INFO") : new TimeoutError());
+            if (stale) {
+              const si = await target.info(...a);
+              return { ...si, state: { ...si.state, subjects: {} } };
+            }
+            throw failed % 2 ? new NoRespondersError("$JS.API.STREAM.INFO") : new TimeoutError();
           }
           return target.info(...a);
         };
@@ -73,4 +81,24 @@ test("a direct commit whose read-back keeps failing gives up at its deadline wit
   t.regex(err!.message, /stream info of OBJ_claimsgone/);
   const left = (await jet.jsm.streams.info(store.stream, { subjects_filter: `$O.${store.name}.C.>` })).state.subjects ?? {};
   t.deepEqual(left, {}, "its chunks are removed");
+});
+
+test("a stream info that counts fewer chunks than claimed (a stale leader's answer) is asked again before the claim is refused", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef("claimsstale");
+  await ensureStore(jet.jsm, store, 1);
+  const body = randomBytes(2 * 1024 * 1024 + 5);
+  const w = await writeChunks(jet, store, once(body), { id: "claimstale1" });
+  const flaky = flakyInfo(jet.jsm, 2, true);
+  const info = await commitClaim({ ...jet, jsm: flaky.jsm }, store, w.id, w.chunkSize, "k", { size: w.size, md5hex: w.md5hex, sha256: w.sha256 });
+  t.is(flaky.failed(), 2);
+  t.is(info.size, body.byteLength);
+  // while a claim of more than was written is refused once the recheck window has passed
+  const w2 = await writeChunks(jet, store, once(randomBytes(1000)), { id: "claimstale2" });
+  const started = Date.now();
+  const err = await t.throwsAsync(() => commitClaim(jet, store, w2.id, w2.chunkSize, "k2", { size: w2.chunkSize * 3, md5hex: w2.md5hex, sha256: w2.sha256 }));
+  t.is((err as { code?: string }).code, "InvalidDirectUpload");
+  t.true(Date.now() - started >= FEWER_RECHECK_MS - 100, "refused after the recheck window");
 });

@@ -118,10 +118,10 @@ export function retainedSeqs(msgs: readonly MetaMsg[]): Set<number> {
  * leader (what a decision about versions needs: an acknowledged write is
  * there). Bounded: a key with more than `max` messages is refused.
  */
-export async function keyMessages(jsm: JetStreamManager, store: StoreRef, key: string, max = 100_000): Promise<MetaMsg[]> {
+export async function keyMessages(jsm: JetStreamManager, store: StoreRef, key: string, max = 100_000, from = 0): Promise<MetaMsg[]> {
   const subject = metaSubject(store.name, key);
   const out: MetaMsg[] = [];
-  for (let after = 0; out.length < max; ) {
+  for (let after = from; out.length < max; ) {
     // the JetStream API's message get accepts next_by_subj (like Direct Get); the client's type lacks it
     const m = await leaderGet(jsm, store.stream, { seq: after + 1, next_by_subj: subject } as unknown as { seq: number });
     if (!m || m.subject !== subject) return out;

@@ -493,7 +493,18 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
       } catch (e) {
         if (apiCode(e) !== WRONG_LAST_SEQUENCE || attempt >= 20) throw e;
         // Someone (maybe an earlier attempt of this call) committed the same key meanwhile: re-read and re-check.
+        const compared = prev?.revision ?? prev?.markerRevision ?? 0;
         prev = await headWithRetry(jsm, store, key, timing);
+        const earlier = isOwnCommit(prev, opts) ? undefined : await ownCommitSince(jsm, store, key, compared, opts.requestId);
+        if (earlier) {
+          // Another attempt of this call (a retry another actor ran while this
+          // one was slow) committed after the revision we compared against,
+          // and was maybe acknowledged and overwritten since: the call has
+          // taken effect, and this attempt must not land on top of a later
+          // write (model test, known issue 3).
+          if (!ambiguous) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
+          return earlier;
+        }
       }
     }
   } catch (e) {
@@ -533,6 +544,18 @@ export async function precheckPut(jsm: JetStreamManager, store: StoreRef, key: s
 }
 
 /** Whether the key's live version was committed by this same call (an earlier attempt of it). */
+/**
+ * A version that request `requestId` committed to `key` after revision
+ * `after` (read from the leader), if any: the result of another attempt of
+ * the same call.
+ */
+async function ownCommitSince(jsm: JetStreamManager, store: StoreRef, key: string, after: number, requestId: string | undefined): Promise<ObjectInfo | undefined> {
+  if (requestId === undefined) return undefined;
+  const mine = (await keyMessages(jsm, store, key, 10_000, after)).filter((m) => !m.meta.deleted && requestIdOf(m.meta).requestId === requestId);
+  const first = mine[0];
+  return first ? toObjectInfo(first.meta, first.seq) : undefined;
+}
+
 function isOwnCommit(prev: Head | undefined, opts: PutOptions): boolean {
   return opts.requestId !== undefined && prev?.info?.requestId === opts.requestId;
 }

@@ -76,7 +76,20 @@
  *     (960 B) was acknowledged and read back, and at the end of the run a/1
  *     read back as the multipart's bytes. A completion still being retried
  *     inside the actor after the server kill, landing after the later put,
- *     would do this; not confirmed.
+ *     would do this; not confirmed on a cluster. The mechanism is real and
+ *     is FIXED: the SDK retries a call whose answer did not come (same
+ *     request id); when the retry committed and was acknowledged while the
+ *     first attempt was still copying parts, the first attempt's commit met
+ *     a wrong last sequence, re-read the head, and committed on top — after
+ *     the later put. commitChunks now looks, on that conflict, for a commit
+ *     of its own request id after the revision it compared against, and
+ *     answers with it instead (src/store/writer.ts, ownCommitSince).
+ *     Test: ambiguous › "a slow attempt of a call whose retry already
+ *     committed …" (without the fix the attempt committed again, on top of
+ *     the later write, instead of answering with its retry's commit).
+ *     Left: an attempt that reads the head only after its retry's commit and
+ *     the later put still commits on top (it sees no conflict); only a walk
+ *     of the key's history on every put with a request id would catch it.
  *
  * OPEN, FOUND 2 DECEMBER 2026 — SHOAL_SEED=898979964 SHOAL_PATH=4 (the
  * fifth run of that seed, CI budget): on 7b6d9e0 it failed "final get of

@@ -15,7 +15,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jets
 import { TimeoutError } from "@nats-io/nats-core";
 import { startServer, connectTo } from "../helpers/nats.ts";
 import { eventually } from "../helpers/wait.ts";
-import { putObject, type Jet } from "../../src/store/writer.ts";
+import { commitChunks, putObject, timingOf, writeChunks, type Jet } from "../../src/store/writer.ts";
 import { readObject, statObject, headObject } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import { sweepStore } from "../../src/store/sweep.ts";
@@ -96,4 +96,28 @@ test("a commit with no answer that never lands leaves its chunks to the sweep, w
   const r = await sweepStore(real, jsm, store, { markerTtlMs: 0, orphanGraceMs: 1000, now: () => Date.now() + 60_000 });
   t.is(r.orphansPurged, 1);
   t.is(await chunks(), 0);
+});
+
+test("a slow attempt of a call whose retry already committed (and was overwritten since) does not land on top of the later write (known issue 3)", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef("slowattempt");
+  await ensureStore(jet.jsm, store, 1);
+  const enc = (s: string) => new TextEncoder().encode(s);
+  await putObject(jet, store, "k", from(enc("version zero")));
+  // attempt 1 of a call read the head, then stalled (a multipart completion copying its parts, a server killed under it)
+  const seenByAttempt1 = await headObject(jet.jsm, store, "k");
+  // meanwhile the client's retry (attempt 2, the same request id) committed and was acknowledged; then a later put
+  const retried = await putObject(jet, store, "k", from(enc("the call, attempt 2")), { requestId: "call-1" });
+  const later = await putObject(jet, store, "k", from(enc("a later write")));
+  // attempt 1 now commits, compared against the head it read
+  const w = await writeChunks(jet, store, from(enc("the call, attempt 1")));
+  const result = await commitChunks(jet, store, "k", w, { requestId: "call-1" }, timingOf({}), seenByAttempt1);
+  t.is(result.revision, retried.revision, "attempt 1 answers with the commit of attempt 2");
+  const head = await statObject(jet.jsm, store, "k");
+  t.is(head.revision, later.revision, "the later write is still the current version");
+  const parts: Buffer[] = [];
+  for await (const c of readObject(jet.jsm, store, head)) parts.push(Buffer.from(c));
+  t.is(Buffer.concat(parts).toString(), "a later write");
 });

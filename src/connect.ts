@@ -15,6 +15,11 @@ export interface ConnectOverrides {
   system?: boolean;
   /** Extra client options (timeouts, reconnect policy). */
   options?: Partial<ConnectionOptions>;
+  /**
+   * Leave a server that cannot reach JetStream (watchJetStream); on by
+   * default. `onLeave` hears each switch (for the caller's log).
+   */
+  watch?: false | Partial<WatchOptions>;
 }
 
 export function connectionOptions(cfg: NatsConfig, o: ConnectOverrides = {}): ConnectionOptions {
@@ -62,8 +67,119 @@ export async function connectNats(cfg: NatsConfig, o: ConnectOverrides = {}): Pr
     await nc.close().catch(() => undefined);
     throw e;
   }
+  if (o.watch !== false && cfg.servers.length > 1) watchJetStream(nc, o.watch ?? {});
   return nc;
 }
+
+export interface WatchOptions {
+  /** Between two looks. */
+  intervalMs: number;
+  /** One look's wait for an answer. */
+  timeoutMs: number;
+  /** "JetStream temporarily unavailable" answers in a row that make the client leave. */
+  unavailable: number;
+  /** Looks in a row without an answer that make it leave (only once JetStream has answered through this connection). */
+  silent: number;
+  onLeave?: (server: string, why: string) => void;
+}
+
+/**
+ * An election after a server is killed also answers 10008 for its 4–9 s
+ * (nats-server's election timeout), on every server; five looks (~10 s)
+ * outlast it, so only a server that stays cut off is left — measured: no
+ * answer for ~4 s after the cut, then 10008 — about 14 s after the cut.
+ */
+export const WATCH_DEFAULTS: WatchOptions = Object.freeze({ intervalMs: 2000, timeoutMs: 2000, unavailable: 5, silent: 10 });
+
+/**
+ * A NATS client stays on a server for as long as that server keeps the
+ * connection up — also when the server is cut off from its peers, and then
+ * every JetStream request through it fails (measured: no answer for ~4 s,
+ * then "JetStream system temporarily unavailable", 503/10008, while the two
+ * servers on the other side serve on). This looks every `intervalMs`
+ * (`$JS.API.INFO`, one small request) and, when the server says JetStream is
+ * unavailable `unavailable` times in a row — or stops answering `silent`
+ * times in a row after it had answered — makes the client reconnect, which
+ * takes the next server of its list. Requests in flight on the old
+ * connection fail (they were failing anyway) and are retried like any lost
+ * answer. After a switch the streak needed doubles (up to 32×) until a look
+ * succeeds: when the whole cluster has lost its quorum, every server says
+ * the same, and the client must not hop for ever. Only for clients given
+ * more than one server; a user without permission for the JetStream API
+ * never gets an answer and is never moved.
+ */
+export function watchJetStream(nc: NatsConnection, o: Partial<WatchOptions> = {}): void {
+  const w = { ...WATCH_DEFAULTS, ...o };
+  let answered = false;
+  let unavailable = 0;
+  let silent = 0;
+  let factor = 1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  void nc.closed().then(() => {
+    closed = true;
+    clearTimeout(timer);
+  });
+  // The client's server list can name a server twice (as given, and as the
+  // cluster advertises it), so a reconnect may land where it left: then it
+  // goes on to the next one, up to a few times.
+  let leaving: { server: string; hops: number } | undefined;
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type !== "reconnect" || !leaving) continue;
+      if (nc.getServer() === leaving.server && leaving.hops < 4) {
+        leaving.hops++;
+        nc.reconnect().catch(() => undefined);
+      } else leaving = undefined;
+    }
+  })().catch(() => undefined);
+  const leave = (why: string) => {
+    const server = nc.getServer();
+    unavailable = 0;
+    silent = 0;
+    factor = Math.min(32, factor * 2);
+    w.onLeave?.(server, why);
+    leaving = { server, hops: 0 };
+    nc.reconnect().catch(() => undefined);
+  };
+  const look = async () => {
+    if (closed || nc.isClosed() || nc.isDraining()) return;
+    try {
+      const m = await nc.request("$JS.API.INFO", "", { timeout: w.timeoutMs });
+      silent = 0;
+      let code: number | undefined;
+      try {
+        code = (JSON.parse(m.string()) as { error?: { err_code?: number } }).error?.err_code;
+      } catch {
+        code = undefined;
+      }
+      if (code === JS_TEMPORARILY_UNAVAILABLE) {
+        if (++unavailable >= w.unavailable * factor) leave("JetStream is unavailable through it (10008)");
+      } else {
+        unavailable = 0;
+        if (code === undefined) {
+          answered = true;
+          factor = 1;
+        }
+      }
+    } catch {
+      // no answer (a timeout; no responders while JetStream has no API here)
+      if (answered && ++silent >= w.silent * factor) leave(`JetStream did not answer ${silent} looks in a row`);
+    }
+  };
+  const tick = () => {
+    timer = setTimeout(() => {
+      void look().finally(() => {
+        if (!closed) tick();
+      });
+    }, w.intervalMs);
+    timer.unref?.();
+  };
+  tick();
+}
+
+/** JSClusterNotAvailErr: "JetStream system temporarily unavailable" (no meta leader reachable from this server). */
+const JS_TEMPORARILY_UNAVAILABLE = 10008;
 
 async function connectRetrying(cfg: NatsConfig, o: ConnectOverrides): Promise<NatsConnection> {
   for (let attempt = 1; ; attempt++) {

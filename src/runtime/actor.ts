@@ -236,7 +236,7 @@ export class ActorInstance {
   }
 
   async start(): Promise<void> {
-    this.nc = this.opts.connection ?? (await connectNats(this.opts.nats, { name: `shoal-${this.def.kind}-${this.id}` }));
+    this.nc = this.opts.connection ?? (await connectNats(this.opts.nats, { name: `shoal-${this.def.kind}-${this.id}`, watch: { onLeave: (server, why) => this.log.warn({ server, why }, "leaving a NATS server that cannot reach JetStream") } }));
     const js = jetstream(this.nc);
     const jsm = await jetstreamManager(this.nc);
     this.ctx = {

@@ -106,7 +106,10 @@
  * its peers — and every later command waited out its deadline. The model
  * test now gives a run 150 s of commands in CI (Budget.runMs), and the whole
  * seed then passed in 269 s (lost = 0). That a client of a cut-off server
- * stays on it is an availability gap of its own; not built.
+ * stayed on it was an availability gap of its own, closed since: clients
+ * given more than one server leave one through which JetStream stays
+ * unavailable (src/connect.ts, watchJetStream; test/cluster/cutoff.test.ts:
+ * a put succeeds again ~18 s after the cut, never without it).
  *
  * NEW, NOT REPRODUCED ON REPLAY — a direct-upload part refused as
  * InvalidDirectUpload with "0 chunks stored" (put path: src/store/claim.ts,

@@ -18,6 +18,7 @@ import { chunkSubject } from "../subjects/index.ts";
 import type { ObjectInfo } from "./format.ts";
 import { retry, isRetryable } from "../runtime/backoff.ts";
 import { toJetError } from "../jet/errors.ts";
+import { lastOnSubject } from "./reader.ts";
 import { commitChunks, DEFAULT_PUBLISH_TIMING, headWithRetry, removeChunks, timingOf, type PublishTiming } from "./writer.ts";
 import type { Jet, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
 
@@ -29,6 +30,14 @@ export interface ClaimedChunks {
   sha256: string;
 }
 
+/** Whether the subject's last chunk (read linearizably) has an index past `counted` chunks. */
+async function moreThanCounted(jsm: Jet["jsm"], store: StoreRef, subject: string, id: string, counted: number): Promise<boolean> {
+  const last = await named(`the last chunk of ${subject}`, () => lastOnSubject(jsm, store, subject));
+  if (!last) return false;
+  const tail = (last.header?.get("Nats-Msg-Id") ?? "").slice(id.length + 1);
+  return /^(0|[1-9][0-9]{0,8})$/.test(tail) && Number(tail) + 1 > counted;
+}
+
 /** `f()`, its failure named (which read failed, and how JetStream said it): the message a caller or log sees. */
 async function named<T>(what: string, f: () => Promise<T>): Promise<T> {
   try {
@@ -37,17 +46,6 @@ async function named<T>(what: string, f: () => Promise<T>): Promise<T> {
     throw toJetError(e, what);
   }
 }
-
-/**
- * Claims refused because the stream info counted fewer chunks than claimed.
- * Stream info is a leader-only answer, and a leader cut off from its peers
- * answers from its old state (docs/architecture.md, "Read barriers"): the
- * chunks the writer had acknowledged can be missing from it for a moment.
- * So "fewer" is asked again for FEWER_RECHECK_MS before it is final; more
- * chunks than claimed, or chunks of the wrong size, are final at once.
- */
-const fewer = new WeakSet<ShoalError>();
-export const FEWER_RECHECK_MS = 3000;
 
 const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
 
@@ -61,9 +59,16 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
   const stored = (await named(`stream info of ${store.stream}`, () => jsm.streams.info(store.stream, { subjects_filter: subject }))).state.subjects?.[subject] ?? 0;
   const want = Math.ceil(c.size / chunkSize);
   if (stored !== want) {
-    const e = bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
-    if (stored < want) fewer.add(e);
-    throw e;
+    // Stream info is a leader-only answer, and a leader cut off from its
+    // peers answers from its old state (docs/architecture.md, "Read
+    // barriers"): the chunks the writer had acknowledged through the majority
+    // can be missing from it for as long as the cut lasts. A count short of
+    // the claim is checked against the subject's last chunk, read
+    // linearizably; a stale count is a read failure (retried), not the claim.
+    if (stored < want && (await moreThanCounted(jsm, store, subject, id, stored))) {
+      throw new ShoalError("ServiceUnavailable", `stream info of ${store.stream} counted ${stored} chunks of upload ${id}, fewer than are stored (a stale answer)`);
+    }
+    throw bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
   }
   const seqs: number[] = [];
   if (want > 0) {
@@ -93,18 +98,16 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
  * consumer create or stream info that timed out: CI saw the first direct PUT
  * into a new R3 bucket refused ServiceUnavailable while every cluster test
  * was starting) is retried until the put's deadline; only a wrong claim, or
- * giving up, removes the chunks. A count short of the claim is asked again
- * for FEWER_RECHECK_MS first (see `fewer`).
+ * giving up, removes the chunks.
  */
 export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks, timing: PublishTiming = DEFAULT_PUBLISH_TIMING): Promise<WrittenChunks> {
-  const started = Date.now();
   try {
     return await retry(() => verifyClaim(jet, store, id, chunkSize, c), {
       attempts: 1000,
       baseMs: 50,
       maxMs: 500,
       deadlineMs: timing.deadlineMs,
-      retryable: (e) => (e instanceof ShoalError && fewer.has(e) ? Date.now() - started < FEWER_RECHECK_MS : !(e instanceof ShoalError && e.code === "InvalidDirectUpload") && isRetryable(e)),
+      retryable: (e) => !(e instanceof ShoalError && e.code === "InvalidDirectUpload") && isRetryable(e),
       ...(timing.signal ? { signal: timing.signal } : {}),
     });
   } catch (e) {

@@ -168,19 +168,26 @@ function withAttemptTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * server.
  */
 export async function headObject(jsm: JetStreamManager, store: StoreRef, key: string): Promise<Head | undefined> {
-  const facts = await streamFacts(jsm, store.stream);
-  const subject = metaSubject(store.name, key);
-  let m: StoredMsg | null;
-  try {
-    m = facts.linear ? await linearHead(jsm, store, subject) : await leaderGet(jsm, store.stream, { last_by_subj: subject });
-  } catch (e) {
-    if (isNotFound(e)) throw new ShoalError("NoSuchBucket", undefined, { cause: e });
-    throw e;
-  }
+  const m = await lastOnSubject(jsm, store, metaSubject(store.name, key));
   if (!m) return undefined;
   const meta = decodeStoredMeta(m.data);
   if (meta.deleted) return { info: undefined, revision: undefined, markerRevision: m.seq, ...markerIdOf(meta) };
   return { info: toObjectInfo(meta, m.seq), revision: m.seq, markerRevision: undefined };
+}
+
+/**
+ * The last message on one of the store's subjects, including every write
+ * acknowledged before the call: past the read barrier on R>1 streams, from
+ * the leader otherwise (see headObject). NoSuchBucket when the stream is gone.
+ */
+export async function lastOnSubject(jsm: JetStreamManager, store: StoreRef, subject: string): Promise<StoredMsg | null> {
+  const facts = await streamFacts(jsm, store.stream);
+  try {
+    return facts.linear ? await linearHead(jsm, store, subject) : await leaderGet(jsm, store.stream, { last_by_subj: subject });
+  } catch (e) {
+    if (isNotFound(e)) throw new ShoalError("NoSuchBucket", undefined, { cause: e });
+    throw e;
+  }
 }
 
 /** One JetStream client per manager, so that the reads of a stream share their barriers (barrierFor groups by client). */

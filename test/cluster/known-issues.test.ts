@@ -123,12 +123,16 @@
  *     "the upload's chunks do not match its claim: 0 chunks stored;
  *     5242880 bytes in chunks of 1047552 take 6", a definite error, with
  *     no fault in progress but storage-2 down. One replay (same seed and
- *     path) passed. Two ways to this, both closed since: the count is a
- *     stream info, a leader-only answer that a stale leader gives from its
- *     old state — a count short of the claim is now asked again for 3 s
- *     before it is final; and any failure of the read-back removed the
- *     chunks — transient failures are now retried (src/store/claim.ts,
- *     claimedChunks; test/integration/claim.test.ts).
+ *     path) passed. The soak of the 2 December afternoon met it again
+ *     (SHOAL_SOAK=1 SHOAL_SEED=911224984, run 3: "0 chunks stored; 655317
+ *     bytes … take 1") with a 3 s recheck of the count in place, so it was
+ *     not a moment's lag. Two ways to this, both closed since: the count is
+ *     a stream info, a leader-only answer that a stale leader gives from its
+ *     old state for as long as a cut lasts — a count short of the claim is
+ *     now checked against the subject's last chunk read past the read
+ *     barrier, and a stale count is retried; and any failure of the
+ *     read-back removed the chunks — transient failures are now retried
+ *     (src/store/claim.ts; test/integration/claim.test.ts).
  *
  * EVENTS (E2, "an acknowledged change has no event"): SHOAL_SEED=881131770
  * (replayPath "DBCACAAAAAAAEBAAAcPCEAC:VVVV": an acknowledged multipart

@@ -6,7 +6,7 @@
  * the chunks. CI saw the first direct PUT into a new R3 bucket refused
  * ServiceUnavailable, its chunks gone, when a read-back failed once.
  */
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { NoRespondersError, TimeoutError } from "@nats-io/nats-core";
@@ -15,7 +15,7 @@ import { writeChunks } from "../../src/store/writer.ts";
 import { commitClaim } from "../../src/store/claim.ts";
 import { readObject, statObject } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
-import type { Jet } from "../../src/store/types.ts";
+import type { Jet, StoreRef } from "../../src/store/types.ts";
 
 async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
   yield b;
@@ -48,12 +48,18 @@ function flakyInfo(jsm: JetStreamManager, n: number, stale = false): { jsm: JetS
   return { jsm: new Proxy(jsm, { get: (t, p, r) => (p === "streams" ? streams : Reflect.get(t, p, r)) }), failed: () => failed };
 }
 
-test("a direct commit whose read-back of the chunks fails transiently retries it and commits; the chunks are kept", async (t) => {
+/** One server, a connection and an R1 store on it. */
+async function oneServerStore(t: ExecutionContext, bucket: string): Promise<{ jet: Jet; store: StoreRef }> {
   const srv = await startServer(t);
   const nc = await connectTo(t, srv.url);
   const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
-  const store = storeRef("claims");
+  const store = storeRef(bucket);
   await ensureStore(jet.jsm, store, 1);
+  return { jet, store };
+}
+
+test("a direct commit whose read-back of the chunks fails transiently retries it and commits; the chunks are kept", async (t) => {
+  const { jet, store } = await oneServerStore(t, "claims");
   const body = randomBytes(3 * 1024 * 1024 + 17);
   const w = await writeChunks(jet, store, once(body), { id: "claimretry1" });
   const flaky = flakyInfo(jet.jsm, 3);
@@ -66,11 +72,7 @@ test("a direct commit whose read-back of the chunks fails transiently retries it
 });
 
 test("a direct commit whose read-back keeps failing gives up at its deadline with ServiceUnavailable naming the read, and removes the chunks", async (t) => {
-  const srv = await startServer(t);
-  const nc = await connectTo(t, srv.url);
-  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
-  const store = storeRef("claimsgone");
-  await ensureStore(jet.jsm, store, 1);
+  const { jet, store } = await oneServerStore(t, "claimsgone");
   const w = await writeChunks(jet, store, once(randomBytes(2 * 1024 * 1024)), { id: "claimretry2" });
   const flaky = flakyInfo(jet.jsm, 1_000_000);
   const started = Date.now();
@@ -84,11 +86,7 @@ test("a direct commit whose read-back keeps failing gives up at its deadline wit
 });
 
 test("a stream info that counts fewer chunks than are stored (a stale leader's answer) is checked against the last chunk and asked again; a claim of more than was written is refused", async (t) => {
-  const srv = await startServer(t);
-  const nc = await connectTo(t, srv.url);
-  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
-  const store = storeRef("claimsstale");
-  await ensureStore(jet.jsm, store, 1);
+  const { jet, store } = await oneServerStore(t, "claimsstale");
   const body = randomBytes(2 * 1024 * 1024 + 5);
   const w = await writeChunks(jet, store, once(body), { id: "claimstale1" });
   const flaky = flakyInfo(jet.jsm, 2, true);

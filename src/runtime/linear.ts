@@ -28,11 +28,20 @@ import { ShoalError } from "../errors/index.ts";
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * How long one barrier publish, or one read of the data with the barrier,
+ * may go unanswered before the read tries again. Not the client's 5 s:
+ * while a stream elects a new leader nobody answers a publish or a leader
+ * read, and a 5 s wait put the first read after the election up to 5 s
+ * behind raw publishes (bench/storage.bench.ts, failover).
+ */
+export const LINEAR_ATTEMPT_MS = 1000;
+
 /** Publishes the stream's barrier; its acknowledged sequence. Only a current leader with a quorum can acknowledge it. */
 export async function barrier(js: JetStreamClient, stream: string, subject: string): Promise<number> {
   const h = natsHeaders();
   h.set("Nats-Rollup", "sub"); // keep one barrier message
-  const ack = await js.publish(subject, EMPTY, { headers: h, expect: { streamName: stream } });
+  const ack = await js.publish(subject, EMPTY, { headers: h, expect: { streamName: stream }, timeout: LINEAR_ATTEMPT_MS });
   return ack.seq;
 }
 
@@ -89,11 +98,14 @@ export async function linearLast(js: JetStreamClient, jsm: JetStreamManager, str
     let seen = 0;
     let last: StoredMsg | null = null;
     try {
-      const it = await jsm.direct.getLastMessagesFor(stream, { multi_last: [subject, barrierSubject] });
-      for await (const m of it) {
-        if (m.subject === barrierSubject) seen = m.seq;
-        else if (m.subject === subject) last = m;
-      }
+      const read = (async () => {
+        const it = await jsm.direct.getLastMessagesFor(stream, { multi_last: [subject, barrierSubject] });
+        for await (const m of it) {
+          if (m.subject === barrierSubject) seen = m.seq;
+          else if (m.subject === subject) last = m;
+        }
+      })();
+      await withinMs(read, LINEAR_ATTEMPT_MS, `a read of ${stream} with its barrier`);
       if (seen >= s) return last;
     } catch (e) {
       if (Date.now() > until) throw e;
@@ -101,4 +113,14 @@ export async function linearLast(js: JetStreamClient, jsm: JetStreamManager, str
     if (Date.now() > until) throw new ShoalError("Timeout", `no server with the read barrier (seq ${s}) of ${stream} answered within ${deadlineMs} ms`);
     await new Promise((r) => setTimeout(r, Math.min(500, 20 * attempt)));
   }
+}
+
+/** `p`, or a retryable Timeout naming `what` after `ms` (p is left to settle on its own). */
+export function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  p.catch(() => undefined);
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShoalError("Timeout", `no answer to ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

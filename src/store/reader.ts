@@ -15,7 +15,7 @@ import { barrierSubject, chunkSubject, metaSubject } from "../subjects/index.ts"
 import { retry } from "../runtime/backoff.ts";
 import { readSubject } from "../jet/index.ts";
 import { classify } from "../jet/errors.ts";
-import { linearLast } from "../runtime/linear.ts";
+import { linearLast, withinMs } from "../runtime/linear.ts";
 import { chunksForRange, decodeStoredMeta, isVersionMarker, requestIdOf, versionIdOf, toObjectInfo, type StoredMeta, type ByteRange, type ObjectInfo } from "./format.ts";
 import type { Head, StoreRef } from "./types.ts";
 
@@ -99,7 +99,7 @@ export async function directGet(jsm: JetStreamManager, stream: string, query: Pa
   return retry(
     async () => {
       try {
-        return await withAttemptTimeout(jsm.direct.getMessage(stream, query), DIRECT_GET_ATTEMPT_MS);
+        return await withinMs(jsm.direct.getMessage(stream, query), DIRECT_GET_ATTEMPT_MS, `a Direct Get from ${stream}`);
       } catch (e) {
         // no responders (not a timeout: that is a replica that did not answer)
         if (!checked && toShoalError(e).code === "ServiceUnavailable") {
@@ -129,7 +129,8 @@ export async function leaderGet(jsm: JetStreamManager, stream: string, query: Pa
   return retry(
     async () => {
       try {
-        return await jsm.streams.getMessage(stream, query);
+        // each attempt bounded as a Direct Get's: during an election no leader answers at all
+        return await withinMs(jsm.streams.getMessage(stream, query), DIRECT_GET_ATTEMPT_MS, `a leader read from ${stream}`);
       } catch (e) {
         if (isNotFound(e)) throw new ShoalError("NoSuchBucket", undefined, { cause: e });
         throw e;
@@ -137,16 +138,6 @@ export async function leaderGet(jsm: JetStreamManager, stream: string, query: Pa
     },
     { attempts: 20, baseMs: 50, maxMs: 1000, deadlineMs: 15_000 },
   );
-}
-
-/** `p`, or a retryable Timeout after `ms` (p is left to settle on its own). */
-function withAttemptTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ShoalError("Timeout", `no answer to a Direct Get within ${ms} ms`)), ms);
-  });
-  p.catch(() => undefined);
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -67,7 +67,7 @@ export async function connectNats(cfg: NatsConfig, o: ConnectOverrides = {}): Pr
     await nc.close().catch(() => undefined);
     throw e;
   }
-  if (o.watch !== false && cfg.servers.length > 1) watchJetStream(nc, o.watch ?? {});
+  if (o.watch !== false && cfg.servers.length > 1) watchJetStream(nc, { ...(o.system ? { probe: serverJszProbe } : {}), ...(o.watch ?? {}) });
   return nc;
 }
 
@@ -81,6 +81,44 @@ export interface WatchOptions {
   /** Looks in a row without an answer that make it leave (only once JetStream has answered through this connection). */
   silent: number;
   onLeave?: (server: string, why: string) => void;
+  /**
+   * One look: "ok", "unavailable" (JetStream is not reachable through this
+   * server), or "other" (an answer that says neither); throws when nothing
+   * answers. The default asks `$JS.API.INFO`; a system-account connection
+   * (no JetStream of its own) asks its server's own JSZ (serverJszProbe).
+   */
+  probe?: (nc: NatsConnection, timeoutMs: number) => Promise<"ok" | "unavailable" | "other">;
+}
+
+/** The default look: the account's JetStream info; 10008 is "temporarily unavailable" (no meta leader reachable). */
+async function jsInfoProbe(nc: NatsConnection, timeoutMs: number): Promise<"ok" | "unavailable" | "other"> {
+  const m = await nc.request("$JS.API.INFO", "", { timeout: timeoutMs });
+  let code: number | undefined;
+  try {
+    code = (JSON.parse(m.string()) as { error?: { err_code?: number } }).error?.err_code;
+  } catch {
+    return "other";
+  }
+  return code === undefined ? "ok" : code === JS_TEMPORARILY_UNAVAILABLE ? "unavailable" : "other";
+}
+
+/**
+ * The look of a system-account connection: its server's own JSZ. A
+ * clustered server that knows no meta leader is cut off from the quorum
+ * (or the cluster has none) — what 10008 says to an account.
+ */
+export async function serverJszProbe(nc: NatsConnection, timeoutMs: number): Promise<"ok" | "unavailable" | "other"> {
+  const id = nc.info?.server_id;
+  if (!id) return "other";
+  const m = await nc.request(`$SYS.REQ.SERVER.${id}.JSZ`, "", { timeout: timeoutMs });
+  let meta: { leader?: string; cluster_size?: number } | undefined;
+  try {
+    meta = (JSON.parse(m.string()) as { data?: { meta_cluster?: { leader?: string; cluster_size?: number } } }).data?.meta_cluster;
+  } catch {
+    return "other";
+  }
+  if (!meta || (meta.cluster_size ?? 0) <= 1) return "other";
+  return meta.leader ? "ok" : "unavailable";
 }
 
 /**
@@ -110,6 +148,7 @@ export const WATCH_DEFAULTS: WatchOptions = Object.freeze({ intervalMs: 2000, ti
  */
 export function watchJetStream(nc: NatsConnection, o: Partial<WatchOptions> = {}): void {
   const w = { ...WATCH_DEFAULTS, ...o };
+  const probe = o.probe ?? jsInfoProbe;
   let answered = false;
   let unavailable = 0;
   let silent = 0;
@@ -145,19 +184,13 @@ export function watchJetStream(nc: NatsConnection, o: Partial<WatchOptions> = {}
   const look = async () => {
     if (closed || nc.isClosed() || nc.isDraining()) return;
     try {
-      const m = await nc.request("$JS.API.INFO", "", { timeout: w.timeoutMs });
+      const seen = await probe(nc, w.timeoutMs);
       silent = 0;
-      let code: number | undefined;
-      try {
-        code = (JSON.parse(m.string()) as { error?: { err_code?: number } }).error?.err_code;
-      } catch {
-        code = undefined;
-      }
-      if (code === JS_TEMPORARILY_UNAVAILABLE) {
-        if (++unavailable >= w.unavailable * factor) leave("JetStream is unavailable through it (10008)");
+      if (seen === "unavailable") {
+        if (++unavailable >= w.unavailable * factor) leave("JetStream is unavailable through it (no meta leader)");
       } else {
         unavailable = 0;
-        if (code === undefined) {
+        if (seen === "ok") {
           answered = true;
           factor = 1;
         }

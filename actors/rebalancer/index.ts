@@ -194,6 +194,13 @@ export function makeRebalancer(opts: RebalancerOptions = {}) {
           const busy = leader === null || peers.length > replicas || reps.some((r) => !r.current && !r.offline && answered.has(r.name));
           streams.push({ name: si.config.name, replicas, bytes: si.state.bytes, peers, leader, busy, current });
         }
+        // A server that a stream's leader counts as its leader or a current
+        // replica is up, whether or not our ping reached it: the system
+        // connection can sit on a server cut off from the others, which then
+        // hears only itself, while the stream list (read through a server
+        // with a quorum) shows the rest serving. Without this, a cut longer
+        // than the grace period would have the others repaired away.
+        for (const st of streams) for (const n of st.current) answered.add(n);
         return { time: Date.now(), answered, capacity, streams };
       };
 

@@ -8,7 +8,9 @@
  * the cut-off server).
  */
 import test from "ava";
-import { startProxiedCluster } from "../helpers/nats.ts";
+import { startProxiedCluster, TEST_AUTH } from "../helpers/nats.ts";
+import { buildConfig } from "../../src/config.ts";
+import { connectNats, serverJszProbe } from "../../src/connect.ts";
 import { startShoal } from "../helpers/actors.ts";
 import { eventually } from "../helpers/wait.ts";
 
@@ -36,4 +38,23 @@ test("the SDK and the actors leave a server cut off from its peers; puts succeed
   t.log(`cut ${on!.name}; a put succeeded again after ${tookMs} ms; the SDK reconnected at ${moves.join(", ") || "(never)"}`);
   t.not(port(client.nc.getServer()), on!.ports.client, "the SDK left the cut-off server");
   t.deepEqual(Buffer.from(await (await client.get("cutoff", "during")).bytes()).toString(), "written while the cut lasts");
+});
+
+test("a system-account connection (the health-monitor's, the rebalancer's) leaves a server that knows no meta leader", async (t) => {
+  t.timeout(180_000);
+  const pc = await startProxiedCluster(t, 3);
+  const cfg = buildConfig({ nats: { servers: pc.cluster.urls.join(","), sysUser: TEST_AUTH.sysUser, sysPass: TEST_AUTH.sysPassword } }).nats;
+  const left: string[] = [];
+  const sys = await connectNats(cfg, { system: true, name: "cutoff-sys", watch: { onLeave: (server, why) => left.push(`${server}: ${why}`) } });
+  t.teardown(() => sys.close());
+  t.is(await serverJszProbe(sys, 2000), "ok", "a server of a whole cluster knows its meta leader");
+  const port = (hostport: string) => Number(hostport.split(":").pop());
+  const on = pc.cluster.servers.find((s) => s.ports.client === port(sys.getServer()))!;
+  const cutAt = Date.now();
+  pc.isolate(on.name);
+  t.teardown(() => pc.healAll());
+  await eventually(async () => port(sys.getServer()), (p) => p !== on.ports.client, { timeoutMs: 90_000, intervalMs: 500, what: `the system connection off ${on.name}` });
+  t.log(`cut ${on.name}; the system connection left after ${Date.now() - cutAt} ms (${left.join("; ")})`);
+  await eventually(() => serverJszProbe(sys, 2000), (r) => r === "ok", { timeoutMs: 30_000, intervalMs: 500, what: "a meta leader known where it went" });
+  t.pass();
 });

@@ -20,7 +20,7 @@ import { parseJsonObject } from "../subjects/payload.ts";
 import { H } from "../subjects/headers.ts";
 import { DEFAULTS, type HealthConfig, type NatsConfig, type RuntimeConfig, type StorageConfig } from "../config.ts";
 import { connectNats } from "../connect.ts";
-import { sharedKv } from "./replicas.ts";
+import { raiseSharedState, sharedKv } from "./replicas.ts";
 import { actorStarted, actorStopped, natsReady, startRequest, type Readiness } from "../metrics/index.ts";
 import type { Logger } from "../log.ts";
 import type { Heartbeat } from "./presence.ts";
@@ -272,6 +272,7 @@ export class ActorInstance {
       this.wiring = (await this.def.start(this.ctx)) ?? {};
       await this.serve();
       for (const loop of this.wiring.loops ?? []) this.loops.push(this.runLoop(loop));
+      this.loops.push(this.runLoop({ name: "shared-replicas", run: (ctx) => raiseSharedState(ctx) }));
       this.hbTimer = setInterval(() => void this.beat(), this.opts.runtime.heartbeatMs);
       this.hbTimer.unref();
       actorStarted(this.def.kind);

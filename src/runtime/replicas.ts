@@ -16,6 +16,7 @@ import type { JetStreamClient, JetStreamManager, StreamConfig } from "@nats-io/j
 import type { NatsConnection } from "@nats-io/nats-core";
 import { isCannotPlaceReplicas } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ALERTS_STREAM, BARRIER_TOKEN, EVENTS_STREAM, KV as KV_NAMES, kvKeyPrefix, kvStream } from "../subjects/index.ts";
 import { linearLast } from "./linear.ts";
 
@@ -65,6 +66,27 @@ export async function raiseReplicas(jsm: JetStreamManager, name: string, intende
   }
 }
 
+
+/** How often every actor looks for shared state below its intended replicas (raiseSharedState). */
+export const SHARED_RAISE_MS = 10_000;
+
+/**
+ * Shared state created at R1 because peers were missing when it was first
+ * opened (a cluster whose actors started before its meta group knew every
+ * server) stays R1 until someone raises it. The health-monitor does on every
+ * check, but a deployment may run none, and an actor raises only what it
+ * opens, when it opens it: the model test once ran on SHOAL_EVENTS at R1 on
+ * one server for its whole run. So every actor runs this loop: every
+ * `everyMs` it raises the shared streams that exist below the intended count
+ * (nothing on a single server).
+ */
+export async function raiseSharedState(ctx: { jsm: JetStreamManager; nc: Pick<NatsConnection, "info">; signal: AbortSignal }, everyMs = SHARED_RAISE_MS): Promise<void> {
+  while (!ctx.signal.aborted) {
+    const intended = intendedReplicas(ctx.nc);
+    if (intended > 1) for (const name of sharedStreamNames()) await raiseReplicas(ctx.jsm, name, intended).catch(() => false);
+    await sleep(everyMs, undefined, { signal: ctx.signal }).catch(() => undefined);
+  }
+}
 
 /**
  * Runs `create(3)`, or `create(1)` when the server cannot place three

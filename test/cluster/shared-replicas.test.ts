@@ -85,3 +85,18 @@ test("shared streams left at R1 are raised to R3 once the peers exist; new bucke
   t.is(new TextDecoder().decode(await client.getBytes("defaults", "k")), "v");
   t.deepEqual((await client.listBuckets()).map((x) => x.name), ["defaults"]);
 });
+
+test("without a health-monitor, running actors raise shared state left at R1 (SHOAL_EVENTS, which the storage actor never opens)", async (t) => {
+  const cluster = await startCluster(t, 3);
+  const url = cluster.urls.join(",");
+  const nc = await connectTo(t, url);
+  const jsm = await jetstreamManager(nc);
+  // what a replicator's first start left behind while the meta group knew one server
+  await jsm.streams.add({ name: "SHOAL_EVENTS", subjects: ["shoal.events.>"], num_replicas: 1, allow_direct: true });
+  await startShoal(t, { url });
+  const replicas = async () => (await jsm.streams.info("SHOAL_EVENTS")).config.num_replicas;
+  t.is(await replicas(), 1);
+  const started = Date.now();
+  await eventually(replicas, (n) => n === 3, { timeoutMs: 40_000, intervalMs: 500, what: "SHOAL_EVENTS raised to R3 by the storage actor's runtime" });
+  t.log(`raised ${Date.now() - started} ms after the storage actor started`);
+});

@@ -21,8 +21,19 @@ export function bucketHandlers(s: StorageState) {
   const createBucket = async (req: Request) => {
     // default: the cluster's replica count, up to 3 (1 on a single server)
     const { bucket, replicas } = decodeBucketCreate(req.json(), ctx.storage.defaultReplicas || intendedReplicas(ctx.nc));
-    const cfg: BucketConfig = { v: 1, name: bucket, replicas, shards: 1, created: new Date().toISOString() };
-    await registerBucket(registry, cfg);
+    const cfg: BucketConfig = { v: 1, name: bucket, replicas, shards: 1, created: new Date().toISOString(), requestId: req.requestId };
+    try {
+      await registerBucket(registry, cfg);
+    } catch (e) {
+      // A retry of a create whose answer was lost (the SDK and S3 clients
+      // retry with the same request id) finds its own registration: it
+      // finishes the job (the stream; creating it again is a no-op) and
+      // answers as the first attempt would have.
+      const mine = e instanceof ShoalError && e.code === "BucketAlreadyExists" ? await getBucket(registry, bucket) : undefined;
+      if (mine?.requestId !== req.requestId) throw e;
+      await ensureStore(ctx.jsm, storeRef(bucket), mine.replicas, `shoal bucket ${bucket}`);
+      return { v: 1, ...bucketJson(mine) };
+    }
     try {
       await ensureStore(ctx.jsm, storeRef(bucket), replicas, `shoal bucket ${bucket}`);
     } catch (e) {

@@ -6,7 +6,8 @@ import type { BucketInfo } from "./types.ts";
 const decodeBucket = (o: unknown) => v1.checkReply<BucketInfo>(o, "bucket", v1.REPLY.bucket);
 
 export function createBucket(w: Wire, name: string, opts: { replicas?: 1 | 3 | 5 } = {}): Promise<BucketInfo> {
-  return w.bucketCall("create", () => v1.encodeBucketCreate(name, opts.replicas), false, decodeBucket);
+  // idempotent: a retry carries the same request id, and the actor answers a retry of its own create (actors/storage/buckets.ts)
+  return w.bucketCall("create", () => v1.encodeBucketCreate(name, opts.replicas), true, decodeBucket);
 }
 
 export function deleteBucket(w: Wire, name: string, opts: { force?: boolean } = {}): Promise<{ deleted: boolean }> {

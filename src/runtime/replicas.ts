@@ -82,9 +82,13 @@ export const SHARED_RAISE_MS = 10_000;
  */
 export async function raiseSharedState(ctx: { jsm: JetStreamManager; nc: Pick<NatsConnection, "info">; signal: AbortSignal }, everyMs = SHARED_RAISE_MS): Promise<void> {
   while (!ctx.signal.aborted) {
+    // after a pause first, jittered: at start the actors open (and raise)
+    // what they use themselves, and many starting at once should not all
+    // update the same streams while buckets are being created
+    await sleep(everyMs * (0.5 + Math.random()), undefined, { signal: ctx.signal }).catch(() => undefined);
+    if (ctx.signal.aborted) return;
     const intended = intendedReplicas(ctx.nc);
     if (intended > 1) for (const name of sharedStreamNames()) await raiseReplicas(ctx.jsm, name, intended).catch(() => false);
-    await sleep(everyMs, undefined, { signal: ctx.signal }).catch(() => undefined);
   }
 }
 

@@ -17,6 +17,8 @@ export interface BucketConfig {
   replicas: 1 | 3 | 5;
   shards: number;
   created: string;
+  /** The request id of the create that registered it: a retry of that create is answered, not refused (BucketAlreadyExists). */
+  requestId?: string;
 }
 
 /** The registry (R3 on a cluster, R1 on a single server). */
@@ -35,7 +37,7 @@ export function decodeBucketConfig(data: Uint8Array): BucketConfig {
   if (c?.v !== 1 || typeof c.name !== "string" || ![1, 3, 5].includes(c.replicas as number) || typeof c.created !== "string") {
     throw new ShoalError("MalformedPayload", "bucket registry entry is malformed");
   }
-  return { v: 1, name: c.name, replicas: c.replicas as 1 | 3 | 5, shards: typeof c.shards === "number" ? c.shards : 1, created: c.created };
+  return { v: 1, name: c.name, replicas: c.replicas as 1 | 3 | 5, shards: typeof c.shards === "number" ? c.shards : 1, created: c.created, ...(typeof c.requestId === "string" ? { requestId: c.requestId } : {}) };
 }
 
 export async function getBucket(kv: KV, name: string): Promise<BucketConfig | undefined> {

@@ -253,3 +253,21 @@ test("a retried call (same Shoal-Request-Id, another instance) commits once: put
   const m = await jsm.direct.getMessage("OBJ_retry", { last_by_subj: `$O.retry.M.${Buffer.from("odd").toString("base64url")}` });
   t.notRegex(m!.string(), /x{200}/);
 });
+
+test("CreateBucket retried with the same request id (its answer lost) is answered as the first attempt was; another create of the name is BucketAlreadyExists", async (t) => {
+  const { url } = await startShoal(t);
+  const nc = await connectTo(t, url);
+  const create = async (requestId: string) => {
+    const h = natsHeaders();
+    h.set("Shoal-Request-Id", requestId);
+    const m = await nc.request("shoal.v1.bucket.create", JSON.stringify({ v: 1, bucket: "once", replicas: 1 }), { headers: h, timeout: 5000 });
+    const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
+    if (err) throw err;
+    return m.json<{ name: string; created: string }>();
+  };
+  const first = await create("create-once-1");
+  const retried = await create("create-once-1");
+  t.deepEqual(retried, first, "the retry gets the first attempt's answer");
+  const other = await t.throwsAsync(() => create("create-once-2"));
+  t.is((other as ShoalError).code, "BucketAlreadyExists");
+});

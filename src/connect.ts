@@ -138,9 +138,9 @@ export const WATCH_DEFAULTS: WatchOptions = Object.freeze({ intervalMs: 2000, ti
  * (`$JS.API.INFO`, one small request) and, when the server says JetStream is
  * unavailable `unavailable` times in a row — or stops answering `silent`
  * times in a row after it had answered — makes the client reconnect, which
- * takes the next server of its list. Requests in flight on the old
- * connection fail (they were failing anyway) and are retried like any lost
- * answer. After a switch the streak needed doubles (up to 32×) until a look
+ * takes the next server of its list. Requests in flight are answered on the
+ * new connection when their responders answer (the client resubscribes its
+ * inbox), or time out and are retried like any lost answer. After a switch the streak needed doubles (up to 32×) until a look
  * succeeds: when the whole cluster has lost its quorum, every server says
  * the same, and the client must not hop for ever. Only for clients given
  * more than one server; a user without permission for the JetStream API

@@ -6,7 +6,8 @@
  *
  *   npm run bench -- gateway          (BENCH_QUICK=1 for a short run)
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { shoalStart } from "./actor.ts";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,23 +46,8 @@ function s3(endpoint: string, creds = KEYS) {
 }
 
 /** `shoal start …` in its own process; resolves with its stdout's S3 URL when asked for. */
-async function shoalProcess(args: string[], waitFor?: RegExp): Promise<{ child: ChildProcess; match?: string }> {
-  const child = spawn(process.execPath, ["bin/shoal.js", "start", ...args, "--log-level", "warn"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, SHOAL_ACCESS_KEY: KEYS.accessKey, SHOAL_SECRET_KEY: KEYS.secretKey, SHOAL_S3_PORT: "0", SHOAL_CONSOLE_PORT: "0", SHOAL_METRICS_PORT: "0" },
-  });
-  procs.push(child);
-  if (!waitFor) return { child };
-  let out = "";
-  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-  for (let i = 0; i < 300; i++) {
-    const m = waitFor.exec(out);
-    if (m) return { child, match: m[1]! };
-    await sleep(50);
-  }
-  throw new Error(`no ${waitFor} from shoal start: ${out}`);
-}
+/** `shoal start <args>` (bench/actor.ts shoalStart) with this bench's keys and process list. */
+const shoalProcess = (args: string[], waitFor?: RegExp) => shoalStart({ cwd: root, args, procs, keys: KEYS, ...(waitFor ? { waitFor } : {}) });
 
 async function drain(b: unknown): Promise<number> {
   let n = 0;

@@ -7,7 +7,8 @@
  *
  *   npm run bench -- storage-multipart     BENCH_QUICK=1 (256 MiB) · BENCH_RUNS=n (default 2)
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { shoalStart } from "./actor.ts";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,23 +39,8 @@ const resetPeakRss = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, "
 const block = randomBytes(MiB);
 const bytes = (n: number) => Readable.from((function* () { for (let o = 0; o < n; o += MiB) yield block; })());
 
-async function shoalProcess(args: string[], waitFor?: RegExp): Promise<{ child: ChildProcess; match?: string }> {
-  const child = spawn(process.execPath, ["bin/shoal.js", "start", ...args, "--log-level", "warn"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, SHOAL_ACCESS_KEY: KEYS.accessKey, SHOAL_SECRET_KEY: KEYS.secretKey, SHOAL_S3_PORT: "0", SHOAL_CONSOLE_PORT: "0" },
-  });
-  procs.push(child);
-  if (!waitFor) return { child };
-  let out = "";
-  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-  for (let i = 0; i < 300; i++) {
-    const m = waitFor.exec(out);
-    if (m) return { child, match: m[1]! };
-    await sleep(50);
-  }
-  throw new Error(`no ${waitFor} from shoal start: ${out}`);
-}
+/** `shoal start <args>` (bench/actor.ts shoalStart) with this bench's keys and process list. */
+const shoalProcess = (args: string[], waitFor?: RegExp) => shoalStart({ cwd: root, args, procs, keys: KEYS, ...(waitFor ? { waitFor } : {}) });
 
 try {
   const srv = new NatsServer({ name: "m1", dir: tmp(), auth, maxFileStore: "40GB" });

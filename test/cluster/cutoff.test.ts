@@ -53,8 +53,10 @@ test("a system-account connection (the health-monitor's, the rebalancer's) leave
   const cutAt = Date.now();
   pc.isolate(on.name);
   t.teardown(() => pc.healAll());
-  await eventually(async () => port(sys.getServer()), (p) => p !== on.ports.client, { timeoutMs: 90_000, intervalMs: 500, what: `the system connection off ${on.name}` });
+  const now = await eventually(async () => port(sys.getServer()), (p) => p !== on.ports.client, { timeoutMs: 90_000, intervalMs: 500, what: `the system connection off ${on.name}` });
   t.log(`cut ${on.name}; the system connection left after ${Date.now() - cutAt} ms (${left.join("; ")})`);
-  await eventually(() => serverJszProbe(sys, 2000), (r) => r === "ok", { timeoutMs: 30_000, intervalMs: 500, what: "a meta leader known where it went" });
-  t.pass();
+  t.not(now, on.ports.client, "the system connection left the cut-off server");
+  t.true(left.length >= 1 && left[0]!.includes(String(on.ports.client)) && /no meta leader/.test(left[0]!), `it left because its server knew no meta leader: ${left.join("; ")}`);
+  const there = await eventually(() => serverJszProbe(sys, 2000), (r) => r === "ok", { timeoutMs: 30_000, intervalMs: 500, what: "a meta leader known where it went" });
+  t.is(there, "ok", "the server it moved to knows the meta leader");
 });

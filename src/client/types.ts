@@ -67,13 +67,8 @@ export interface ListPage {
   keyCount: number;
 }
 
-export interface ListOptions {
-  prefix?: string;
-  delimiter?: string;
-  maxKeys?: number;
-  startAfter?: string;
-  continuationToken?: string;
-}
+/** A LIST's options, as the storage actor's list index takes them (one definition). */
+export type { ListOptions } from "../store/index.ts";
 
 export interface BucketInfo {
   name: string;

@@ -15,23 +15,9 @@ import { runActor, startShoal } from "../helpers/actors.ts";
 import { connectTo } from "../helpers/nats.ts";
 import { replicator, EVENTS_DURABLE } from "../../actors/replicator/index.ts";
 import { objectStoreStream } from "../../src/subjects/index.ts";
-import type { DeliveredEvent, ShoalClient } from "../../src/client/index.ts";
 import { createLogger } from "../../src/log.ts";
+import { firstEvents } from "../helpers/events.ts";
 
-async function take(client: ShoalClient, bucket: string, n: number, ms: number): Promise<DeliveredEvent[]> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  const out: DeliveredEvent[] = [];
-  try {
-    for await (const e of client.events({ bucket, from: "all", signal: ac.signal })) {
-      out.push(e);
-      if (out.length >= n) break;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
-}
 
 test("an events consumer removed under a running replicator is created again; the next change gets its event, earlier ones are not repeated", async (t) => {
   t.timeout(180_000);
@@ -42,7 +28,7 @@ test("an events consumer removed under a running replicator is created again; th
   const jsm = await jetstreamManager(await connectTo(t, url));
   await client.createBucket("ev-gone");
   await client.put("ev-gone", "a", "1");
-  t.deepEqual((await take(client, "ev-gone", 1, 10_000)).map((e) => e.key), ["a"]);
+  t.deepEqual((await firstEvents(client, "ev-gone", 1, 10_000)).map((e) => e.key), ["a"]);
 
   await jsm.consumers.delete(objectStoreStream("ev-gone"), EVENTS_DURABLE);
   await client.put("ev-gone", "b", "2");
@@ -51,7 +37,7 @@ test("an events consumer removed under a running replicator is created again; th
   // 10 s pulls (PUMP_PULL_MS): ~10 s, and the supervisor's restart; the wait
   // allows for a loaded machine (45 s ran out once in CI, with the suite's
   // files running side by side; the log below says why if it runs out again).
-  const evs = await take(client, "ev-gone", 2, 90_000);
+  const evs = await firstEvents(client, "ev-gone", 2, 90_000);
   // The diagnosis goes into the assertion's message: a CI run shows only the
   // failure summary at the end of its output, not the test's logs.
   let why = "";
@@ -61,5 +47,5 @@ test("an events consumer removed under a running replicator is created again; th
   }
   t.deepEqual(evs.map((e) => e.key), ["a", "b"], `the change after the consumer was removed has its event${why}`);
   // nothing more arrives: the redelivered first change was a duplicate
-  t.is((await take(client, "ev-gone", 3, 3000)).length, 2);
+  t.is((await firstEvents(client, "ev-gone", 3, 3000)).length, 2);
 });

@@ -15,7 +15,8 @@ import { openRegistry, unregisterBucket } from "../../src/store/registry.ts";
 import { hasLiveObject } from "../../src/store/index.ts";
 import { deleteObject, putObject } from "../../src/store/writer.ts";
 import { ensureStore } from "../../src/store/bucket.ts";
-import type { DeliveredEvent, ShoalClient } from "../../src/client/index.ts";
+import type { ShoalClient } from "../../src/client/index.ts";
+import { eventsOf } from "../helpers/events.ts";
 
 async function* bytes(s: string) {
   yield new TextEncoder().encode(s);
@@ -86,23 +87,6 @@ test("hasLiveObject reads the stream: empty, only delete markers, a live object"
   t.true(await hasLiveObject(jet.js, jet.jsm, store));
 });
 
-/** Events of `bucket` read from the start until `want` says enough or time runs out. */
-async function eventsOf(client: ShoalClient, bucket: string, ms: number, want: (evs: DeliveredEvent[]) => boolean): Promise<DeliveredEvent[]> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  const out: DeliveredEvent[] = [];
-  try {
-    for await (const e of client.events({ bucket, from: "all", signal: ac.signal })) {
-      out.push(e);
-      if (want(out)) break;
-    }
-  } catch (e) {
-    if (!ac.signal.aborted) throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
-}
 
 test("events of a bucket created again are not dropped as duplicates of the deleted one's", async (t) => {
   const { url, client } = await startShoal(t);

@@ -2,18 +2,11 @@
  * Bucket sub-resources as XML (CORS, lifecycle) and the CORS decision.
  */
 import test from "ava";
-import { ShoalError } from "../../src/errors/index.ts";
+import { codeOf } from "../helpers/errors.ts";
 import { parseXml } from "../../src/gateway/xml.ts";
 import { corsFromXml, corsHeaders, corsMatch, corsToXml, lifecycleFromXml, lifecycleToXml } from "../../src/gateway/bucketxml.ts";
 
-const code = (f: () => unknown) => {
-  try {
-    f();
-    return "ok";
-  } catch (e) {
-    return e instanceof ShoalError ? e.code : String(e);
-  }
-};
+const code = codeOf;
 
 const CORS = `<CORSConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
   <CORSRule><AllowedOrigin>https://*.example.com</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedHeader>x-amz-*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>300</MaxAgeSeconds></CORSRule>

@@ -3,20 +3,13 @@
  * forms, expiry and skew, and the ways a signature can be wrong.
  */
 import test from "ava";
-import { ShoalError } from "../../src/errors/index.ts";
+import { codeOf } from "../helpers/errors.ts";
 import { verifyRequest } from "../../src/gateway/auth.ts";
 import { canonicalResourceV2, presignV2, signV2, stringToSignV2 } from "../../src/gateway/sigv2.ts";
 
 const AK = "AKIAIOSFODNN7EXAMPLE";
 const SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const code = (f: () => unknown) => {
-  try {
-    f();
-    return "ok";
-  } catch (e) {
-    return e instanceof ShoalError ? e.code : String(e);
-  }
-};
+const code = codeOf;
 
 test("AWS's documented SigV2 example (GET /photos/puppy.jpg on johnsmith)", (t) => {
   const req = { method: "GET", rawPath: "/photos/puppy.jpg", rawQuery: "", headers: { host: "johnsmith.s3.amazonaws.com", date: "Tue, 27 Mar 2007 19:36:42 +0000" }, hostBucket: "johnsmith" };

@@ -16,6 +16,7 @@
  *
  *   npm run bench -- datapath     BENCH_QUICK=1 (16 MiB, 3 runs) · BENCH_RUNS=n · BENCH_ONLY=put,get,small · BENCH_R3=1
  */
+import { dirMaker } from "./lifetime.ts";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -48,11 +49,7 @@ const dirs: string[] = [];
 const procs: ChildProcess[] = [];
 /** Servers and clusters to kill if the run fails half way (they run in their own process group and would outlive it). */
 const engines: Array<{ kill(): Promise<void> | void }> = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
-  dirs.push(d);
-  return d;
-};
+const tmp = dirMaker(dirs);
 const load = () => `load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`;
 const body = randomBytes(BIG);
 

@@ -9,6 +9,7 @@
  *   npm run bench -- fsync            (BENCH_QUICK=1 for a short run;
  *                                      BENCH_DIR=/path to measure another disk)
  */
+import { dirMaker } from "./lifetime.ts";
 import { type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,11 +33,7 @@ const base = process.env["BENCH_DIR"] ?? tmpdir();
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
 const servers: NatsServer[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(base, "shoal-bench-"));
-  dirs.push(d);
-  return d;
-};
+const tmp = dirMaker(dirs, base);
 
 const startActor = (url: string) => startStorageActor(url, { cwd: root, procs });
 

@@ -6,6 +6,7 @@
  *
  *   npm run bench -- gateway          (BENCH_QUICK=1 for a short run)
  */
+import { dirMaker } from "./lifetime.ts";
 import type { ChildProcess } from "node:child_process";
 import { shoalStart } from "./actor.ts";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -31,11 +32,7 @@ const KEYS = { accessKey: "BENCHKEY", secretKey: "bench-secret-key-0123456789" }
 const root = new URL("../", import.meta.url).pathname;
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
-  dirs.push(d);
-  return d;
-};
+const tmp = dirMaker(dirs);
 const body = randomBytes(BIG);
 const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 /** Starts a new peak: Linux resets VmHWM to the current RSS on `5` in clear_refs (proc(5)). */

@@ -31,7 +31,7 @@ import { ShoalClient } from "../src/client/index.ts";
 import { readSeqs } from "../src/jet/index.ts";
 import { chunkSubject, metaSubject } from "../src/subjects/index.ts";
 import { decodeStoredMeta } from "../src/store/format.ts";
-import { BENCH_AUTH, BENCH_KEYS, cleanUpOnSignal, removeStarted, stopStarted, within } from "./lifetime.ts";
+import { BENCH_AUTH, BENCH_KEYS, cleanUpOnSignal, removeStarted, stopStarted, within, dirMaker } from "./lifetime.ts";
 import { cpuSeconds, httpGetBytes, shoalStart } from "./actor.ts";
 
 const QUICK = process.env["BENCH_QUICK"] === "1";
@@ -46,11 +46,7 @@ const root = new URL("../", import.meta.url).pathname;
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
 const servers: NatsServer[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
-  dirs.push(d);
-  return d;
-};
+const tmp = dirMaker(dirs);
 const load = () => loadavg()[0]!.toFixed(1);
 /** utime + stime of a process, seconds. */
 

@@ -4,7 +4,9 @@
  * killed (its timeout, ^C), the processes, servers and dirs it started
  * stopped and removed.
  */
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 
 /** `fn`, or an error naming `what` after `ms`. */
@@ -48,3 +50,12 @@ export async function removeStarted(started: Started): Promise<void> {
 /** The NATS accounts and S3 keys of the servers and gateways a bench starts. */
 export const BENCH_AUTH = Object.freeze({ sysUser: "sys", sysPassword: "s", appUser: "shoal", appPassword: "a" });
 export const BENCH_KEYS = Object.freeze({ accessKey: "BENCHKEY", secretKey: "bench-secret-key-0123456789" });
+
+/** A maker of fresh temp dirs under `base` (the system's by default), each recorded in `dirs` for removal at the end. */
+export function dirMaker(dirs: string[], base = tmpdir()): () => string {
+  return () => {
+    const d = mkdtempSync(join(base, "shoal-bench-"));
+    dirs.push(d);
+    return d;
+  };
+}

@@ -7,6 +7,7 @@
  *
  *   npm run bench -- storage-multipart     BENCH_QUICK=1 (256 MiB) · BENCH_RUNS=n (default 2)
  */
+import { dirMaker } from "./lifetime.ts";
 import type { ChildProcess } from "node:child_process";
 import { shoalStart } from "./actor.ts";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -28,11 +29,7 @@ const KEYS = { accessKey: "BENCHKEY", secretKey: "bench-secret-key-0123456789" }
 const root = new URL("../", import.meta.url).pathname;
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
-  dirs.push(d);
-  return d;
-};
+const tmp = dirMaker(dirs);
 const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 const resetPeakRss = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, "5");

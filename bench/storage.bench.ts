@@ -6,6 +6,7 @@
  *
  *   npm run bench -- storage          (BENCH_QUICK=1 for a short run)
  */
+import { dirMaker } from "./lifetime.ts";
 import { type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,11 +31,7 @@ const auth = { sysUser: "sys", sysPassword: "s", appUser: "shoal", appPassword: 
 const root = new URL("../", import.meta.url).pathname;
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "shoal-bench-"));
-  dirs.push(d);
-  return d;
-};
+const tmp = dirMaker(dirs);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 const body = randomBytes(BIG);
 async function* slices(buf: Buffer, size = 256 * 1024) {

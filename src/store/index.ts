@@ -163,6 +163,20 @@ export function listPage(keys: SortedKeys, get: (k: string) => ListEntry, o: Lis
   };
 }
 
+/**
+ * How long catchUp waits with nothing delivered before it calls the index's
+ * consumer stuck. A consumer that is working delivers the read barrier in
+ * milliseconds, and one replaying a large bucket keeps delivering. One whose
+ * server froze, or whose pull was lost, delivers nothing: nats.js notices
+ * only after two missed heartbeats, and then asks the consumer's own server
+ * for its info, retried every `expires` (CI: a new R3 bucket's index answered
+ * nothing for 20 s, and every BucketInfo timed out).
+ */
+export const INDEX_STALL_MS = 2500;
+
+/** Pulls of the index's consumer: shorter than nats.js's 30 s, so that missed heartbeats show in 4 s. */
+const INDEX_PULL = { expires: 10_000, idle_heartbeat: 2000 };
+
 /** Thrown by catchUp when the bucket's stream is no longer the incarnation the index was built from. */
 export class StaleIndex extends Error {
   constructor(readonly bucket: string) {
@@ -192,6 +206,8 @@ export class KeyIndex {
   private running: Promise<void> | undefined;
   private failure: unknown;
   private incarnationSeen = "";
+  /** When the consumer last delivered anything (or the index started). */
+  private deliveredAt = Date.now();
 
   constructor(
     private readonly js: JetStreamClient,
@@ -224,7 +240,8 @@ export class KeyIndex {
     // rebuilds it (the safe direction)
     this.incarnationSeen = (await storeIncarnation(this.jsm, this.store)).incarnation;
     const consumer = await this.js.consumers.get(this.store.stream, { filter_subjects: indexFilter(this.store), deliver_policy: DeliverPolicy.LastPerSubject });
-    this.messages = await consumer.consume();
+    this.deliveredAt = Date.now();
+    this.messages = await consumer.consume(INDEX_PULL);
     const msgs = this.messages;
     this.running = (async () => {
       for await (const m of msgs) this.apply(m.subject, m.seq, m.data);
@@ -234,6 +251,7 @@ export class KeyIndex {
   }
 
   private apply(subject: string, seq: number, data: Uint8Array): void {
+    this.deliveredAt = Date.now();
     if (subject !== this.barrier) this.applyMeta(subject, seq, data);
     if (seq > this.applied) this.applied = seq;
     this.waiters = this.waiters.filter((w) => (w.seq <= this.applied ? (w.resolve(), false) : true));
@@ -268,7 +286,9 @@ export class KeyIndex {
    * leader answers that with an old sequence, and the index counted itself
    * caught up without an acknowledged overwrite (known issue 2 of the model
    * test). StaleIndex when the stream is another incarnation than the one
-   * indexed; NoSuchBucket when it is gone.
+   * indexed; NoSuchBucket when it is gone. A consumer that delivers nothing
+   * for INDEX_STALL_MS while the barrier waits fails the index (`failed`),
+   * so that its owner builds a new one on a consumer that works.
    */
   async catchUp(timeoutMs = 5000): Promise<void> {
     if (this.failure) throw this.failure;
@@ -276,15 +296,26 @@ export class KeyIndex {
     if (incarnation !== this.incarnationSeen) throw new StaleIndex(this.store.name);
     const seq = await barrierFor(this.js, this.store.stream, this.barrier);
     if (seq <= this.applied) return;
+    // the barrier is in the stream: from now on, a live consumer delivers
+    const since = Date.now();
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ShoalError("Timeout", "the list index did not catch up in time")), timeoutMs);
-      this.waiters.push({
-        seq,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
+      const done = (e?: unknown) => {
+        clearTimeout(timer);
+        clearInterval(watch);
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        if (e) reject(e);
+        else resolve();
+      };
+      const timer = setTimeout(() => done(new ShoalError("Timeout", "the list index did not catch up in time")), timeoutMs);
+      const watch = setInterval(() => {
+        if (this.failure) return done(this.failure);
+        if (Date.now() - Math.max(since, this.deliveredAt) < INDEX_STALL_MS) return;
+        this.failure = new ShoalError("ServiceUnavailable", `the list index's consumer delivered nothing for ${INDEX_STALL_MS} ms with the barrier at ${seq} and ${this.applied} applied`);
+        void this.messages?.close().catch(() => undefined);
+        done(this.failure);
+      }, 250);
+      const waiter = { seq, resolve: () => done() };
+      this.waiters.push(waiter);
     });
   }
 

@@ -83,6 +83,8 @@ if (!CHROMIUM && process.env["CI"]) {
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
     t.teardown(async () => {
       writeFileSync(join(ARTIFACTS, "shoal-dev.log"), out);
+      // CI shows only the run's output: there, the log's tail is the cause of a failure
+      if (!t.passed) console.error(`[console-browser] the last lines shoal dev printed:\n${out.split("\n").slice(-60).join("\n")}`);
       if (child.exitCode === null) {
         child.kill("SIGINT");
         await Promise.race([exited, sleep(20_000)]);

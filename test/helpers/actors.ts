@@ -11,7 +11,7 @@ import { ShoalError } from "../../src/errors/index.ts";
 import { controlSubject } from "../../src/subjects/index.ts";
 
 /** A logger whose JSON lines are kept for assertions. */
-export function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
+export function captureLogger(level: "debug" | "warn" = "debug"): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
   const chunks: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -19,7 +19,7 @@ export function captureLogger(): { logger: Logger; lines: () => Array<Record<str
       cb();
     },
   });
-  const logger = createLogger({ level: "debug", destination: sink });
+  const logger = createLogger({ level, destination: sink });
   return {
     logger,
     lines: () =>
@@ -29,6 +29,18 @@ export function captureLogger(): { logger: Logger; lines: () => Array<Record<str
         .filter(Boolean)
         .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/** The last lines an actor logged, on stderr, for a failed test's reader. */
+function printKept(title: string, who: string, lines: Array<Record<string, unknown>>): void {
+  if (lines.length === 0) return;
+  const brief = (l: Record<string, unknown>) => {
+    const err = l["err"] as { type?: string; message?: string; stack?: string } | undefined;
+    const at = err?.stack?.split("\n").find((f) => f.includes("/src/") || f.includes("/actors/"))?.trim();
+    return { ...l, time: undefined, pid: undefined, hostname: undefined, name: undefined, err: err ? `${err.type}: ${err.message}${at ? ` (${at})` : ""}` : undefined };
+  };
+  const shown = lines.slice(-40).map((l) => `  ${new Date(Number(l["time"])).toISOString()} ${JSON.stringify(brief(l))}`);
+  console.error(`[${title}] ${who} logged ${lines.length} warning(s) or error(s)${lines.length > 40 ? ", the last 40" : ""}:\n${shown.join("\n")}`);
 }
 
 export const FAST_RUNTIME: RuntimeConfig = buildConfig({ runtime: { heartbeatMs: 100, presenceTtlMs: 600, drainTimeoutMs: 3000 } }).runtime;
@@ -93,15 +105,22 @@ export async function runActor(
   def: ActorDefinition = makeTestActor(),
   opts: { logger?: Logger; runtime?: RuntimeConfig; id?: string; storage?: Partial<StorageConfig>; health?: Partial<HealthConfig>; nats?: Partial<NatsConfig> } = {},
 ): Promise<ActorInstance> {
+  // Without a logger of the test's own, the actor's warnings and errors are
+  // kept and printed when the test fails: CI shows only its output, and a
+  // failure under load is otherwise a bare "Timeout" with no cause.
+  const kept = opts.logger ? undefined : captureLogger("warn");
   const inst = new ActorInstance(def, {
     nats: buildConfig({ nats: { servers: url, ...opts.nats } }).nats,
     runtime: opts.runtime ?? FAST_RUNTIME,
     storage: buildConfig({ storage: opts.storage ?? {} }).storage,
     health: buildConfig({ health: opts.health ?? {} }).health,
-    logger: opts.logger ?? createLogger({ level: "silent" }),
+    logger: opts.logger ?? kept!.logger,
     ...(opts.id ? { id: opts.id } : {}),
   });
-  t.teardown(() => inst.stop(1000));
+  t.teardown(() => {
+    if (kept && !t.passed) printKept(t.title, `${def.kind} ${inst.id}`, kept.lines());
+    return inst.stop(1000);
+  });
   await inst.start();
   return inst;
 }

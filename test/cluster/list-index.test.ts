@@ -1,0 +1,70 @@
+/**
+ * The list index follows a bucket's stream through an ordered consumer that
+ * lives on one server. When that server stops answering (frozen here with
+ * SIGSTOP; CI met the same silence on a new R3 bucket), nats.js notices only
+ * after two missed heartbeats and then asks the frozen server for the
+ * consumer's info, again and again: the index never catches up, and every
+ * LIST and BucketInfo times out. The index must see its consumer deliver
+ * nothing and build a new one on a server that works.
+ */
+import test from "ava";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { startCluster, connectTo } from "../helpers/nats.ts";
+import { eventually } from "../helpers/wait.ts";
+import { ensureStore, storeRef } from "../../src/store/bucket.ts";
+import { putObject } from "../../src/store/writer.ts";
+import { IndexSet } from "../../src/store/index.ts";
+
+async function* bytes(s: string) {
+  yield new TextEncoder().encode(s);
+}
+
+test("a list index whose consumer's server freezes builds a new consumer and sees the next write", async (t) => {
+  t.timeout(120_000);
+  const cluster = await startCluster(t, 3);
+  const store = storeRef("frozen");
+  const setup = await connectTo(t, cluster.urls);
+  await eventually(async () => ensureStore(await jetstreamManager(setup), store, 3), () => true, { timeoutMs: 30_000, intervalMs: 300, what: "an R3 stream placed" });
+
+  // the index on a connection to one server, and its consumer on another one
+  let frozen;
+  let indexes: IndexSet | undefined;
+  let jet;
+  for (let attempt = 0; attempt < 6 && !frozen; attempt++) {
+    await indexes?.close();
+    const home = cluster.servers[attempt % 3]!;
+    const nc = await connectTo(t, home.url, { maxReconnectAttempts: -1 });
+    jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+    await eventually(() => putObject(jet!, store, `k${attempt}`, bytes("v")), () => true, { timeoutMs: 20_000, what: "a put" });
+    indexes = new IndexSet(jet.js, jet.jsm, () => store);
+    await indexes.ready("frozen");
+    const hosts: string[] = [];
+    for await (const ci of jet.jsm.consumers.list(store.stream)) if (ci.cluster?.leader) hosts.push(ci.cluster.leader);
+    t.is(hosts.length, 1, "one consumer: the index's");
+    frozen = hosts[0] !== home.name ? cluster.servers.find((s) => s.name === hosts[0]) : undefined;
+    if (!frozen) await nc.close();
+  }
+  t.truthy(frozen, "the index's consumer landed on a server other than its connection's");
+  const idx = indexes!;
+  t.teardown(() => idx.close());
+  const pid = frozen!.pid!;
+  process.kill(pid, "SIGSTOP");
+  t.teardown(() => {
+    try {
+      process.kill(pid, "SIGCONT");
+    } catch {
+      // gone
+    }
+  });
+
+  // the two others go on (a new stream leader if the frozen one led); a write lands
+  const w = await eventually(() => putObject(jet!, store, "after-freeze", bytes("w"), { timeoutMs: 3000 }), () => true, { timeoutMs: 40_000, what: "a put on the two live servers" });
+  const t0 = Date.now();
+  const page = await eventually(
+    async () => (await idx.ready("frozen", 5000)).page({}),
+    (p) => p.contents.some((e) => e.key === "after-freeze"),
+    { timeoutMs: 30_000, intervalMs: 200, what: "the index to list the write made after the freeze" },
+  );
+  t.log(`listed ${page.keyCount} keys ${Date.now() - t0} ms after the write at ${w.revision}`);
+  t.true(Date.now() - t0 < 15_000, "caught up within 15 s");
+});

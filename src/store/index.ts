@@ -379,7 +379,9 @@ export class IndexSet {
         const stale = e instanceof StaleIndex || idx.failed || (e instanceof ShoalError && e.code === "NoSuchBucket");
         if (!stale) throw e;
         if (this.indexes.get(bucket) === p) this.indexes.delete(bucket);
-        await idx.stop().catch(() => undefined);
+        // not awaited: closing an ordered consumer deletes it on its server,
+        // and a stuck consumer's server may not answer for the API's 5 s
+        void idx.stop().catch(() => undefined);
         if (attempt >= 2 || !(e instanceof StaleIndex || idx.failed)) throw e;
       }
     }

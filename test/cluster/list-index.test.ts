@@ -26,30 +26,29 @@ test("a list index whose consumer's server freezes builds a new consumer and see
   const setup = await connectTo(t, cluster.urls);
   await eventually(async () => ensureStore(await jetstreamManager(setup), store, 3), () => true, { timeoutMs: 30_000, intervalMs: 300, what: "an R3 stream placed" });
 
-  // the index on a connection to one server, and its consumer on another one
-  let frozen;
-  let indexes: IndexSet | undefined;
-  let jet;
-  for (let attempt = 0; attempt < 10 && !frozen; attempt++) {
-    await indexes?.close();
-    const home = cluster.servers[attempt % 3]!;
-    const nc = await connectTo(t, home.url, { maxReconnectAttempts: -1 });
-    jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
-    await eventually(() => putObject(jet!, store, `k${attempt}`, bytes("v")), () => true, { timeoutMs: 20_000, what: "a put" });
-    indexes = new IndexSet(jet.js, jet.jsm, () => store);
-    await indexes.ready("frozen");
-    // the index's consumer, and any that an earlier attempt or a create
-    // retried under load left behind: freeze only when they share a server
-    const hosts = new Set<string>();
-    for await (const ci of jet.jsm.consumers.list(store.stream)) if (ci.cluster?.leader) hosts.add(ci.cluster.leader);
-    const [host] = hosts;
-    frozen = hosts.size === 1 && host !== home.name ? cluster.servers.find((s) => s.name === host) : undefined;
-    if (!frozen) await nc.close();
-  }
-  t.truthy(frozen, "the index's consumer landed on a server other than its connection's");
-  const idx = indexes!;
+  // the index on a connection to every server that notices a frozen one
+  // within ~1.5 s (pings) and moves on; its consumer is wherever the server
+  // placed it, perhaps on the very server the connection uses
+  const nc = await connectTo(t, cluster.urls, { maxReconnectAttempts: -1, pingInterval: 500, maxPingOut: 2, reconnectTimeWait: 100 });
+  const jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  await eventually(() => putObject(jet, store, "before-freeze", bytes("v")), () => true, { timeoutMs: 20_000, what: "a put" });
+  const idx = new IndexSet(jet.js, jet.jsm, () => store);
   t.teardown(() => idx.close());
-  const pid = frozen!.pid!;
+  await idx.ready("frozen");
+  // the index's consumer: the only one, once any that a create retried
+  // under load left behind has gone
+  const hosts = await eventually(
+    async () => {
+      const h: string[] = [];
+      for await (const ci of jet.jsm.consumers.list(store.stream)) if (ci.cluster?.leader) h.push(ci.cluster.leader);
+      return h;
+    },
+    (h) => h.length === 1,
+    { timeoutMs: 30_000, intervalMs: 500, what: "one consumer on the stream, the index's" },
+  );
+  const frozen = cluster.servers.find((s) => s.name === hosts[0])!;
+  t.log(`freezing ${frozen.name}, the consumer's server; the connection is on ${nc.info?.server_name}`);
+  const pid = frozen.pid!;
   process.kill(pid, "SIGSTOP");
   t.teardown(() => {
     try {
@@ -60,7 +59,7 @@ test("a list index whose consumer's server freezes builds a new consumer and see
   });
 
   // the two others go on (a new stream leader if the frozen one led); a write lands
-  const w = await eventually(() => putObject(jet!, store, "after-freeze", bytes("w"), { timeoutMs: 3000 }), () => true, { timeoutMs: 40_000, what: "a put on the two live servers" });
+  const w = await eventually(() => putObject(jet, store, "after-freeze", bytes("w"), { timeoutMs: 3000 }), () => true, { timeoutMs: 40_000, what: "a put on the two live servers" });
   const t0 = Date.now();
   const page = await eventually(
     async () => (await idx.ready("frozen", 5000)).page({}),

@@ -19,9 +19,15 @@ export async function put(w: Wire, bucket: string, key: string, body: Body, opts
   const headers: Record<string, string> = { ...v1.putHeaders(key, opts), [H.requestId]: nuid.next() };
   const small = inMemory(body);
   if (small && small.byteLength <= INLINE_PUT_MAX) {
-    const call = async () => v1.decodeObjectInfoReply(replyJson(await w.request(subject, small, { headers, timeoutMs: w.timeoutMs + 5000 })));
-    // An unconditional put of the same bytes is idempotent: retry it.
-    return opts.ifNoneMatch || opts.ifMatch ? call() : w.idempotent(call);
+    // An unconditional put of the same bytes is idempotent: it is asked again
+    // after the usual attempt. A request or its answer lost with a server
+    // that died is then sent again within an attempt (a put waited 6 s for
+    // an answer that never came while raw publishes were back after 4 s),
+    // and an attempt the actor is still working on is joined, not run twice
+    // (src/runtime/actor.ts, shared). A conditional put is asked once, and
+    // given the time the actor's own retries take through an election.
+    if (opts.ifNoneMatch || opts.ifMatch) return v1.decodeObjectInfoReply(replyJson(await w.request(subject, small, { headers, timeoutMs: w.timeoutMs + 5000 })));
+    return w.idempotent(async () => v1.decodeObjectInfoReply(replyJson(await w.request(subject, small, { headers }))));
   }
   return w.sendLarge(bucket, subject, headers, body, opts, v1.decodeObjectInfoReply);
 }

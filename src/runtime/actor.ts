@@ -119,6 +119,16 @@ export interface EndpointSpec {
   metadata?: Record<string, string>;
 }
 
+/** Attempts of one call being handled at once (see ActorInstance.shared). */
+interface RunningRequest {
+  data: Uint8Array;
+  headers: string;
+  /** The first answer a handler of any attempt returned (not one that answered through req.respond). */
+  succeeded: Promise<unknown>;
+  succeed: (out: unknown) => void;
+  handlers: number;
+}
+
 export interface ControlSpec {
   /** Full subject (built with controlSubject()). Not in a queue group: every instance hears it. */
   subject: string;
@@ -179,6 +189,8 @@ export class ActorInstance {
   private hardStop = new AbortController();
   /** Requests in flight plus holds (ActorContext.hold). */
   private inflight = 0;
+  /** Service requests being handled, by subject and caller request id (see `shared`). */
+  private readonly running = new Map<string, RunningRequest>();
   private idle: (() => void) | undefined;
   private draining = false;
   private loops: Promise<void>[] = [];
@@ -300,7 +312,7 @@ export class ActorInstance {
               this.log.error({ err }, "service endpoint failed");
               return;
             }
-            this.dispatch(ep.handler, msg, true, ep.name);
+            this.dispatch(ep.handler, msg, true, ep.name, true);
           },
         });
       }
@@ -320,18 +332,46 @@ export class ActorInstance {
    * reply was encoded and handed to the connection, and a last-resort catch
    * logs any failure of this path itself and answers InternalError.
    */
-  private dispatch(handler: Handler, msg: Msg, isService: boolean, op: string): void {
+  private dispatch(handler: Handler, msg: Msg, isService: boolean, op: string, shareable = false): void {
     let answered = false;
     const markAnswered = () => {
       answered = true;
     };
-    this.dispatchOnce(handler, msg, isService, op, markAnswered).catch((e: unknown) => {
+    this.dispatchOnce(handler, msg, isService, op, markAnswered, shareable).catch((e: unknown) => {
       this.log.error({ err: e, op }, "request dispatch failed");
       if (!answered) replyInternalError(msg, this.log);
     });
   }
 
-  private async dispatchOnce(handler: Handler, msg: Msg, isService: boolean, op: string, markAnswered: () => void): Promise<void> {
+  /**
+   * Attempts of one call (the same subject, caller request id, headers and
+   * payload: the caller gave up waiting and asked again) that this instance
+   * handles at once: each runs its handler, and each answers with the first
+   * success of any of them, or its own failure. During a stream election an
+   * SDK attempt that timed out left its handler committing; the next attempt
+   * committed beside it and answered only when its own commit was through,
+   * or its caller had given up on it too. Now the attempt that is waiting
+   * gets the answer the moment any attempt's commit lands. (Waiting for the
+   * first attempt alone was measured too: a first attempt stuck in a slow
+   * read kept every retry waiting 4 s after raw publishes were back.) A
+   * handler that answered through `req.respond` (a stream, an offer) shares
+   * nothing.
+   */
+  private shared(msg: Msg, requestId: string | undefined): { key: string; same?: RunningRequest; headers: string } | undefined {
+    if (!requestId) return undefined;
+    const key = `${msg.subject}\n${requestId}`;
+    let headers = "";
+    try {
+      for (const [k, vs] of msg.headers ?? []) headers += `${k}:${vs.join(",")}\n`;
+    } catch {
+      return undefined;
+    }
+    const r = this.running.get(key);
+    const same = r && r.headers === headers && Buffer.compare(r.data, msg.data) === 0 ? r : undefined;
+    return { key, headers, ...(same ? { same } : {}) };
+  }
+
+  private async dispatchOnce(handler: Handler, msg: Msg, isService: boolean, op: string, markAnswered: () => void, shareable = false): Promise<void> {
     const done = startRequest(this.def.kind, op);
     // The caller's id (the same on each retry of one call) when it is sane; else a fresh one.
     let given: string | undefined;
@@ -386,9 +426,43 @@ export class ActorInstance {
         return responded;
       },
     };
+    const share = shareable && given === requestId ? this.shared(msg, requestId) : undefined;
     try {
-      const out = await handler(req, this.ctx);
-      if (!responded) send(out);
+      let entry: RunningRequest | undefined;
+      if (share) {
+        entry = share.same;
+        if (!entry) {
+          let resolve!: (v: unknown) => void;
+          const succeeded = new Promise<unknown>((r) => (resolve = r));
+          entry = { data: msg.data, headers: share.headers, succeeded, succeed: resolve, handlers: 0 };
+          this.running.set(share.key, entry);
+        }
+        entry.handlers++;
+      }
+      const own = (async () => handler(req, this.ctx))();
+      let first: { out: unknown } | { error: unknown } | { shared: unknown };
+      try {
+        first = await Promise.race([
+          own.then(
+            (out) => ({ out }),
+            (error: unknown) => ({ error }),
+          ),
+          ...(entry ? [entry.succeeded.then((shared) => ({ shared }))] : []),
+        ]);
+        if ("out" in first && !responded) entry?.succeed(first.out);
+        if ("shared" in first) {
+          // another attempt of this call succeeded first: its answer is ours;
+          // our own handler finishes (it may be committing) before we settle
+          send(first.shared as Reply);
+          done("ok");
+          await own.catch((e: unknown) => log.debug({ err: e }, "an attempt answered by another attempt of its call failed"));
+          return;
+        }
+      } finally {
+        if (entry && --entry.handlers === 0 && this.running.get(share!.key) === entry) this.running.delete(share!.key);
+      }
+      if ("error" in first) throw first.error;
+      if (!responded) send(first.out as Reply);
       done("ok");
     } catch (e) {
       if (responded) {

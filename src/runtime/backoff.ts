@@ -50,7 +50,14 @@ export function isRetryable(e: unknown): boolean {
   return toShoalError(e).retryable;
 }
 
-/** Runs `fn` until it succeeds, a failure is not retryable, attempts run out or the deadline passes. */
+/**
+ * Runs `fn` until it succeeds, a failure is not retryable, attempts run out
+ * or the deadline passes. The backoff spaces the *starts* of attempts: an
+ * attempt that failed after waiting out its own timeout has waited already,
+ * and the next one goes at once. (An SDK put during a stream election timed
+ * out an attempt, paused up to 1 s more, and so missed the answer its
+ * earlier attempt had just earned, bench/storage.bench.ts failover.)
+ */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, o: RetryOptions = {}): Promise<T> {
   const attempts = o.attempts ?? 5;
   const now = o.now ?? Date.now;
@@ -60,11 +67,12 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, o: RetryOpti
   const retryable = o.retryable ?? isRetryable;
   for (let attempt = 1; ; attempt++) {
     o.signal?.throwIfAborted();
+    const began = now();
     try {
       return await fn(attempt);
     } catch (e) {
       if (attempt >= attempts || !retryable(e)) throw e;
-      const delay = backoffDelay(attempt, b, o.random);
+      const delay = Math.max(0, backoffDelay(attempt, b, o.random) - (now() - began));
       if (now() + delay >= deadline) throw e;
       o.onRetry?.(e, attempt, delay);
       await sleep(delay, undefined, o.signal ? { signal: o.signal } : undefined);

@@ -25,6 +25,7 @@
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
+import { ackClock } from "../jet/publish.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -41,7 +42,11 @@ export const LINEAR_ATTEMPT_MS = 1000;
 export async function barrier(js: JetStreamClient, stream: string, subject: string): Promise<number> {
   const h = natsHeaders();
   h.set("Nats-Rollup", "sub"); // keep one barrier message
-  const ack = await js.publish(subject, EMPTY, { headers: h, expect: { streamName: stream }, timeout: LINEAR_ATTEMPT_MS });
+  // an empty message: its ack takes what small publishes take (src/jet/publish.ts AckClock)
+  const clock = ackClock(js);
+  const t0 = performance.now();
+  const ack = await js.publish(subject, EMPTY, { headers: h, expect: { streamName: stream }, timeout: clock.attemptMs(LINEAR_ATTEMPT_MS) });
+  clock.observe(performance.now() - t0);
   return ack.seq;
 }
 

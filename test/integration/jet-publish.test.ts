@@ -7,6 +7,7 @@ import test from "ava";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connectTo, startServer } from "../helpers/nats.ts";
 import { publish, JS_CODES } from "../../src/jet/index.ts";
+import { AckClock, MIN_ATTEMPT_MS, ackClock } from "../../src/jet/publish.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 
 test("no responders is retried until a stream answers; a refusal is not retried", async (t) => {
@@ -50,4 +51,34 @@ test("a deadline with nothing answering ends in a retryable ServiceUnavailable/T
   t.true(e instanceof ShoalError);
   t.true((e as ShoalError).retryable);
   t.true(Date.now() - t0 < 10_000);
+});
+
+test("a small message's attempt waits as long as acks have been taking (at least 250 ms), not the caller's whole attempt; slow acks lengthen it", async (t) => {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "ACKS", subjects: ["acks.>"] });
+  for (let i = 0; i < 20; i++) await publish(js, `acks.${i}`, "v", { msgId: `warm-${i}`, attemptMs: 1000, deadlineMs: 10_000 });
+  t.is(ackClock(js).attemptMs(1000), MIN_ATTEMPT_MS, "fast acks: the floor");
+
+  // a stand-in for a stream in an election: the first attempt goes unanswered, the retry is acked
+  const seen: number[] = [];
+  const sub = nc.subscribe("standin.x", {
+    callback: (_e, m) => {
+      seen.push(performance.now());
+      if (seen.length > 1) m.respond(JSON.stringify({ stream: "STANDIN", seq: seen.length }));
+    },
+  });
+  t.teardown(() => sub.unsubscribe());
+  await publish(js, "standin.x", "v", { msgId: "s-1", attemptMs: 1000, deadlineMs: 10_000 });
+  const gap = seen[1]! - seen[0]!;
+  t.log(`retried ${gap.toFixed(0)} ms after the unanswered attempt`);
+  t.true(gap >= MIN_ATTEMPT_MS && gap < 800, `retried after ${gap} ms`);
+
+  // after slow acks, an attempt waits longer (a busy server is not sent every message twice)
+  for (let i = 0; i < 8; i++) ackClock(js).observe(700);
+  t.true(ackClock(js).attemptMs(5000) >= 700);
+  t.is(ackClock(js).attemptMs(600), 600, "never past the caller's attempt");
+  t.is(new AckClock().attemptMs(1000), 1000, "no ack seen yet: the caller's attempt");
 });

@@ -9,7 +9,7 @@ import { buildConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { startServer, connectTo } from "../helpers/nats.ts";
 import { captureLogger, ECHO_SUBJECT, FAST_RUNTIME, makeTestActor, runActor } from "../helpers/actors.ts";
-import type { Msg, NatsConnection } from "@nats-io/nats-core";
+import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 
 async function call(nc: NatsConnection, op: string, body = ""): Promise<{ msg: Msg; error: ShoalError | undefined }> {
   const msg = await nc.request(`${ECHO_SUBJECT}.${op}`, body, { timeout: 3000 });
@@ -228,4 +228,54 @@ test("dispatch is total: a reply that cannot be encoded, or error text with CR/L
   t.is(msg.json<{ error: { message: string } }>().error.message, "bad a\r\nInjected: yes");
   // and the actor still serves
   t.is((await call(nc, "echo", "still here")).msg.json<{ echo: string }>().echo, "still here");
+});
+
+test("attempts of one call handled at once (same subject, request id, headers and payload) each answer with the first success among them; another payload under the id is its own call", async (t) => {
+  const srv = await startServer(t);
+  let runs = 0;
+  const seen = new Set<string>();
+  const actor = makeTestActor("sharer", {
+    endpoints: [
+      {
+        name: "work",
+        subject: `${ECHO_SUBJECT}.work`,
+        handler: async (req) => {
+          const run = ++runs;
+          const body = new TextDecoder().decode(req.data);
+          const firstOfSlow = body === "slow-first" && !seen.has(body);
+          seen.add(body);
+          await sleep(firstOfSlow ? 1500 : 600);
+          if (body.startsWith("fail")) throw new ShoalError("ServiceUnavailable", `attempt ${run} failed`);
+          return { body, run };
+        },
+      },
+    ],
+  });
+  await runActor(t, srv.url, actor);
+  const nc = await connectTo(t, srv.url);
+  const ask = async (body: string, id: string, timeout: number) => {
+    const h = natsHeaders();
+    h.set("Shoal-Request-Id", id);
+    const m = await nc.request(`${ECHO_SUBJECT}.work`, body, { timeout, headers: h });
+    return { json: m.string() ? (JSON.parse(m.string()) as Record<string, unknown>) : {}, error: errorFromWire((n) => m.headers?.get(n) || undefined, m.string()) };
+  };
+  // the caller gives up after 300 ms and asks again: the first attempt's
+  // answer (run 1, done first) is the retry's, though the retry runs too
+  await t.throwsAsync(ask("a", "ReqIdAAAAAAAAAAAAAAAAA", 300));
+  const again = await ask("a", "ReqIdAAAAAAAAAAAAAAAAA", 3000);
+  t.deepEqual(again.json, { body: "a", run: 1 });
+  // a first attempt slower than the retry does not hold the retry back
+  await t.throwsAsync(ask("slow-first", "ReqIdDDDDDDDDDDDDDDDDDD", 100));
+  const quick = await ask("slow-first", "ReqIdDDDDDDDDDDDDDDDDDD", 3000);
+  t.is(quick.json["run"], runs, "the retry's own run answered");
+  // the same id with other bytes is another call
+  const [x, y] = await Promise.all([ask("b", "ReqIdBBBBBBBBBBBBBBBBBB", 3000), ask("c", "ReqIdBBBBBBBBBBBBBBBBBB", 3000)]);
+  t.is(x.json["body"], "b");
+  t.is(y.json["body"], "c");
+  t.not(x.json["run"], y.json["run"]);
+  // failures are not shared: each attempt answers with its own
+  await t.throwsAsync(ask("fail", "ReqIdCCCCCCCCCCCCCCCCCC", 300));
+  const failed = await ask("fail", "ReqIdCCCCCCCCCCCCCCCCCC", 3000);
+  t.is(failed.error?.code, "ServiceUnavailable");
+  t.is(failed.error?.message, `attempt ${runs} failed`);
 });

@@ -71,9 +71,12 @@ test("the Quickstart's first command brings up shoal dev, which answers and stop
 
   const deadline = Date.now() + 180_000;
   let url: string | undefined;
-  while (!url && Date.now() < deadline && child.exitCode === null) {
+  // the whole banner: its lines may arrive in more than one chunk (CI saw
+  // the NATS line before the Credentials line)
+  const banner = () => /^Credentials: /m.test(out) && (out.match(/^ {2}\$ /gm) ?? []).length >= 3;
+  while (!(url && banner()) && Date.now() < deadline && child.exitCode === null) {
     url = /^NATS: (nats:\/\/\S+)$/m.exec(out)?.[1];
-    if (!url) await sleep(100);
+    if (!(url && banner())) await sleep(100);
   }
   t.truthy(url, `no "NATS: nats://…" line; output:\n${out}`);
   t.regex(out, /^Credentials: /m);

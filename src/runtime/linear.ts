@@ -23,9 +23,8 @@
  * S or later (else it asks again: the server is catching up).
  */
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
-import { headers as natsHeaders, RequestError, TimeoutError } from "@nats-io/nats-core";
+import { headers as natsHeaders } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
-import { ackClock } from "../jet/publish.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -42,25 +41,8 @@ export const LINEAR_ATTEMPT_MS = 1000;
 export async function barrier(js: JetStreamClient, stream: string, subject: string): Promise<number> {
   const h = natsHeaders();
   h.set("Nats-Rollup", "sub"); // keep one barrier message
-  // An empty message: each try waits what small publishes' acks take
-  // (src/jet/publish.ts AckClock), and unanswered tries are sent again
-  // within LINEAR_ATTEMPT_MS in all, the one attempt a barrier gets. (A
-  // single try of the clock's 250 ms failed a linear read through a
-  // majority that was still settling after a cut, where the 1 s it had
-  // before was enough: stale-leader.test in CI.)
-  const clock = ackClock(js);
-  const until = performance.now() + LINEAR_ATTEMPT_MS;
-  for (let tries = 1; ; tries++) {
-    const t0 = performance.now();
-    try {
-      const ack = await js.publish(subject, EMPTY, { headers: h, expect: { streamName: stream }, timeout: Math.max(1, Math.min(clock.attemptMs(LINEAR_ATTEMPT_MS), until - t0)) });
-      if (tries === 1) clock.observe(performance.now() - t0);
-      return ack.seq;
-    } catch (e) {
-      const timedOut = e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError);
-      if (!timedOut || performance.now() >= until - 1) throw e;
-    }
-  }
+  const ack = await js.publish(subject, EMPTY, { headers: h, expect: { streamName: stream }, timeout: LINEAR_ATTEMPT_MS });
+  return ack.seq;
 }
 
 type Wave = { running?: Promise<number>; next?: Promise<number> };

@@ -23,8 +23,9 @@ export async function put(w: Wire, bucket: string, key: string, body: Body, opts
     // after the usual attempt. A request or its answer lost with a server
     // that died is then sent again within an attempt (a put waited 6 s for
     // an answer that never came while raw publishes were back after 4 s),
-    // and an attempt the actor is still working on is joined, not run twice
-    // (src/runtime/actor.ts, shared). A conditional put is asked once, and
+    // and an attempt that reaches the instance still working on an earlier
+    // one answers with whichever succeeds first (src/runtime/actor.ts,
+    // shared). A conditional put is asked once, and
     // given the time the actor's own retries take through an election.
     if (opts.ifNoneMatch || opts.ifMatch) return v1.decodeObjectInfoReply(replyJson(await w.request(subject, small, { headers, timeoutMs: w.timeoutMs + 5000 })));
     return w.idempotent(async () => v1.decodeObjectInfoReply(replyJson(await w.request(subject, small, { headers }))));

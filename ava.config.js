@@ -4,6 +4,8 @@ export default {
   files: ["test/**/*.test.ts"],
   extensions: { ts: "module" },
   nodeArguments: ["--import=tsx"],
+  // each test file's process exits when its tests are done (see the file)
+  require: ["./test/helpers/exit.ts"],
   workerThreads: false,
   timeout: "120s",
   concurrency: 2,

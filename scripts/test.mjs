@@ -7,36 +7,35 @@
 // with one line saying what to install.
 import { spawn } from "node:child_process";
 import { ensurePrereqs } from "./prereqs.mjs";
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const started = Date.now();
+/** The test dirs still in the run's temp dir (teardown removes a test's own). */
+function runDirs() {
+  try {
+    return readdirSync(runTmp)
+      .filter((d) => d.startsWith("shoal-test-"))
+      .map((d) => join(runTmp, d));
+  } catch {
+    return [];
+  }
+}
 
 /**
  * Tests remove their servers and temp dirs in teardown, but a test file that
- * ava kills (its timeout) never runs teardown. After the run, kill the
- * nats-servers this run left in its temp dirs (shoal-test-*, created since it
- * started) and remove those dirs. Linux only (/proc); a no-op elsewhere.
+ * ava kills (its timeout, the watchdog) never runs teardown. After the run,
+ * kill the nats-servers left in the run's temp dir and remove it. The kill
+ * is Linux only (/proc).
  */
 function reapLeftovers() {
-  const ours = new Set();
-  for (const d of readdirSync(tmpdir())) {
-    if (!d.startsWith("shoal-test-")) continue;
-    try {
-      if (statSync(join(tmpdir(), d)).mtimeMs >= started - 1000) ours.add(join(tmpdir(), d));
-    } catch {
-      // gone already
-    }
-  }
-  if (ours.size === 0) return;
   let reaped = 0;
   const where = new Set();
   let procs = [];
   try {
     procs = readdirSync("/proc").filter((p) => /^\d+$/.test(p));
   } catch {
-    return;
+    procs = [];
   }
   for (const pid of procs) {
     let cmd = "";
@@ -45,19 +44,30 @@ function reapLeftovers() {
     } catch {
       continue;
     }
-    if (!/nats-server/.test(cmd)) continue;
-    if ([...ours].some((d) => cmd.includes(d + "/"))) {
-      try {
-        process.kill(Number(pid), "SIGKILL");
-        reaped++;
-        where.add([...ours].find((d) => cmd.includes(d + "/")));
-      } catch {
-        // exited meanwhile
-      }
+    if (!/nats-server/.test(cmd) || !cmd.includes(runTmp + "/")) continue;
+    try {
+      process.kill(Number(pid), "SIGKILL");
+      reaped++;
+      where.add(runDirs().find((d) => cmd.includes(d + "/")) ?? runTmp);
+    } catch {
+      // exited meanwhile
     }
   }
-  for (const d of ours) rmSync(d, { recursive: true, force: true });
+  rmSync(runTmp, { recursive: true, force: true });
   if (reaped > 0) console.log(`test: killed ${reaped} nats-server(s) left by tests that did not tear down, in ${[...where].join(", ")}`);
+}
+
+/**
+ * The test files under test/ (ava's `files` glob; helpers excepted), as ava
+ * names them in its results: "cluster › model" for test/cluster/model.test.ts.
+ */
+function testFileNames(dir = "test", prefix = []) {
+  const names = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory() && e.name !== "helpers") names.push(...testFileNames(join(dir, e.name), [...prefix, e.name]));
+    else if (e.name.endsWith(".test.ts")) names.push([...prefix, e.name.slice(0, -".test.ts".length)].join(" › "));
+  }
+  return names;
 }
 
 const missing = ensurePrereqs();
@@ -68,20 +78,56 @@ if (missing) {
 }
 
 const args = process.argv.slice(2);
+/**
+ * The run's own temp dir: ava and every test process get it as TMPDIR, so
+ * what the tests make there (each test's dir carries its title) is this
+ * run's alone, even when a test runs this runner inside another run.
+ */
+const runTmp = mkdtempSync(join(tmpdir(), "shoal-run-"));
+
+/**
+ * The run's watchdog. ava waits for every test file's process to end, and
+ * its own timeout can stay disarmed (it is not re-armed when it fires inside
+ * a test's longer t.timeout): CI once waited its whole 90 minutes for a run
+ * whose every test had reported. When no test has finished for this long
+ * (longer than any test's own t.timeout), the run is stopped, what was still
+ * running is named, and the run fails. SHOAL_TEST_WATCHDOG_MS=0 turns it off
+ * (a soak runs for hours).
+ */
+const WATCHDOG_MS = Number(process.env["SHOAL_TEST_WATCHDOG_MS"] ?? 15 * 60_000);
+// ava in its own process group, so that the watchdog stops its test
+// processes with it; signals from the terminal are passed on
 const child = spawn(process.execPath, ["node_modules/ava/entrypoints/cli.mjs", ...args], {
   stdio: ["inherit", "pipe", "pipe"],
-  env: { ...process.env, FORCE_COLOR: "0" },
+  env: { ...process.env, FORCE_COLOR: "0", TMPDIR: runTmp },
+  detached: true,
 });
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // gone
+    }
+  });
+}
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 let out = "";
+let lastResult = Date.now();
+const reported = new Set();
 const scan = (chunk, sink) => {
   sink.write(chunk);
   out += chunk.toString("utf8");
   const lines = out.split("\n");
   out = lines.pop() ?? "";
   for (const line of lines) {
+    const result = /^\s*[✔✘]\s+(?:\[[\w ]+\]:?\s*)?(.+?) › [^›]+$/.exec(line);
+    if (result) {
+      lastResult = Date.now();
+      reported.add(result[1]);
+    }
     if (/^\s*✔/.test(line)) passed++;
     else if (/^\s*✘/.test(line) && !/\[skip\]|\[todo\]/.test(line)) failed++;
     else if (/^\s*-\s.*\[skip\]|\[skip\]/.test(line)) skipped++;
@@ -89,10 +135,29 @@ const scan = (chunk, sink) => {
 };
 child.stdout.on("data", (c) => scan(c, process.stdout));
 child.stderr.on("data", (c) => scan(c, process.stderr));
+let stalled = false;
+const watchdog =
+  WATCHDOG_MS > 0
+    ? setInterval(() => {
+        if (Date.now() - lastResult < WATCHDOG_MS) return;
+        clearInterval(watchdog);
+        stalled = true;
+        console.log(`\ntest: no test finished for ${Math.round(WATCHDOG_MS / 1000)} s: stopping the run`);
+        const silent = args.length === 0 ? testFileNames().filter((f) => !reported.has(f)) : [];
+        if (silent.length > 0) console.log(`test: files that reported no result: ${silent.join(", ")}`);
+        for (const d of runDirs()) console.log(`test: a test's temp dir still there (its test had not finished): ${d}`);
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }, Math.min(5000, WATCHDOG_MS))
+    : undefined;
 child.on("exit", (code, signal) => {
-  const rc = code ?? (signal ? 1 : 0);
+  if (watchdog) clearInterval(watchdog);
+  const rc = stalled ? 1 : (code ?? (signal ? 1 : 0));
   reapLeftovers();
-  // ava may fail outside a test (an uncaught exception, a timeout): count it.
+  // ava may fail outside a test (an uncaught exception, a timeout, the watchdog): count it.
   if (rc !== 0 && failed === 0) failed = 1;
   console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
   process.exit(rc);

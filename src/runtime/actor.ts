@@ -9,7 +9,7 @@
 import { hostname } from "node:os";
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { keepRunning } from "./backoff.ts";
+import { keepRunning, withTimeout } from "./backoff.ts";
 import { nuid, type Msg, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -616,14 +616,4 @@ function encodeReply(reply: Reply): { data: Uint8Array | string; headers?: MsgHd
     return { data: r.data, headers: h };
   }
   return { data: JSON.stringify(reply) };
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((r) => (t = setTimeout(() => r(undefined), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(t);
-  }
 }

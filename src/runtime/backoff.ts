@@ -119,3 +119,14 @@ export async function keepRunning(run: () => Promise<void>, o: KeepRunningOption
     }
   }
 }
+
+/** `p`, or undefined once `ms` have passed without it settling (it goes on, unobserved). */
+export async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((r) => (t = setTimeout(() => r(undefined), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(t);
+  }
+}

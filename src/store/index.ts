@@ -12,6 +12,7 @@ import { decodeStoredMeta, isVersionMarker, toObjectInfo, type ObjectInfo } from
 import type { StoreRef } from "./types.ts";
 import { storeIncarnation } from "./bucket.ts";
 import { barrierFor } from "../runtime/linear.ts";
+import { withTimeout } from "../runtime/backoff.ts";
 
 export interface ListEntry {
   key: string;
@@ -176,6 +177,8 @@ export const INDEX_STALL_MS = 2500;
 
 /** Pulls of the index's consumer: shorter than nats.js's 30 s, so that missed heartbeats show in 4 s. */
 const INDEX_PULL = { expires: 10_000, idle_heartbeat: 2000 };
+/** How long stopping an index waits for its consumer loop to end. */
+const STOP_WAIT_MS = 5000;
 
 /** Thrown by catchUp when the bucket's stream is no longer the incarnation the index was built from. */
 export class StaleIndex extends Error {
@@ -329,9 +332,19 @@ export class KeyIndex {
     return listPage(this.keys, (k) => this.entries.get(k)!, o);
   }
 
+  /**
+   * Stops the consumer and waits, at most STOP_WAIT_MS, for its loop to end:
+   * an ordered consumer closed while it recreates itself on a server that
+   * does not answer may never end its iterator.
+   */
   async stop(): Promise<void> {
-    await this.messages?.close().catch(() => undefined);
-    await this.running;
+    await withTimeout(
+      (async () => {
+        await this.messages?.close().catch(() => undefined);
+        await this.running;
+      })(),
+      STOP_WAIT_MS,
+    );
   }
 }
 

@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir } from "../helpers/nats.ts";
 import { signRequest } from "../../src/gateway/auth.ts";
+import { withTimeout } from "../../src/runtime/backoff.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const CHROMIUM = process.env["SHOAL_CHROMIUM"] ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
@@ -42,6 +43,20 @@ function natsPids(dir: string): Map<string, number> {
     }
     const conf = cmd[cmd.indexOf("-c") + 1];
     if (cmd.indexOf("-c") > 0 && conf?.startsWith(dir)) out.set(conf.split("/").at(-2)!, Number(p));
+  }
+  return out;
+}
+
+/** Pids of the processes whose command line names `path` (the browser's, by its profile dir). */
+function pidsWith(path: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(path)) out.push(Number(p));
+    } catch {
+      // gone
+    }
   }
   return out;
 }
@@ -124,7 +139,19 @@ if (!CHROMIUM && process.env["CI"]) {
       viewport: { width: 1280, height: 800 },
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     });
-    t.teardown(() => context.close());
+    // bounded: a browser that hangs does not hang the run (its processes are killed after 20 s)
+    t.teardown(async () => {
+      if ((await withTimeout(context.close().then(() => "closed"), 20_000)) !== "closed") {
+        console.error("[console-browser] the browser did not close within 20 s; killing it");
+        for (const pid of pidsWith(profile)) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+      }
+    });
     const page = context.pages()[0] ?? (await context.newPage());
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));

@@ -15,6 +15,7 @@ import { NatsServer, type NatsServerOptions } from "../../src/engine/server.ts";
 import { NatsCluster, type ClusterOptions } from "../../src/engine/cluster.ts";
 import type { AccountAuth } from "../../src/engine/config.ts";
 import { startProxy, type FaultProxy } from "./faultproxy.ts";
+import { withTimeout } from "../../src/runtime/backoff.ts";
 
 export const TEST_AUTH: AccountAuth = Object.freeze({ sysUser: "sys", sysPassword: "sys-test", appUser: "shoal", appPassword: "shoal-test" });
 
@@ -47,11 +48,15 @@ export async function startCluster(t: ExecutionContext, size = 3, opts: Partial<
   return cluster;
 }
 
-/** A client connection closed in teardown. */
+/**
+ * A client connection closed in teardown. The close is given 10 s: nats.js
+ * flushes before it closes, and a socket to a server that does not read
+ * (frozen, or behind a cut proxy) never flushes.
+ */
 export async function connectTo(t: ExecutionContext, servers: string | string[], opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
   const nc = await connect({ servers, ...opts });
   t.teardown(async () => {
-    if (!nc.isClosed()) await nc.close();
+    if (!nc.isClosed()) await withTimeout(nc.close(), 10_000);
   });
   return nc;
 }

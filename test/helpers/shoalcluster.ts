@@ -21,6 +21,7 @@ import { replicator, EVENTS_DURABLE } from "../../actors/replicator/index.ts";
 import { ShoalClient } from "../../src/client/index.ts";
 import { EVENTS_STREAM, eventSubject, metaSubjectAll, objectStoreName, objectStoreStream } from "../../src/subjects/index.ts";
 import { leaderGet } from "../../src/store/reader.ts";
+import { withTimeout } from "../../src/runtime/backoff.ts";
 import type { ObjectEvent } from "../../src/subjects/events.ts";
 import { FAST_RUNTIME } from "./actors.ts";
 import { connectTo, startProxiedCluster, type ProxiedCluster } from "./nats.ts";
@@ -61,9 +62,10 @@ export class ShoalCluster {
     const logFile = process.env["SHOAL_MODEL_LOG"];
     const logger = o.logger ?? (logFile ? createLogger({ level: "warn", destination: pino.destination({ dest: logFile, sync: true }) }) : createLogger({ level: "silent" }));
     const sc = new ShoalCluster(pc, client, inspect, jsm, logger);
+    // bounded: a close flushes first, and a cut proxy may not read
     t.teardown(async () => {
-      for (const a of sc.actors.values()) await a?.kill().catch(() => undefined);
-      await client.close().catch(() => undefined);
+      for (const a of sc.actors.values()) await withTimeout(a?.kill().catch(() => undefined) ?? Promise.resolve(), 10_000);
+      await withTimeout(client.close().catch(() => undefined), 10_000);
     });
     for (const slot of ACTOR_SLOTS) await sc.startActor(slot);
     return sc;

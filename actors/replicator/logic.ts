@@ -53,6 +53,8 @@ export function eventFor(stream: string, incarnation: string, subject: string, s
   } catch {
     return undefined;
   }
+  // a composed object's stock form (src/store/compose.ts): the same version again, not a change
+  if (info.restates !== undefined) return undefined;
   return {
     kind: "created",
     event: { ...base, eventName: "s3:ObjectCreated:Put", size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType, ...(versionId !== undefined ? { versionId } : {}) },

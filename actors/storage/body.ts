@@ -46,9 +46,9 @@ export function bodyTransport(s: StorageState) {
    * `commit` turns the writer's claim into the result, `reply` answers the
    * commit with it. A graceful stop waits for the session (ctx.hold).
    */
-  const offerDirect = <T>(req: Request, bucket: string, store: StoreRef, commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>, reply: (m: Msg, result: T) => void, about: Record<string, unknown>, ttlMs?: number) => {
+  const offerDirect = <T>(req: Request, bucket: string, store: StoreRef, commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>, reply: (m: Msg, result: T) => void, about: Record<string, unknown>) => {
     const release = ctx.hold();
-    return openDirectUpload(ctx.nc, jet, bucket, store, { idleMs, signal: ctx.transfers, ...(ttlMs !== undefined ? { ttlMs } : {}) }, commit, reply, (outcome, err) => {
+    return openDirectUpload(ctx.nc, jet, bucket, store, { idleMs, signal: ctx.transfers }, commit, reply, (outcome, err) => {
       release();
       if (outcome !== "ok") req.log.info({ code: outcome, ...(err ? { why: err.message } : {}), ...about }, "direct upload failed");
     });

@@ -55,7 +55,7 @@ export function openDirectUpload<T>(
   jet: Jet,
   bucket: string,
   store: StoreRef,
-  opts: { idleMs: number; signal: AbortSignal; ttlMs?: number },
+  opts: { idleMs: number; signal: AbortSignal },
   commit: (claim: ClaimedChunks, id: string, chunkSize: number) => Promise<T>,
   reply: (commitMsg: Msg, result: T) => void,
   onEnd: (outcome: string, err?: ShoalError) => void,
@@ -147,5 +147,5 @@ export function openDirectUpload<T>(
     void end("ShuttingDown", false);
     throw new ShoalError("ShuttingDown");
   }
-  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}) };
+  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs };
 }

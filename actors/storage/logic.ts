@@ -4,7 +4,7 @@
  * and validated by the v1 codec (src/subjects/v1.ts), which the SDK shares.
  */
 import { ShoalError } from "../../src/errors/index.ts";
-import { encodeRuns, parseRange, type ByteRange, type ObjectInfo } from "../../src/store/format.ts";
+import { encodeParts, encodeRuns, parseRange, type ByteRange, type ObjectInfo } from "../../src/store/format.ts";
 import type { UploadRecord } from "../../src/store/multipart.ts";
 import { H } from "../../src/subjects/headers.ts";
 import type { DirectRead } from "../../src/subjects/direct.ts";
@@ -57,6 +57,7 @@ export function directReadJson(store: { name: string; stream: string }, info: Ob
     chunks: info.chunks,
     chunkSize: info.chunkSize,
     ...(info.chunkSeqs ? { seqs: encodeRuns(info.chunkSeqs) } : {}),
+    ...(info.parts ? { parts: encodeParts(info.parts) } : {}),
     sha256: info.sha256,
     ...(range ? { range: { start: range.start, end: range.end } } : {}),
   };

@@ -6,8 +6,7 @@ import type { Request, EndpointSpec } from "../../src/runtime/index.ts";
 import type { MpuOp } from "../../src/subjects/index.ts";
 import { assertStream } from "../../src/store/reader.ts";
 import { storeInfo, storeRef } from "../../src/store/bucket.ts";
-import { ensurePartTtl } from "../../src/store/writer.ts";
-import { partTtlMs, createUpload, getUpload, uploadPart, recordPart, completeUpload, removeUpload, listParts, listUploads, type PartRecord } from "../../src/store/multipart.ts";
+import { createUpload, getUpload, uploadPart, recordPart, completeUpload, removeUpload, listParts, listUploads, type PartRecord } from "../../src/store/multipart.ts";
 import { claimedChunks } from "../../src/store/claim.ts";
 import { countBytes } from "../../src/metrics/index.ts";
 import { decodeMpuCreate, decodeMpuPart, decodeMpuComplete, decodeMpuRef, decodeMpuParts, decodeMpuList, infoJson, pageUploads } from "./logic.ts";
@@ -34,10 +33,7 @@ export function multipartHandlers(s: StorageState, { withBody, offerDirect }: Bo
       countBytes("storage", "in", rec.size);
       return { v: 1, partNumber: rec.n, etag: rec.etag, size: rec.size, lastModified: rec.mtime };
     };
-    // the part's chunks carry a TTL: an abandoned upload's bytes vanish by themselves (src/store/multipart.ts partTtlMs)
-    const ttlMs = partTtlMs(ctx.storage.multipartMaxAgeMs);
     await assertStream(ctx.jsm, store.stream);
-    await ensurePartTtl(ctx.jsm, store.stream);
     if (p.direct) {
       return offerDirect(
         req,
@@ -46,10 +42,9 @@ export function multipartHandlers(s: StorageState, { withBody, offerDirect }: Bo
         async (claim, id, chunkSize) => recordPart(jet, uploads, store, bucket, upload, p.partNumber, await claimedChunks(jet, store, id, chunkSize, claim), expect),
         (m, rec) => m.respond(JSON.stringify(done(rec))),
         { key: p.key.slice(0, 128), part: p.partNumber },
-        ttlMs,
       );
     }
-    return withBody(req, bucket, p.stream, "part", async (body) => done(await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...expect, signal: ctx.transfers, ttlMs })));
+    return withBody(req, bucket, p.stream, "part", async (body) => done(await uploadPart(jet, uploads, store, bucket, upload, p.partNumber, body, { ...expect, signal: ctx.transfers })));
   };
 
   const mpuComplete = async (req: Request) => {
@@ -58,6 +53,8 @@ export function multipartHandlers(s: StorageState, { withBody, offerDirect }: Bo
     // a completed upload too: a repeated completion returns the same result (S3)
     const upload = await getUpload(uploads, bucket, c.uploadId, c.key, { completed: true });
     const info = await completeUpload(jet, uploads, storeRef(bucket), bucket, upload, c.parts, { signal: ctx.transfers, ...(await versionOpt(bucket)) });
+    // composed (no byte copied): the stock form follows in the background (src/store/compose.ts)
+    if (info.parts) void s.restate(bucket, info.key, info.revision).catch(() => undefined);
     return infoJson(bucket, info);
   };
 

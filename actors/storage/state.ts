@@ -12,6 +12,7 @@ import { statObject } from "../../src/store/reader.ts";
 import { storeRef } from "../../src/store/bucket.ts";
 import { IndexSet } from "../../src/store/index.ts";
 import { openMultipart } from "../../src/store/multipart.ts";
+import { restateComposed, type RestateOutcome } from "../../src/store/compose.ts";
 import { openRegistry } from "../../src/store/registry.ts";
 import { DEFAULT_IDLE_MS } from "../../src/transfer/index.ts";
 
@@ -80,6 +81,28 @@ export async function openState(ctx: ActorContext) {
     return info;
   };
 
-  return { ctx, jet, registry, uploads, indexes, idleMs, settings, versioning, versionOpt, stat };
+  /**
+   * A composed multipart object's background copy into the stock form
+   * (src/store/compose.ts restateComposed), started once its completion is
+   * answered. One at a time per version in this process; stopping the actor
+   * interrupts it (the sweep restates what is left).
+   */
+  const restating = new Map<string, Promise<RestateOutcome>>();
+  const restate = (bucket: string, key: string, revision: number): Promise<RestateOutcome> => {
+    const id = `${bucket}\u0000${key}\u0000${revision}`;
+    let p = restating.get(id);
+    if (!p) {
+      const started = Date.now();
+      p = restateComposed(jet, storeRef(bucket), key, revision, { signal: ctx.signal });
+      restating.set(id, p);
+      p.then(
+        (outcome) => ctx.log.info({ bucket, key: key.slice(0, 128), revision, outcome, ms: Date.now() - started }, "composed object restated in the stock form"),
+        (err: unknown) => ctx.log.warn({ err, bucket, key: key.slice(0, 128), revision }, "restating a composed object failed; the sweep retries"),
+      ).finally(() => restating.delete(id));
+    }
+    return p;
+  };
+
+  return { ctx, jet, registry, uploads, indexes, idleMs, settings, versioning, versionOpt, stat, restate };
 }
 export type StorageState = Awaited<ReturnType<typeof openState>>;

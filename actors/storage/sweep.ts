@@ -18,6 +18,7 @@ export function sweeper(s: StorageState) {
     orphanGraceMs: ctx.storage.orphanGraceMs,
     readGraceMs: ctx.storage.readGraceMs,
     alsoReferenced: () => partChunkIds(uploads, bucket),
+    restate: (key: string, revision: number) => s.restate(bucket, key, revision).catch(() => undefined),
   });
   const sweep = async (only?: string): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
     const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);

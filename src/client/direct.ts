@@ -27,7 +27,7 @@ import { HEADER_ROOM } from "../transfer/rechunk.ts";
 import { DEFAULT_WINDOW } from "../transfer/index.ts";
 import { DEFAULT_PUBLISH_TIMING, writeChunks, type Jet, type PublishTiming } from "../store/writer.ts";
 import { readObject } from "../store/reader.ts";
-import { decodeRuns, type ObjectInfo } from "../store/format.ts";
+import { decodeParts, decodeRuns, type ObjectInfo } from "../store/format.ts";
 import type { DirectOffer, DirectRead } from "../subjects/direct.ts";
 
 export type { DirectOffer, DirectRead };
@@ -134,8 +134,6 @@ export class DirectPath {
           windowBytes,
           timing: directTiming(windowBytes, opts.signal),
           ...(opts.signal ? { signal: opts.signal } : {}),
-          // multipart parts: the TTL the actor asked for (abandoned uploads' bytes vanish)
-          ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
         });
       } catch (e) {
         // writeChunks removed what it wrote; the actor forgets the session.
@@ -201,6 +199,7 @@ export class DirectPath {
       nuid: d.nuid,
       chunkSeqs: d.seqs === undefined ? undefined : decodeRuns(d.seqs, d.chunks),
       userMeta: {},
+      ...(d.parts !== undefined ? { parts: decodeParts(d.parts) } : {}),
     };
     const it = readObject(jsm, { name: d.store, stream: d.stream }, info, { ...(d.range ? { range: d.range } : {}), ...(signal ? { signal } : {}) });
     let first: IteratorResult<Uint8Array>;
@@ -232,7 +231,5 @@ export function parseOffer(o: Record<string, unknown>): DirectOffer {
     if (typeof o[k] !== "number") throw new ShoalError("InternalError", `the direct-upload offer lacks ${k}`);
     return o[k] as number;
   };
-  const ttlMs = o["ttlMs"];
-  if (ttlMs !== undefined && (typeof ttlMs !== "number" || !(ttlMs >= 1000))) throw new ShoalError("InternalError", "the direct-upload offer has a malformed ttlMs");
-  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(ttlMs !== undefined ? { ttlMs } : {}) };
+  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs") };
 }

@@ -25,6 +25,8 @@ export const JS_CODE = {
   StreamNotFound: 10059,
   /** JSStreamMsgDeleteFailedF: a message delete failed: "no message found" (deleted) or "stream store EOF" (past the end). */
   MsgDeleteFailed: 10057,
+  /** JSSequenceNotFoundErrF: "sequence N not found" — nats-server 2.15's answer to deleting a message already deleted (measured). */
+  SequenceNotFound: 10043,
   /** JSStreamMismatchErr: "expected stream does not match". */
   StreamMismatch: 10060,
   /** JSStreamWrongLastSequenceErrF: "wrong last sequence: N". */
@@ -65,7 +67,7 @@ export function isNoMessageFound(e: unknown): boolean {
 
 /** A message delete that found nothing to delete (already deleted, or past the stream's end). */
 export function isMessageGone(e: unknown): boolean {
-  return isJsApiError(e, JS_CODE.MsgDeleteFailed, JS_CODE.NoMessageFound);
+  return isJsApiError(e, JS_CODE.MsgDeleteFailed, JS_CODE.NoMessageFound, JS_CODE.SequenceNotFound);
 }
 
 /** The cluster cannot place the replicas asked for (a single server, or too few peers). */

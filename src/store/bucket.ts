@@ -50,8 +50,6 @@ export async function ensureStore(jsm: JetStreamManager, store: StoreRef, replic
       // the data path's batch features (docs/datapath.md); streams created before them get them on first write (writer.streamTraits)
       allow_batched: true,
       allow_atomic: true,
-      // multipart parts carry a Nats-TTL (src/store/multipart.ts partTtlMs)
-      allow_msg_ttl: true,
       discard: DiscardPolicy.New,
       storage: StorageType.File,
       num_replicas: replicas,

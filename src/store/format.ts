@@ -18,6 +18,14 @@
  *   Shoal-Deletes-Version  on a message that records DELETE ?versionId=<id>: the version
  *                       it removes (the message itself repeats the key's new current
  *                       version, or is a plain delete when none is left)
+ *   Shoal-Parts         on a composed multipart object (src/store/compose.ts): its parts,
+ *                       each on its own chunk subject, in order (encodeParts). The stored
+ *                       message says `deleted: true`, so stock readers see no object until
+ *                       the background copy restates it; Shoal reads it as live
+ *                       (decodeStoredMeta)
+ *   Shoal-Restates      on the background copy's metadata: the stream sequence of the
+ *                       composed commit it restates in the stock form (same version, same
+ *                       bytes; not a new change: no event, no second replication)
  *
  * Chunk i (0-based) covers bytes [i·chunkSize, min((i+1)·chunkSize, size)).
  */
@@ -34,6 +42,8 @@ export const H_REQUEST_ID = "Shoal-Request-Id";
 export const H_VERSION_ID = "Shoal-Version-Id";
 export const H_DELETE_MARKER = "Shoal-Delete-Marker";
 export const H_DELETES_VERSION = "Shoal-Deletes-Version";
+export const H_PARTS = "Shoal-Parts";
+export const H_RESTATES = "Shoal-Restates";
 /** The version id S3 gives writes made while a bucket is unversioned or suspended. */
 export const NULL_VERSION = "null";
 
@@ -62,7 +72,12 @@ export interface ObjectInfo {
   sha256: string;
   contentType: string;
   mtime: string;
-  /** Stream sequence of the metadata message: the object's revision. */
+  /**
+   * The object's revision: the stream sequence of the metadata message that
+   * committed it (for a composed object's stock form, of the composed
+   * commit it restates — compare-and-set uses the message's own sequence,
+   * Head.revision).
+   */
   revision: number;
   chunkSize: number;
   chunks: number;
@@ -76,6 +91,46 @@ export interface ObjectInfo {
   requestId?: string;
   /** The version id (`Shoal-Version-Id`): absent on a write made while the bucket was never versioned (S3's "null" version). */
   versionId?: string;
+  /**
+   * A composed multipart object (`Shoal-Parts`): its bytes are these parts'
+   * chunks, in order; `nuid` and `chunkSeqs` are then not the bytes' (the
+   * whole object has no SHA-256 yet: `sha256` is "").
+   */
+  parts?: PartRef[];
+  /** On the background copy of a composed object: the revision of the commit it restates. */
+  restates?: number;
+}
+
+/** One part of a composed object: the chunks of one multipart part. */
+export interface PartRef {
+  /** nuid of the part's chunk subject. */
+  id: string;
+  size: number;
+  chunkSize: number;
+  chunks: number;
+  seqs: number[];
+  /** Base64url SHA-256 of the part, padded (the digest form). */
+  sha256: string;
+}
+
+/** `id:size:chunkSize:chunks:runs:sha256` per part, `;`-separated (runs as encodeRuns, with `+` and `,`). */
+export function encodeParts(parts: readonly PartRef[]): string {
+  return parts.map((p) => `${p.id}:${p.size}:${p.chunkSize}:${p.chunks}:${encodeRuns(p.seqs)}:${p.sha256}`).join(";");
+}
+
+export function decodeParts(text: string): PartRef[] {
+  const out: PartRef[] = [];
+  for (const item of text.split(";")) {
+    const m = /^([A-Za-z0-9]{1,64}):(\d{1,16}):(\d{1,10}):(\d{1,10}):([0-9+,]*):([A-Za-z0-9_-]{43}=?)$/.exec(item);
+    if (!m) throw new ShoalError("MalformedPayload", `bad part entry ${JSON.stringify(item.slice(0, 60))}`);
+    const size = Number(m[2]);
+    const chunkSize = Number(m[3]);
+    const chunks = Number(m[4]);
+    // chunk i of a part covers [i·chunkSize, …): ranges are mapped on that
+    if (chunkSize < 1 || chunks !== Math.ceil(size / chunkSize)) throw new ShoalError("MalformedPayload", "a part's chunks do not match its size and chunk size");
+    out.push({ id: m[1]!, size, chunkSize, chunks, seqs: decodeRuns(m[5]!, chunks), sha256: m[6]! });
+  }
+  return out;
 }
 
 // --- chunk sequence runs ----------------------------------------------------------
@@ -174,10 +229,18 @@ export function decodeStoredMeta(data: Uint8Array | string): StoredMeta {
   }
   const m = v as Partial<StoredMeta>;
   if (!m || typeof m !== "object" || typeof m.name !== "string" || typeof m.nuid !== "string") throw new ShoalError("MalformedPayload", "object metadata lacks name or nuid");
+  // A composed object is `deleted` for stock readers only (they cannot follow
+  // its parts): to Shoal it is the live version it is.
+  if (m.deleted === true && isComposed(m as StoredMeta)) m.deleted = false;
   if (!m.deleted && (typeof m.size !== "number" || typeof m.chunks !== "number" || typeof m.digest !== "string")) {
     throw new ShoalError("MalformedPayload", "object metadata lacks size, chunks or digest");
   }
   return m as StoredMeta;
+}
+
+/** Whether stored metadata is a composed multipart object (its bytes are its parts' chunks). */
+export function isComposed(meta: StoredMeta): boolean {
+  return header(meta, H_PARTS) !== undefined;
 }
 
 /** ObjectInfo from stored metadata and the metadata message's sequence. */
@@ -187,6 +250,8 @@ export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
     if (k.toLowerCase().startsWith(H_META_PREFIX.toLowerCase()) && typeof v?.[0] === "string") userMeta[k.slice(H_META_PREFIX.length).toLowerCase()] = v[0];
   }
   const seqs = header(meta, H_CHUNK_SEQS);
+  const parts = header(meta, H_PARTS);
+  const restates = Number(header(meta, H_RESTATES) ?? NaN);
   const digest = meta.digest ?? "";
   const sha256 = digest.startsWith(DIGEST_PREFIX) ? digest.slice(DIGEST_PREFIX.length) : "";
   const etag = header(meta, H_ETAG) ?? (sha256 ? Buffer.from(sha256, "base64url").toString("hex").slice(0, 32) : "");
@@ -197,7 +262,8 @@ export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
     sha256,
     contentType: header(meta, H_CONTENT_TYPE) ?? "application/octet-stream",
     mtime: meta.mtime,
-    revision,
+    // a restatement is the same version as the commit it restates: users keep seeing that commit's revision
+    revision: Number.isSafeInteger(restates) && restates > 0 ? restates : revision,
     chunkSize: meta.options?.max_chunk_size ?? 128 * 1024,
     chunks: meta.chunks,
     nuid: meta.nuid,
@@ -206,7 +272,17 @@ export function toObjectInfo(meta: StoredMeta, revision: number): ObjectInfo {
     ...sourceOf(header(meta, H_SOURCE)),
     ...requestIdOf(meta),
     ...(header(meta, H_VERSION_ID) !== undefined ? { versionId: header(meta, H_VERSION_ID)! } : {}),
+    ...(parts !== undefined ? { parts: checkedParts(decodeParts(parts), meta) } : {}),
+    ...(Number.isSafeInteger(restates) && restates > 0 ? { restates } : {}),
   };
+}
+
+/** The parts must add up to the object (size and chunk count). */
+function checkedParts(parts: PartRef[], meta: StoredMeta): PartRef[] {
+  const size = parts.reduce((a, p) => a + p.size, 0);
+  const chunks = parts.reduce((a, p) => a + p.chunks, 0);
+  if (size !== meta.size || chunks !== meta.chunks) throw new ShoalError("MalformedPayload", `the parts hold ${size} bytes in ${chunks} chunks, not ${meta.size} in ${meta.chunks}`);
+  return parts;
 }
 
 /** A source commit: stream, sequence and (when known) the stream's incarnation. */
@@ -247,6 +323,8 @@ export function buildHeaders(o: {
   source?: CommitSource;
   requestId?: string;
   versionId?: string;
+  parts?: readonly PartRef[];
+  restates?: number;
 }): Record<string, string[]> {
   const h: Record<string, string[]> = {
     [H_CONTENT_TYPE]: [o.contentType || "application/octet-stream"],
@@ -257,5 +335,7 @@ export function buildHeaders(o: {
   if (o.source) h[H_SOURCE] = [`${o.source.stream}:${o.source.seq}${o.source.incarnation ? `:${o.source.incarnation}` : ""}`];
   if (o.requestId) h[H_REQUEST_ID] = [o.requestId];
   if (o.versionId) h[H_VERSION_ID] = [o.versionId];
+  if (o.parts) h[H_PARTS] = [encodeParts(o.parts)];
+  if (o.restates !== undefined) h[H_RESTATES] = [String(o.restates)];
   return h;
 }

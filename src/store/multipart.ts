@@ -7,13 +7,20 @@
  *   each part (its chunks' nuid and sequences, size, MD5, SHA-256).
  * - Part bytes: chunks in the bucket's own stream, `$O.<token>.C.<nuid>`,
  *   written exactly like an object's; no metadata refers to them until the
- *   upload completes. The sweep treats chunks named by a part record as
- *   referenced, and removes uploads older than the configured age.
- * - Complete: the parts' chunks are read in order (each part's SHA-256
- *   checked) and written as one object, committed like any put; its ETag is
- *   S3's MD5 of the parts' binary MD5s, `-N`. Then the parts go. This costs
- *   one copy inside the cluster; it keeps the result a standard ADR-20
- *   object that stock tools read.
+ *   upload completes. The sweep treats chunks named by a part record of an
+ *   open upload as referenced.
+ * - Complete: the chosen parts become the object without a byte copied
+ *   (compose.ts composeObject: one metadata message listing them, committed
+ *   like any put; up to MAX_COMPOSED_PARTS parts); its ETag is S3's MD5 of
+ *   the parts' binary MD5s, `-N`. The parts' chunks are the object's from
+ *   then on: only their records go. Stock tools see the object once its
+ *   background copy (compose.ts restateComposed) has run. More parts than
+ *   one message can list, or parts of uneven chunks: the parts are read in
+ *   order and written as one object (a copy), and their chunks go.
+ * - Abandoned uploads: the sweep removes uploads older than the configured
+ *   age (storage.multipartMaxAgeMs) with their parts' chunks. Parts carry
+ *   no per-message TTL: a TTL cannot be cleared once stored
+ *   (docs/datapath.md), and a composed object keeps its parts' chunks.
  * - Complete is idempotent, as S3's: the object is committed with the request
  *   id `mpu.<uploadId>` (a retry whose commit landed finds it), the upload
  *   record then becomes a completion record holding the result (compare-and-
@@ -23,8 +30,9 @@
  *   upload answer NoSuchUpload, as S3 does.
  * - No part leaks: a part recorded while its upload is aborted, completed or
  *   expired (a race) is caught by recordPart's second look, and failing that
- *   by the sweep, which removes part records whose upload is gone (and their
- *   chunks); only parts of open uploads protect chunks from the orphan sweep.
+ *   by the sweep, which removes part records whose upload is gone; their
+ *   chunks, unless a composed object holds them, are then orphans the sweep
+ *   removes (only parts of open uploads protect chunks from it).
  */
 import type { KV } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -33,7 +41,8 @@ import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, PARTS_META, bucketToken, chunkSubject } from "../subjects/index.ts";
-import { decodeRuns, encodeRuns, type ObjectInfo } from "./format.ts";
+import { decodeRuns, encodeRuns, type ObjectInfo, type PartRef } from "./format.ts";
+import { composeObject, MAX_COMPOSED_PARTS } from "./compose.ts";
 import { leaderGet } from "./reader.ts";
 import { readSeqs } from "../jet/index.ts";
 import { apiCode, checkDigests, putObject, removeChunks, writeChunks, type Jet, type StoreRef, type WrittenChunks } from "./writer.ts";
@@ -162,19 +171,6 @@ export interface PartExpectations {
  * part's chunks are written first and recorded after, so a failed part
  * leaves nothing recorded (and its chunks purged by writeChunks).
  */
-/**
- * The TTL of a part's chunks: the upload's maximum age (the sweep aborts
- * older uploads: storage.multipartMaxAgeMs) plus a margin of as much again,
- * at most an hour. An upload that nobody completes or aborts — and that no
- * sweep reaches (every storage actor down) — leaves no bytes once it
- * passes; a completion copies the parts into the object (no TTL there), so
- * a completed object never expires. A completion later than max age + the
- * margin finds its first parts gone and fails (InternalError).
- */
-export function partTtlMs(maxAgeMs: number): number {
-  return Math.max(1000, maxAgeMs + Math.min(maxAgeMs, 3_600_000));
-}
-
 export async function uploadPart(
   jet: Jet,
   kv: KV,
@@ -183,10 +179,10 @@ export async function uploadPart(
   upload: UploadRecord,
   n: number,
   source: AsyncIterable<Uint8Array>,
-  o: PartExpectations & { signal?: AbortSignal; ttlMs?: number } = {},
+  o: PartExpectations & { signal?: AbortSignal } = {},
 ): Promise<PartRecord> {
   assertPartNumber(n);
-  const w: WrittenChunks = await writeChunks(jet, store, source, { maxSize: MAX_PART_SIZE, ...(o.signal ? { signal: o.signal } : {}), ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}) });
+  const w: WrittenChunks = await writeChunks(jet, store, source, { maxSize: MAX_PART_SIZE, ...(o.signal ? { signal: o.signal } : {}) });
   return recordPart(jet, kv, store, bucket, upload, n, w, o);
 }
 
@@ -328,15 +324,12 @@ export async function completeUpload(
   bucket: string,
   upload: UploadRecord,
   requested: ReadonlyArray<{ n: number; etag: string }>,
-  o: { signal?: AbortSignal; versionId?: string } = {},
+  o: { signal?: AbortSignal; versionId?: string; copy?: boolean } = {},
 ): Promise<ObjectInfo> {
   if (upload.completed) return upload.completed.info;
   const recorded = await listParts(kv, bucket, upload.uploadId);
   const chosen = checkCompletion(requested, recorded);
-  async function* body(): AsyncGenerator<Uint8Array> {
-    for (const p of chosen) yield* partBytes(jet, store, p, o.signal);
-  }
-  const info = await putObject(jet, store, upload.key, body(), {
+  const opts = {
     ...(upload.contentType ? { contentType: upload.contentType } : {}),
     userMeta: { ...upload.userMeta, [PARTS_META]: partSizeRuns(chosen.map((p) => p.size)) },
     etagOverride: multipartEtag(chosen.map((p) => p.etag)),
@@ -344,12 +337,22 @@ export async function completeUpload(
     requestId: `mpu.${upload.uploadId}`,
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.versionId !== undefined ? { versionId: o.versionId } : {}),
-  });
+  };
+  const refs = o.copy ? undefined : composable(chosen);
+  let info: ObjectInfo;
+  if (refs) {
+    info = await composeObject(jet, store, upload.key, refs, opts);
+  } else {
+    async function* body(): AsyncGenerator<Uint8Array> {
+      for (const p of chosen) yield* partBytes(jet, store, p, o.signal);
+    }
+    info = await putObject(jet, store, upload.key, body(), opts);
+  }
   // the result, for repeated completions (compare-and-set: one completion record)
   for (let attempt = 0; attempt < 5; attempt++) {
     const cur = await readUpload(kv, bucket, upload.uploadId, undefined, { completed: true });
     if (cur.rec.completed) return cur.rec.completed.info; // another completion recorded first
-    const done: UploadRecord = { ...cur.rec, completed: { at: new Date().toISOString(), info: { ...info, chunkSeqs: undefined } } };
+    const done: UploadRecord = { ...cur.rec, completed: { at: new Date().toISOString(), info: { ...info, chunkSeqs: undefined, parts: undefined } } };
     try {
       await kv.update(uploadKey(bucket, upload.uploadId), JSON.stringify(done), cur.revision);
       break;
@@ -357,14 +360,33 @@ export async function completeUpload(
       if (attempt === 4) throw e;
     }
   }
-  await removeParts(jet, kv, store, bucket, upload.uploadId, recorded);
+  // composed: the chosen parts' chunks are the object's now — only their records go
+  // (and the chunks of parts not chosen); copied: every part's chunks go
+  const kept = new Set(refs ? chosen.map((p) => p.id) : []);
+  await removeParts(jet, kv, store, bucket, upload.uploadId, recorded, kept);
   return info;
 }
 
-/** Removes the given (else all) parts of an upload: chunks, then records. */
-async function removeParts(jet: Jet, kv: KV, store: StoreRef, bucket: string, uploadId: string, parts?: PartRecord[]): Promise<void> {
+/**
+ * The chosen parts as the parts of a composed object, or undefined when
+ * they cannot be one (then the completion copies): too many to list in one
+ * metadata message, or a part whose chunks are not of one size (ranges
+ * are mapped on chunk i covering [i·chunkSize, …)).
+ */
+function composable(chosen: readonly PartRecord[]): PartRef[] | undefined {
+  if (chosen.length > MAX_COMPOSED_PARTS) return undefined;
+  const refs: PartRef[] = [];
+  for (const p of chosen) {
+    if (p.chunkSize < 1 || p.chunks !== Math.ceil(p.size / p.chunkSize)) return undefined;
+    refs.push({ id: p.id, size: p.size, chunkSize: p.chunkSize, chunks: p.chunks, seqs: decodeRuns(p.seqs, p.chunks), sha256: p.sha256 });
+  }
+  return refs;
+}
+
+/** Removes the given (else all) parts of an upload: chunks (unless `keep` names them), then records. */
+async function removeParts(jet: Jet, kv: KV, store: StoreRef, bucket: string, uploadId: string, parts?: PartRecord[], keep?: ReadonlySet<string>): Promise<void> {
   for (const p of parts ?? (await listParts(kv, bucket, uploadId))) {
-    await removeChunks(jet.jsm, store, p.id, decodeRuns(p.seqs, p.chunks)).catch(() => undefined);
+    if (!keep?.has(p.id)) await removeChunks(jet.jsm, store, p.id, decodeRuns(p.seqs, p.chunks)).catch(() => undefined);
     await kv.delete(partKey(bucket, uploadId, p.n)).catch(() => undefined);
   }
 }
@@ -424,17 +446,16 @@ export async function expireUploads(jet: Jet, kv: KV, store: StoreRef, bucket: s
       n++;
     }
   }
-  // parts without an open upload: read the open ones after listing the parts,
-  // so that an upload created meanwhile cannot be mistaken for a missing one
+  // Part records without an open upload: read the open ones after listing the
+  // parts, so that an upload created meanwhile cannot be mistaken for a
+  // missing one. Only the records go: the chunks of a completed upload's
+  // parts may be its composed object's (compose.ts), and any that are not
+  // are orphans the sweep removes once no metadata refers to them.
   const partKeys = await kvKeys(kv, `${bucketToken(bucket)}.*.*`);
   const open = await openUploadIds(kv, bucket);
   for (const k of partKeys) {
     const [, uploadId, num] = k.split(".");
     if (open.has(uploadId!)) continue;
-    const e = await kv.get(k);
-    if (!e || e.operation !== "PUT") continue;
-    const p = parse<PartRecord>(e.value);
-    await removeChunks(jet.jsm, store, p.id, decodeRuns(p.seqs, p.chunks)).catch(() => undefined);
     await kv.delete(partKey(bucket, uploadId!, Number(num))).catch(() => undefined);
   }
   return n;

@@ -16,7 +16,7 @@ import { retry } from "../runtime/backoff.ts";
 import { readSubject } from "../jet/index.ts";
 import { classify } from "../jet/errors.ts";
 import { linearLast, withinMs } from "../runtime/linear.ts";
-import { chunksForRange, decodeStoredMeta, isVersionMarker, requestIdOf, versionIdOf, toObjectInfo, type StoredMeta, type ByteRange, type ObjectInfo } from "./format.ts";
+import { chunksForRange, decodeStoredMeta, isVersionMarker, requestIdOf, versionIdOf, toObjectInfo, type StoredMeta, type ByteRange, type ObjectInfo, type PartRef } from "./format.ts";
 import type { Head, StoreRef } from "./types.ts";
 
 /**
@@ -244,6 +244,10 @@ export interface ReadOptions {
  */
 export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: ObjectInfo, opts: ReadOptions = {}): AsyncGenerator<Uint8Array> {
   if (info.size === 0 || info.chunks === 0) return;
+  if (info.parts) {
+    yield* readParts(jsm, store, info, info.parts, opts);
+    return;
+  }
   const whole = opts.range === undefined || (opts.range.start === 0 && opts.range.end >= info.size - 1);
   const span = opts.range && !whole ? chunksForRange(opts.range, info.chunkSize) : { first: 0, last: info.chunks - 1, skip: 0, take: info.size };
   const sha = whole ? createHash("sha256") : undefined;
@@ -310,6 +314,33 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
     const got = sha.digest("hex");
     const want = Buffer.from(info.sha256, "base64url").toString("hex");
     if (got !== want) throw new ShoalError("InternalError", `digest mismatch reading ${JSON.stringify(info.key)}`, { detail: { key: info.key.slice(0, 256) } });
+  }
+}
+
+/**
+ * A composed object (src/store/compose.ts): each part that the range
+ * touches is read as an object of its own — its chunk subject, its chunk
+ * sequences, the part of the range inside it — and a part read whole is
+ * checked against its own SHA-256 (the composed object has no digest of the
+ * whole until its background copy).
+ */
+async function* readParts(jsm: JetStreamManager, store: StoreRef, info: ObjectInfo, parts: readonly PartRef[], opts: ReadOptions): AsyncGenerator<Uint8Array> {
+  const r = opts.range ?? { start: 0, end: info.size - 1 };
+  let offset = 0;
+  let firstChunk = 0;
+  for (const p of parts) {
+    const start = offset;
+    const end = offset + p.size - 1;
+    offset += p.size;
+    const base = firstChunk;
+    firstChunk += p.chunks;
+    if (p.size === 0 || end < r.start) continue;
+    if (start > r.end) break;
+    const part: ObjectInfo = { ...info, size: p.size, chunkSize: p.chunkSize, chunks: p.chunks, nuid: p.id, chunkSeqs: p.seqs, sha256: p.sha256 };
+    delete part.parts;
+    const range = { start: Math.max(r.start, start) - start, end: Math.min(r.end, end) - start };
+    const count = opts.onChunkFetched;
+    yield* readObject(jsm, store, part, { ...opts, range, ...(count ? { onChunkFetched: (i: number) => count(base + i) } : {}) });
   }
 }
 

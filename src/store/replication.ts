@@ -81,7 +81,7 @@ export type Decision = "copy" | "delete" | "skip";
  * What to do with the target when the source committed `change` at `seq`:
  * never let an older source commit replace a newer copy; never resurrect.
  */
-export function decide(change: { deleted: boolean; seq: number }, source: { stream: string; incarnation: string }, target: ObjectInfo | undefined): Decision {
+export function decide(change: { deleted: boolean; seq: number; restates?: number }, source: { stream: string; incarnation: string }, target: ObjectInfo | undefined): Decision {
   // a copy of another incarnation of the source (deleted and created again) is not comparable: its sequences restarted
   const same = target?.source?.stream === source.stream && target.source.incarnation === source.incarnation;
   const copiedSeq = same ? target!.source!.seq : undefined;
@@ -89,7 +89,8 @@ export function decide(change: { deleted: boolean; seq: number }, source: { stre
     if (!target) return "skip";
     return copiedSeq !== undefined && copiedSeq > change.seq ? "skip" : "delete";
   }
-  return copiedSeq !== undefined && copiedSeq >= change.seq ? "skip" : "copy";
+  // a composed object's stock form (compose.ts) restates a commit: copied already when that commit was
+  return copiedSeq !== undefined && (copiedSeq >= change.seq || copiedSeq === change.restates) ? "skip" : "copy";
 }
 
 /**
@@ -131,10 +132,10 @@ export async function applyChange(
     return "delete";
   }
   const target = (await headObject(dst.jet.jsm, dst.store, key))?.info;
-  const d = decide({ deleted: meta.deleted === true, seq: msg.seq }, { stream: src.store.stream, incarnation: src.incarnation }, target);
+  const info = meta.deleted ? undefined : toObjectInfo(meta, msg.seq);
+  const d = decide({ deleted: meta.deleted === true, seq: msg.seq, ...(info?.restates !== undefined ? { restates: info.restates } : {}) }, { stream: src.store.stream, incarnation: src.incarnation }, target);
   if (d === "delete") await deleteObject(dst.jet, dst.store, key);
-  if (d !== "copy") return d;
-  const info = toObjectInfo(meta, msg.seq);
+  if (d !== "copy" || !info) return d;
   if (versionId !== undefined) {
     // a version is copied while the source keeps it (its chunks are there), even when no longer current
     const kept = (await keyVersions(src.jsm, src.store, key)).some((v) => v.versionId === versionId && v.info?.nuid === info.nuid);
@@ -148,7 +149,8 @@ export async function applyChange(
     contentType: info.contentType,
     userMeta: info.userMeta,
     etagOverride: info.etag,
-    expectSha256B64: Buffer.from(info.sha256, "base64url").toString("base64"),
+    // (a composed object has no digest of the whole: its parts are checked as they are read)
+    ...(info.sha256 ? { expectSha256B64: Buffer.from(info.sha256, "base64url").toString("base64") } : {}),
     source: { stream: src.store.stream, seq: msg.seq, incarnation: src.incarnation },
     ...(signal ? { signal } : {}),
     ...(versionId !== undefined ? { versionId } : {}),

@@ -19,12 +19,17 @@
  *   purge that failed during a failover. The grace period is far longer than
  *   any put takes between its last chunk and its commit.
  *
+ * - Composed multipart objects (compose.ts) that are still their key's
+ *   current version a while after their commit — their background copy was
+ *   interrupted — are restated (`restate`). A version's chunks are all its
+ *   chunk subjects: a composed version's parts, each.
+ *
  * Every step is idempotent, so two storage instances sweeping the same
  * bucket at once do no harm (only double work).
  */
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { chunkSubjectAll, metaSubjectAll } from "../subjects/index.ts";
-import { decodeStoredMeta, toObjectInfo, type StoredMeta } from "./format.ts";
+import { chunkSubjectAll, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
+import { decodeStoredMeta, isComposed, toObjectInfo, type ObjectInfo, type StoredMeta } from "./format.ts";
 import { foldVersions, scanAllMetadata } from "./versions.ts";
 import { deleteSeqs, removeChunks, seqsOfSubject, type StoreRef } from "./writer.ts";
 
@@ -37,8 +42,15 @@ export interface SweepOptions {
   readGraceMs?: number;
   /** Chunk nuids referenced from elsewhere (parts of open multipart uploads): never orphans. */
   alsoReferenced?: () => Promise<Set<string>>;
+  /** Restates a composed current version (compose.ts restateComposed); without it none is. */
+  restate?: (key: string, revision: number) => Promise<unknown>;
+  /** A composed current version committed longer ago than this is restated (default RESTATE_AFTER_MS). */
+  restateAfterMs?: number;
   now?: () => number;
 }
+
+/** How long the sweep leaves a composed version to the restatement its completion started. */
+export const RESTATE_AFTER_MS = 60_000;
 
 export interface SweepReport {
   bucket: string;
@@ -54,13 +66,25 @@ export interface SweepReport {
   replacedHeld: number;
   orphansPurged: number;
   orphanMessagesPurged: number;
+  /** Composed current versions restated (their background copy had not run). */
+  composedRestated: number;
+}
+
+/** One chunk subject of a version: its nuid, and its sequences when the metadata records them. */
+interface ChunkRef {
+  nuid: string;
+  chunkSeqs: number[] | undefined;
+}
+
+/** A version's chunk subjects: its own, or each of its parts' when composed. */
+function chunkRefs(info: ObjectInfo): ChunkRef[] {
+  return info.parts ? info.parts.map((p) => ({ nuid: p.id, chunkSeqs: p.seqs })) : [{ nuid: info.nuid, chunkSeqs: info.chunkSeqs }];
 }
 
 interface Superseded {
   seq: number;
-  /** The replaced version's chunks (undefined for a marker or foreign metadata). */
-  nuid: string | undefined;
-  chunkSeqs: number[] | undefined;
+  /** The replaced version's chunk subjects (none for a marker or foreign metadata). */
+  chunks: ChunkRef[];
   /** When the message that replaced it was written. */
   replacedMs: number;
 }
@@ -73,6 +97,8 @@ interface Scan {
   superseded: Superseded[];
   /** Keys (subjects) with metadata. */
   count: number;
+  /** Composed versions that are their key's current one. */
+  composed: Array<{ subject: string; seq: number; ms: number }>;
 }
 
 /**
@@ -87,7 +113,7 @@ interface Scan {
  * TTL purges.
  */
 async function scanMetadata(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef): Promise<Scan> {
-  const scan: Scan = { referenced: new Set(), markers: [], superseded: [], count: 0 };
+  const scan: Scan = { referenced: new Set(), markers: [], superseded: [], count: 0, composed: [] };
   interface Entry {
     seq: number;
     ms: number;
@@ -107,12 +133,14 @@ async function scanMetadata(js: JetStreamClient, jsm: JetStreamManager, store: S
     if (!l) bySubject.set(subject, (l = []));
     l.push({ seq, ms, meta });
   });
-  const chunksOf = (e: Entry): { nuid: string | undefined; chunkSeqs: number[] | undefined } => {
-    if (!e.meta || e.meta.deleted) return { nuid: undefined, chunkSeqs: undefined };
+  const chunksOf = (e: Entry): ChunkRef[] => {
+    if (!e.meta || e.meta.deleted) return [];
     try {
-      return { nuid: e.meta.nuid, chunkSeqs: toObjectInfo(e.meta, e.seq).chunkSeqs };
+      return chunkRefs(toObjectInfo(e.meta, e.seq));
     } catch {
-      return { nuid: e.meta.nuid, chunkSeqs: undefined }; // no chunk index: found by walking the chunk subject when removed
+      // no readable chunk index: found by walking the chunk subject when removed (never a
+      // composed version's parts: those are not walked, and stay for the orphan pass)
+      return isComposed(e.meta) ? [] : [{ nuid: e.meta.nuid, chunkSeqs: undefined }];
     }
   };
   for (const [subject, entries] of bySubject) {
@@ -125,11 +153,13 @@ async function scanMetadata(js: JetStreamClient, jsm: JetStreamManager, store: S
     );
     const retained = new Set(versions.map((v) => v.seq));
     const last = entries[entries.length - 1]!;
-    for (const v of versions) if (!v.marker && v.info) scan.referenced.add(v.info.nuid);
+    for (const v of versions) if (!v.marker && v.info) for (const c of chunkRefs(v.info)) scan.referenced.add(c.nuid);
+    const current = versions[versions.length - 1];
+    if (current?.info?.parts && current.seq === last.seq) scan.composed.push({ subject, seq: last.seq, ms: last.ms });
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (retained.has(e.seq) || e === last) continue;
-      scan.superseded.push({ seq: e.seq, ...chunksOf(e), replacedMs: droppedMs.get(e.seq) ?? entries[i + 1]!.ms });
+      scan.superseded.push({ seq: e.seq, chunks: chunksOf(e), replacedMs: droppedMs.get(e.seq) ?? entries[i + 1]!.ms });
     }
     // an unversioned delete (no versions left): a marker the TTL purges
     if (last.meta?.deleted && !retained.has(last.seq)) scan.markers.push({ subject, seq: last.seq, ms: last.ms });
@@ -150,7 +180,7 @@ async function durableFloor(jsm: JetStreamManager, stream: string): Promise<numb
 
 export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef, o: SweepOptions): Promise<SweepReport> {
   const now = (o.now ?? Date.now)();
-  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0 };
+  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0, composedRestated: 0 };
   const scan = await scanMetadata(js, jsm, store);
   report.metadata = scan.count;
 
@@ -159,29 +189,28 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   // their chunks count as referenced (also for the orphan pass below).
   const inGrace = (v: Superseded) => now - v.replacedMs < readGraceMs;
   const held = new Set<string>();
-  for (const v of scan.superseded) if (v.nuid && inGrace(v)) held.add(v.nuid);
-  report.replacedHeld = scan.superseded.filter((v) => v.nuid && inGrace(v)).length;
+  for (const v of scan.superseded) if (inGrace(v)) for (const c of v.chunks) held.add(c.nuid);
+  report.replacedHeld = scan.superseded.filter((v) => v.chunks.length > 0 && inGrace(v)).length;
   const old = scan.markers.filter((m) => now - m.ms > o.markerTtlMs);
   if (old.length > 0 || scan.superseded.length > 0) {
     const floor = await durableFloor(jsm, store.stream);
-    const other = scan.superseded.some((v) => v.nuid && !inGrace(v)) ? ((await o.alsoReferenced?.()) ?? new Set<string>()) : new Set<string>();
+    const other = scan.superseded.some((v) => v.chunks.length > 0 && !inGrace(v)) ? ((await o.alsoReferenced?.()) ?? new Set<string>()) : new Set<string>();
     // Replaced versions past the grace period: their chunks (unless a live
     // version or an upload shares them), then their metadata once every
     // durable reader has passed it — before any marker, so that deleting a
     // marker can never expose an older version.
-    let gone = 0;
+    let removed = 0;
     for (const v of scan.superseded) {
       if (inGrace(v)) continue;
-      if (v.nuid && !scan.referenced.has(v.nuid) && !held.has(v.nuid) && !other.has(v.nuid)) {
-        await removeChunks(jsm, store, v.nuid, v.chunkSeqs);
-        report.replacedChunksRemoved++;
-      }
+      const gone = v.chunks.filter((c) => !scan.referenced.has(c.nuid) && !held.has(c.nuid) && !other.has(c.nuid));
+      for (const c of gone) await removeChunks(jsm, store, c.nuid, c.chunkSeqs);
+      if (gone.length > 0) report.replacedChunksRemoved++;
       if (v.seq < floor) {
         await deleteSeqs(jsm, store.stream, [v.seq]);
-        gone++;
+        removed++;
       }
     }
-    report.supersededRemoved = gone;
+    report.supersededRemoved = removed;
     for (const m of old) {
       if (m.seq >= floor || (await hasOlder(jsm, store, m))) {
         report.markersHeld++;
@@ -190,6 +219,14 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
       // one message delete: a purge would move consumers (writer.ts, deleteSeqs)
       await deleteSeqs(jsm, store.stream, [m.seq]);
       report.markersPurged++;
+    }
+  }
+
+  // Composed current versions whose restatement has not happened (interrupted): now.
+  if (o.restate) {
+    for (const c of scan.composed) {
+      if (now - c.ms <= (o.restateAfterMs ?? RESTATE_AFTER_MS)) continue;
+      if ((await o.restate(keyFromMetaSubject(c.subject), c.seq)) === "restated") report.composedRestated++;
     }
   }
 
@@ -206,9 +243,11 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   }
   if (candidates.length === 0) return report;
   // A put may have committed one of them after the first scan: look again.
-  const fresh = await scanMetadata(js, jsm, store);
-  for (const v of fresh.superseded) if (v.nuid && inGrace(v)) held.add(v.nuid);
+  // The uploads first: a completion that composes parts commits its object
+  // before its upload stops being open, so one of the two looks sees them.
   const other = (await o.alsoReferenced?.()) ?? new Set<string>();
+  const fresh = await scanMetadata(js, jsm, store);
+  for (const v of fresh.superseded) if (inGrace(v)) for (const c of v.chunks) held.add(c.nuid);
   for (const c of candidates) {
     if (fresh.referenced.has(c.id) || held.has(c.id) || other.has(c.id)) continue;
     const seqs = (await seqsOfSubject(jsm, store.stream, c.subject)).filter((q) => q <= c.lastSeq);

@@ -6,7 +6,7 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import type { CommitSource, ObjectInfo } from "./format.ts";
+import type { CommitSource, ObjectInfo, PartRef } from "./format.ts";
 
 /** The three handles the store needs from one connection. */
 export interface Jet {
@@ -75,18 +75,16 @@ export interface WrittenChunks {
   size: number;
   chunkSize: number;
   md5hex: string;
-  /** Base64url SHA-256, padded (ADR-20 digest form). */
+  /** Base64url SHA-256, padded (ADR-20 digest form); "" for a composed object. */
   sha256: string;
+  /**
+   * A composed multipart object (src/store/compose.ts): its bytes are these
+   * parts' chunks; `id` then names no chunks and `seqs` is empty.
+   */
+  parts?: PartRef[];
 }
 
 export interface ChunkOptions {
-  /**
-   * Per-message TTL of every chunk (Nats-TTL; the stream needs allow_msg_ttl):
-   * multipart parts, so an abandoned upload's bytes vanish by themselves. A
-   * TTL cannot be cleared or extended once stored (docs/datapath.md), so it
-   * goes only on bytes that are copied anyway.
-   */
-  ttlMs?: number;
   /** The nuid to write under (a direct upload the storage actor announced); a fresh one otherwise. */
   id?: string;
   chunkSize?: number;

@@ -24,7 +24,7 @@ export type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, Writ
 import { isMessageGone, isWrongLastSequence, jsApiCode } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
-import { enableFeatures, publish, ttlValue } from "../jet/index.ts";
+import { enableFeatures, publish } from "../jet/index.ts";
 import { createHash } from "node:crypto";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
@@ -55,7 +55,7 @@ export const DEFAULT_PUBLISH_TIMING: PublishTiming = Object.freeze({ attemptMs: 
  * whose ack was lost count once. This is what lets a put ride through a
  * stream-leader failover instead of failing and starting over.
  */
-function publishWith(js: JetStreamClient, subject: string, data: Uint8Array | string, msgId: string, t: PublishTiming, o: { expectLastSubjectSeq?: number; ttlMs?: number } = {}): Promise<PubAck> {
+function publishWith(js: JetStreamClient, subject: string, data: Uint8Array | string, msgId: string, t: PublishTiming, o: { expectLastSubjectSeq?: number } = {}): Promise<PubAck> {
   return publish(js, subject, data, { msgId, attemptMs: t.attemptMs, deadlineMs: t.deadlineMs, ...(t.signal ? { signal: t.signal } : {}), ...o });
 }
 
@@ -130,7 +130,6 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
   const timing = opts.timing ?? timingOf(opts);
   const id = opts.id ?? nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
-  const ttl = opts.ttlMs !== undefined ? ttlValue(opts.ttlMs) : undefined;
   // MD5 and SHA-256 on a worker thread once the body proves large (src/store/hasher.ts)
   const hasher = new AdaptiveHasher(opts.md5 ?? true);
   let digests: Digests = { md5hex: "", sha256: "" };
@@ -149,7 +148,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
     try {
       ack = await p.ack;
     } catch {
-      ack = await publishWith(js, chunkSubj, p.data, chunkId(p.index), timing, opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {});
+      ack = await publishWith(js, chunkSubj, p.data, chunkId(p.index), timing);
     }
     pending.shift();
     seqs[p.index] = ack.seq;
@@ -166,7 +165,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
       size += chunk.byteLength;
       if (opts.maxSize !== undefined && size > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
       wrote = true;
-      const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs, ...(ttl !== undefined ? { ttl } : {}) });
+      const ack = js.publish(chunkSubj, chunk, { msgID: chunkId(index), timeout: timing.attemptMs });
       ack.catch(() => undefined); // observed in settleOldest; never unhandled
       pending.push({ index: index++, data: chunk, ack });
       inflight += chunk.byteLength;
@@ -204,26 +203,29 @@ export function checkDigests(w: Pick<WrittenChunks, "md5hex" | "sha256">, o: { e
 
 /** The ADR-20 metadata of written chunks, with Shoal's headers. */
 function metaFor(store: StoreRef, key: string, w: Omit<WrittenChunks, "seqs"> & { seqs: number[] | undefined; chunks?: number }, opts: PutOptions): StoredMeta {
+  const parts = w.parts;
   return {
     name: key,
     description: "",
     headers: buildHeaders({
       contentType: opts.contentType,
       etag: opts.etagOverride ?? w.md5hex,
-      chunkSeqs: w.seqs,
+      chunkSeqs: parts ? undefined : w.seqs,
       userMeta: opts.userMeta,
       ...(opts.source ? { source: opts.source } : {}),
       ...(opts.requestId ? { requestId: opts.requestId } : {}),
       ...(opts.versionId ? { versionId: opts.versionId } : {}),
+      ...(parts ? { parts } : {}),
     }),
     options: { max_chunk_size: w.chunkSize },
     bucket: store.name,
     nuid: w.id,
     size: w.size,
-    chunks: w.chunks ?? w.seqs?.length ?? 0,
+    chunks: parts ? parts.reduce((a, p) => a + p.chunks, 0) : (w.chunks ?? w.seqs?.length ?? 0),
     mtime: new Date().toISOString(),
-    digest: `${DIGEST_PREFIX}${w.sha256}`,
-    deleted: false,
+    digest: parts ? "" : `${DIGEST_PREFIX}${w.sha256}`,
+    // stock readers cannot follow parts: to them a composed object is not there yet (format.ts)
+    deleted: parts !== undefined,
   };
 }
 
@@ -295,25 +297,6 @@ export function streamTraits(jsm: JetStreamManager, stream: string): Promise<Str
     m.set(stream, t);
   }
   return t;
-}
-
-const ttlReady = new WeakMap<JetStreamManager, Map<string, Promise<unknown>>>();
-/**
- * Turns on per-message TTLs (allow_msg_ttl) on a bucket's stream before a
- * multipart part is written with one. One-way: the server refuses to turn
- * it off again (10052); stock tools are unaffected. New streams are created
- * with it (bucket.ts).
- */
-export function ensurePartTtl(jsm: JetStreamManager, stream: string): Promise<unknown> {
-  const m = ttlReady.get(jsm) ?? new Map<string, Promise<unknown>>();
-  ttlReady.set(jsm, m);
-  let p = m.get(stream);
-  if (!p) {
-    p = enableFeatures(jsm, stream, { msgTtl: true });
-    p.catch(() => m.delete(stream));
-    m.set(stream, p);
-  }
-  return p;
 }
 
 /**

@@ -15,8 +15,6 @@ export type DirectOffer = {
   chunkSubject: string;
   chunkSize: number;
   idleMs: number;
-  /** Nats-TTL (ms) the writer puts on every chunk: multipart parts (absent for a PUT). */
-  ttlMs?: number;
 };
 
 /** Payload of a GET reply with `Shoal-Direct: 1`: what the reader fetches itself with Direct Get. */
@@ -30,7 +28,10 @@ export type DirectRead = {
   chunkSize: number;
   /** Chunk sequences as runs (`first+count,…`); absent for objects stock clients wrote (walk the subject). */
   seqs?: string;
+  /** Base64url SHA-256 of the whole object; "" for a composed one (its parts are checked each). */
   sha256: string;
+  /** A composed multipart object's parts (src/store/format.ts encodeParts): then `nuid` and `seqs` are not the bytes'. */
+  parts?: string;
   /** The byte range served, when one was asked for. */
   range?: { start: number; end: number };
 };

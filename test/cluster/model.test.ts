@@ -176,10 +176,19 @@ function unexpected(what: string, e: unknown): never {
   throw new Violation(`${what} failed with ${codeOf(e)} (${e instanceof Error ? e.message : String(e)}), a definite error the model does not allow`);
 }
 
+/**
+ * A reply's SHA-256 is the body's — or "" for a composed multipart object
+ * (src/store/compose.ts) until its stock copy: then its (multipart) ETag
+ * names the version.
+ */
+function digestOk(info: ObjectMeta, bytes: Uint8Array): boolean {
+  return info.sha256 === "" ? /-\d+$/.test(info.etag) : normDigest(info.sha256) === sha256b64url(bytes);
+}
+
 function checkAck(r: Real, what: string, ack: ObjectMeta, bytes: Uint8Array, etag: string): void {
   if (ack.size !== bytes.byteLength) throw new Violation(`${what}: ack says ${ack.size} B, ${bytes.byteLength} B were sent`);
   if (ack.etag !== etag) throw new Violation(`${what}: ack ETag ${ack.etag}, expected ${etag}`);
-  if (normDigest(ack.sha256) !== sha256b64url(bytes)) throw new Violation(`${what}: ack SHA-256 ${ack.sha256} is not the body's`);
+  if (!digestOk(ack, bytes)) throw new Violation(`${what}: ack SHA-256 ${ack.sha256} is not the body's`);
   checkRevision(r, what, ack.revision);
 }
 
@@ -188,13 +197,24 @@ function checkRevision(r: Real, what: string, revision: number): void {
   r.lastRevision = revision;
 }
 
-/** The version `k` holds according to a reply's SHA-256 (every content's digest is known). */
-function versionFromDigest(m: Model, r: Real, k: string, sha: string, what: string): Version {
-  const c = r.contents.identifyDigest(normDigest(sha), (cid) => m.versionOf(k, cid) !== undefined);
-  const v = c ? m.versionOf(k, c.cid) : undefined;
+/**
+ * The version `k` holds according to a reply's SHA-256 (every content's
+ * digest is known), or its multipart ETag when the reply has no SHA-256 (a
+ * composed object before its stock copy: src/store/compose.ts).
+ */
+function versionFromDigest(m: Model, r: Real, k: string, info: Pick<ObjectMeta, "sha256" | "etag">, what: string): Version {
+  const sha = info.sha256;
+  let v: Version | undefined;
+  if (sha === "") {
+    const byEtag = /-\d+$/.test(info.etag) ? m.possible(k).filter((s): s is Version => s !== ABSENT && s.etag === info.etag) : [];
+    v = byEtag.length === 1 ? byEtag[0] : undefined;
+  } else {
+    const c = r.contents.identifyDigest(normDigest(sha), (cid) => m.versionOf(k, cid) !== undefined);
+    v = c ? m.versionOf(k, c.cid) : undefined;
+  }
   if (!v) {
     m.lost++;
-    throw new Violation(`${what} of ${k} names a version (sha256 ${sha}) that is not a possible state: ${m.possible(k).map((s) => (s === ABSENT ? "absent" : `cid ${s.cid}`)).join(" | ")}`);
+    throw new Violation(`${what} of ${k} names a version (sha256 ${sha || "none"}, ETag ${info.etag}) that is not a possible state: ${m.possible(k).map((s) => (s === ABSENT ? "absent" : `cid ${s.cid}`)).join(" | ")}`);
   }
   return v;
 }
@@ -252,7 +272,7 @@ class GetCmd implements Cmd {
       throw new Violation(`get ${this.key} returned ${bytes.length} B that are ${c ? `cid ${c.cid}, not a possible state of the key` : "no version ever written (mixed or corrupt bytes)"}; possible: ${w.m.possible(this.key).map((s) => (s === ABSENT ? "absent" : `cid ${s.cid}`)).join(" | ")}`);
     }
     checkMeta("get", this.key, v, info);
-    if (normDigest(info.sha256) !== sha256b64url(bytes)) throw new Violation(`get ${this.key}: reply SHA-256 ${info.sha256} is not the body's`);
+    if (!digestOk(info, bytes)) throw new Violation(`get ${this.key}: reply SHA-256 ${info.sha256} is not the body's`);
     w.m.observe(this.key, v, "get");
   }
   toString = () => `get(${JSON.stringify(this.key)})`;
@@ -268,7 +288,7 @@ class HeadCmd implements Cmd {
       else if (!ambiguous(res.e)) unexpected(`head ${this.key}`, res.e);
       return;
     }
-    const v = versionFromDigest(w.m, r, this.key, res.v.sha256, "head");
+    const v = versionFromDigest(w.m, r, this.key, res.v, "head");
     checkMeta("head", this.key, v, res.v);
     w.m.observe(this.key, v, "head");
   }
@@ -310,7 +330,7 @@ class RangeGetCmd implements Cmd {
       return;
     }
     const { info, bytes, contentRange } = res.v;
-    const v = versionFromDigest(w.m, r, this.key, info.sha256, "ranged get");
+    const v = versionFromDigest(w.m, r, this.key, info, "ranged get");
     checkMeta("ranged get", this.key, v, info);
     const span = resolveRange(this.range, v.size);
     if (!span) throw new Violation(`ranged get ${this.key} ${rangeHeader(this.range)} of ${v.size} B was served, but is unsatisfiable`);
@@ -383,7 +403,7 @@ class CopyCmd implements Cmd {
   async run(w: World, r: Real): Promise<void> {
     const res = await op(r, `copy ${this.from} → ${this.to}`, () => r.sc.client.copy({ bucket: r.bucket, key: this.from }, { bucket: r.bucket, key: this.to }));
     if (res.ok) {
-      const src = versionFromDigest(w.m, r, this.from, res.v.sha256, "copy (source)");
+      const src = versionFromDigest(w.m, r, this.from, res.v, "copy (source)");
       if (res.v.size !== src.size) throw new Violation(`copy ${this.from} → ${this.to}: ack says ${res.v.size} B, the source version has ${src.size}`);
       w.m.observe(this.from, src, "copy (source)");
       checkRevision(r, `copy ${this.from} → ${this.to}`, res.v.revision);

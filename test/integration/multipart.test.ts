@@ -6,6 +6,7 @@ import { Objm } from "@nats-io/obj";
 import { Kvm } from "@nats-io/kv";
 import { startShoal } from "../helpers/actors.ts";
 import { connectTo } from "../helpers/nats.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 import { chunkSubjectAll } from "../../src/subjects/index.ts";
 
@@ -17,6 +18,16 @@ async function chunkSubjects(t: Parameters<typeof connectTo>[0], url: string, bu
   return Object.keys((await jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: chunkSubjectAll(bucket) })).state.subjects ?? {});
 }
 
+/** Waits for a composed multipart object's stock form (src/store/compose.ts restateComposed). */
+async function stockVisible(os: Awaited<ReturnType<Objm["open"]>>, key: string): Promise<void> {
+  await eventually(`stock tools see ${key}`, 30_000, async () => (await os.info(key))?.deleted === false);
+}
+
+async function sweep(t: Parameters<typeof connectTo>[0], url: string, bucket: string) {
+  const nc = await connectTo(t, url);
+  return (await nc.request("shoal.ctl.storage.sweep", JSON.stringify({ bucket }), { timeout: 20_000 })).json<{ reports: Array<Record<string, number>> }>().reports[0]!;
+}
+
 async function kvKeys(t: Parameters<typeof connectTo>[0], url: string): Promise<string[]> {
   const kv = await new Kvm(await connectTo(t, url)).open("shoal_multipart");
   const out: string[] = [];
@@ -25,7 +36,7 @@ async function kvKeys(t: Parameters<typeof connectTo>[0], url: string): Promise<
 }
 
 test("multipart: parts uploaded out of order through two instances complete into one object with S3's ETag; nothing is left behind", async (t) => {
-  const { url, client } = await startShoal(t, { instances: 2 });
+  const { url, client } = await startShoal(t, { instances: 2, storage: { readGraceMs: 1000, sweepIntervalMs: 0 } });
   await client.createBucket("mpx");
   const parts = [randomBytes(5 * MiB + 3), randomBytes(5 * MiB), randomBytes(1000)];
   const { uploadId } = await client.createMultipart("mpx", "big/file.bin", { contentType: "application/x-big", metadata: { owner: "ada" } });
@@ -49,11 +60,15 @@ test("multipart: parts uploaded out of order through two instances complete into
   t.true(Buffer.from(await got.bytes()).equals(whole));
   t.is(got.info.contentType, "application/x-big");
   t.is(got.info.metadata["owner"], "ada");
-  // stock tools read it, digest checked
+  // stock tools read it, digest checked, once its background copy ran (src/store/compose.ts)
   const os = await new Objm(await connectTo(t, url)).open("mpx");
+  await stockVisible(os, "big/file.bin");
   t.true(Buffer.from((await os.getBlob("big/file.bin"))!).equals(whole));
-  // the part records and part chunks are gone; only the object's chunks and the completion record remain
+  // the part records are gone; the parts' chunks go with the composed message once past the
+  // read grace: only the object's chunks and the completion record remain
   t.deepEqual(await kvKeys(t, url), [`mpx.${uploadId}`]);
+  await sleep(1100);
+  await sweep(t, url, "mpx");
   t.is((await chunkSubjects(t, url, "mpx")).length, 1);
   await t.throwsAsync(() => client.listParts("mpx", "big/file.bin", uploadId), { instanceOf: ShoalError, message: /upload is completed/ });
   t.deepEqual((await client.listMultipartUploads("mpx")).uploads, []);
@@ -67,6 +82,7 @@ test("multipart: a repeated CompleteMultipartUpload returns the first one's resu
   const p2 = await client.uploadPart("mpr", "k", uploadId, 2, randomBytes(10));
   const list = [{ partNumber: 1, etag: p1.etag }, { partNumber: 2, etag: p2.etag }];
   const first = await client.completeMultipart("mpr", "k", uploadId, list);
+  await stockVisible(await new Objm(await connectTo(t, url)).open("mpr"), "k"); // its background copy is done
   const jsm = await jetstreamManager(await connectTo(t, url));
   const before = (await jsm.streams.info("OBJ_mpr")).state.last_seq;
   for (let i = 0; i < 3; i++) {
@@ -125,14 +141,16 @@ test("multipart: S3's completion rules and bad input get typed errors and change
   const obj = await client.completeMultipart("mpe", "k", uploadId, [{ partNumber: 2, etag: last.etag }]);
   t.is(Buffer.from(await client.getBytes("mpe", "k")).toString(), "end");
   t.regex(obj.etag, /^[0-9a-f]{32}-1$/);
+  await stockVisible(await new Objm(await connectTo(t, url)).open("mpe"), "k"); // its background copy is done
+  const stored = (await chunkSubjects(t, url, "mpe")).length;
   // abort of a finished upload, and abort removes parts
   t.is(await code(client.abortMultipart("mpe", "k", uploadId)), "NoSuchUpload");
   const completion = `mpe.${uploadId}`;
   const u2 = await client.createMultipart("mpe", "k2");
   await client.uploadPart("mpe", "k2", u2.uploadId, 1, randomBytes(1000));
-  t.is((await chunkSubjects(t, url, "mpe")).length, 2);
+  t.is((await chunkSubjects(t, url, "mpe")).length, stored + 1);
   await client.abortMultipart("mpe", "k2", u2.uploadId);
-  t.is((await chunkSubjects(t, url, "mpe")).length, 1);
+  t.is((await chunkSubjects(t, url, "mpe")).length, stored);
   t.deepEqual(await kvKeys(t, url), [completion], "only the completion record of the first upload");
 });
 

@@ -1,0 +1,200 @@
+/**
+ * Copy-free multipart completion (src/store/compose.ts): the completion
+ * commits one metadata message listing the parts, whatever the size; Shoal
+ * reads the object at once — whole and in ranges across part boundaries,
+ * each part checked against its SHA-256 — while stock tools see no object;
+ * the restatement copies it into the stock form (same version, same
+ * revision for users), after which stock @nats-io/obj reads it; the sweep
+ * then removes the parts. A composed version that a newer write replaced
+ * before its restatement is left composed, and a part whose bytes were
+ * damaged fails the read instead of serving them.
+ * Consistency promise: Durability (1) and Atomicity (3) — an acknowledged
+ * completion is readable at once and never loses a byte to its copy.
+ */
+import test from "ava";
+import { createHash, randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
+import { Kvm } from "@nats-io/kv";
+import type { ExecutionContext } from "ava";
+import { startServer, connectTo } from "../helpers/nats.ts";
+import { startShoal } from "../helpers/actors.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { putObject, type Jet } from "../../src/store/writer.ts";
+import { headObject, readObject, statObject } from "../../src/store/reader.ts";
+import { ensureStore, storeRef } from "../../src/store/bucket.ts";
+import { completeUpload, createUpload, openMultipart, uploadPart } from "../../src/store/multipart.ts";
+import { restateComposed } from "../../src/store/compose.ts";
+import { sweepStore } from "../../src/store/sweep.ts";
+import { chunkSubject, chunkSubjectAll } from "../../src/subjects/index.ts";
+import { ShoalError } from "../../src/errors/index.ts";
+
+const MiB = 1024 * 1024;
+const CHUNK = 256 * 1024;
+const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+
+async function setup(t: ExecutionContext, bucket = "mpc") {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef(bucket);
+  await ensureStore(jet.jsm, store, 1);
+  const kv = await openMultipart(jet.js, jet.jsm);
+  return { srv, nc, jet, store, kv, bucket };
+}
+
+async function* once(b: Uint8Array) {
+  yield b;
+}
+
+async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const c of it) out.push(Buffer.from(c));
+  return Buffer.concat(out);
+}
+
+/** Uploads `parts` (in reverse order, as S3 allows) and completes them. */
+async function composed(s: Awaited<ReturnType<typeof setup>>, key: string, parts: Buffer[]) {
+  const up = await createUpload(s.kv, s.bucket, key, { contentType: "application/x-test" });
+  const recs = [];
+  for (let i = parts.length - 1; i >= 0; i--) recs.unshift(await uploadPart(s.jet, s.kv, s.store, s.bucket, up, i + 1, once(parts[i]!)));
+  return completeUpload(s.jet, s.kv, s.store, s.bucket, up, recs.map((r) => ({ n: r.n, etag: r.etag })));
+}
+
+const chunkCount = async (s: { jet: Jet; store: { stream: string; name: string } }) =>
+  Object.values((await s.jet.jsm.streams.info(s.store.stream, { subjects_filter: chunkSubjectAll(s.store.name) })).state.subjects ?? {}).reduce((a, b) => a + b, 0);
+
+test("a completion composes its parts with one metadata message; Shoal reads it whole and in ranges at once; stock tools see it only once restated", async (t) => {
+  const s = await setup(t);
+  // parts of odd sizes and chunk counts; the last one small
+  const parts = [randomBytes(5 * MiB + 7), randomBytes(5 * MiB + CHUNK), randomBytes(1234)];
+  const whole = Buffer.concat(parts);
+  const before = await chunkCount(s);
+  const lastSeq = async () => (await s.jet.jsm.streams.info(s.store.stream)).state.last_seq;
+  const upload = await createUpload(s.kv, s.bucket, "big.bin");
+  const recs = [];
+  for (const [i, p] of parts.entries()) recs.push(await uploadPart(s.jet, s.kv, s.store, s.bucket, upload, i + 1, once(p)));
+  const partChunks = await chunkCount(s);
+  const seqBefore = await lastSeq();
+  const info = await completeUpload(s.jet, s.kv, s.store, s.bucket, upload, recs.map((r) => ({ n: r.n, etag: r.etag })));
+  t.is(await lastSeq(), seqBefore + 1, "the completion wrote one message: its metadata");
+  t.is(await chunkCount(s), partChunks, "no chunk was copied");
+  t.is(before, 0);
+  t.is(info.size, whole.length);
+  t.regex(info.etag, /^[0-9a-f]{32}-3$/);
+  t.is(info.sha256, "", "no digest of the whole before the copy");
+  t.is(info.parts?.length, 3);
+
+  // Shoal: whole, and ranges inside a part, across one boundary, across two
+  const stat = await statObject(s.jet.jsm, s.store, "big.bin");
+  t.is(stat.revision, info.revision);
+  t.true((await collect(readObject(s.jet.jsm, s.store, stat))).equals(whole));
+  const p0 = parts[0]!.length;
+  const p1 = parts[1]!.length;
+  for (const [start, end] of [[0, 0], [10, 100], [p0 - 5, p0 + 5], [p0 - 1, p0], [p0 + p1 - 3, whole.length - 1], [1, whole.length - 2], [whole.length - 1, whole.length - 1]] as const) {
+    const got = await collect(readObject(s.jet.jsm, s.store, stat, { range: { start, end } }));
+    t.true(got.equals(whole.subarray(start, end + 1)), `bytes ${start}-${end}`);
+  }
+
+  // stock tools: no object yet (not a broken one)
+  const os = await new Objm(await connectTo(t, s.srv.url)).open(s.bucket);
+  t.is((await os.info("big.bin"))?.deleted, true);
+  t.is(await os.getBlob("big.bin"), null);
+  t.deepEqual((await os.list()).map((e) => e.name), []);
+
+  // the restatement: the same version in the stock form
+  t.is(await restateComposed(s.jet, s.store, "big.bin", info.revision), "restated");
+  t.is(await restateComposed(s.jet, s.store, "big.bin", info.revision), "not-current", "idempotent");
+  const after = await statObject(s.jet.jsm, s.store, "big.bin");
+  t.is(after.revision, info.revision, "users see the completion's revision");
+  t.is(after.etag, info.etag);
+  t.is(after.parts, undefined);
+  t.is(after.sha256, createHash("sha256").update(whole).digest("base64url") + "=");
+  t.true(Buffer.from((await os.getBlob("big.bin"))!).equals(whole), "stock @nats-io/obj reads it, digest checked");
+  t.true((await collect(readObject(s.jet.jsm, s.store, after, { range: { start: p0 - 5, end: p0 + 5 } }))).equals(whole.subarray(p0 - 5, p0 + 6)));
+
+  // the sweep: the parts go once the composed message is past the read grace; the copy stays
+  const report = await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0 });
+  t.is(report.replacedChunksRemoved, 1);
+  t.is(await chunkCount(s), Math.ceil(whole.length / (after.chunkSize)), "only the copy's chunks are left");
+  t.true(Buffer.from((await os.getBlob("big.bin"))!).equals(whole));
+});
+
+test("the sweep keeps a composed version's parts, restates it when its copy never ran, and only then lets the parts go", async (t) => {
+  const s = await setup(t);
+  const parts = [randomBytes(5 * MiB), randomBytes(3000)];
+  const info = await composed(s, "k", parts);
+  const held = await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0, restate: (key, rev) => restateComposed(s.jet, s.store, key, rev), restateAfterMs: 60_000 });
+  t.is(held.orphansPurged, 0, "the parts are the object's: not orphans");
+  t.is(held.composedRestated, 0, "too young to restate");
+  t.true((await collect(readObject(s.jet.jsm, s.store, await statObject(s.jet.jsm, s.store, "k")))).equals(Buffer.concat(parts)));
+  const r = await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0, restate: (key, rev) => restateComposed(s.jet, s.store, key, rev), restateAfterMs: 0 });
+  t.is(r.composedRestated, 1);
+  const head = await headObject(s.jet.jsm, s.store, "k");
+  t.is(head?.info?.revision, info.revision);
+  t.not(head?.revision, info.revision, "compare-and-set goes on the restatement's own sequence");
+  await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0 });
+  for (const p of info.parts!) t.deepEqual((await s.jet.jsm.streams.info(s.store.stream, { subjects_filter: chunkSubject(s.store.name, p.id) })).state.subjects ?? {}, {}, "part chunks removed");
+  t.true((await collect(readObject(s.jet.jsm, s.store, head!.info!))).equals(Buffer.concat(parts)));
+});
+
+test("a composed version replaced before its restatement stays composed; the restatement does not overwrite the newer write", async (t) => {
+  const s = await setup(t);
+  const parts = [randomBytes(5 * MiB), randomBytes(10)];
+  const info = await composed(s, "k", parts);
+  const newer = await putObject(s.jet, s.store, "k", once(Buffer.from("newer")));
+  const chunks = await chunkCount(s);
+  t.is(await restateComposed(s.jet, s.store, "k", info.revision), "not-current");
+  t.is(await chunkCount(s), chunks, "nothing copied");
+  t.is((await statObject(s.jet.jsm, s.store, "k")).revision, newer.revision);
+  t.is(Buffer.from(await collect(readObject(s.jet.jsm, s.store, await statObject(s.jet.jsm, s.store, "k")))).toString(), "newer");
+});
+
+test("a part whose bytes do not match its SHA-256 fails the read of the composed object", async (t) => {
+  const s = await setup(t);
+  const parts = [randomBytes(5 * MiB), randomBytes(100)];
+  const info = await composed(s, "k", parts);
+  // replace the last part's one chunk by other bytes (same size), as a damaged disk would
+  const p = info.parts![1]!;
+  await s.jet.jsm.streams.deleteMessage(s.store.stream, p.seqs[0]!, false);
+  const ack = await s.jet.js.publish(chunkSubject(s.store.name, p.id), randomBytes(100));
+  const damaged = { ...info, parts: info.parts!.map((q, i) => (i === 1 ? { ...q, seqs: [ack.seq] } : q)) };
+  const e = await t.throwsAsync(collect(readObject(s.jet.jsm, s.store, damaged)), { instanceOf: ShoalError });
+  t.is(e?.code, "InternalError");
+  t.regex(e?.message ?? "", /digest mismatch/);
+});
+
+test("through the actors: completion is answered at once, stock tools read the object once restated, nothing left behind", async (t) => {
+  const { url, client } = await startShoal(t, { instances: 2, storage: { readGraceMs: 1000, orphanGraceMs: 1000, sweepIntervalMs: 0 } });
+  await client.createBucket("mpa");
+  const parts = [randomBytes(6 * MiB), randomBytes(5 * MiB), randomBytes(77)];
+  const whole = Buffer.concat(parts);
+  const { uploadId } = await client.createMultipart("mpa", "obj", { metadata: { owner: "ada" } });
+  const etags = [];
+  for (const [i, p] of parts.entries()) etags.push({ partNumber: i + 1, etag: (await client.uploadPart("mpa", "obj", uploadId, i + 1, p)).etag });
+  t.deepEqual(etags.map((e) => e.etag), parts.map(md5));
+  const done = await client.completeMultipart("mpa", "obj", uploadId, etags);
+  const got = await client.get("mpa", "obj");
+  t.true(Buffer.from(await got.bytes()).equals(whole), "readable at once");
+  t.is(got.info.metadata["owner"], "ada");
+  t.is((await client.get("mpa", "obj", { range: `bytes=${6 * MiB - 2}-${6 * MiB + 1}` }).then((g) => g.bytes())).length, 4);
+  const os = await new Objm(await connectTo(t, url)).open("mpa");
+  await eventually("stock @nats-io/obj reads the restated object", 30_000, async () => (await os.info("obj"))?.deleted === false);
+  t.true(Buffer.from((await os.getBlob("obj"))!).equals(whole));
+  const head = await client.head("mpa", "obj");
+  t.is(head.revision, done.revision, "the revision users see is the completion's");
+  t.is(head.etag, done.etag);
+  t.is(head.sha256, createHash("sha256").update(whole).digest("base64url") + "=");
+  // the sweep removes the parts (past the read grace); only the copy is left, and no part record
+  await sleep(1100);
+  const nc = await connectTo(t, url);
+  await nc.request("shoal.ctl.storage.sweep", JSON.stringify({ bucket: "mpa" }), { timeout: 20_000 });
+  const jsm = await jetstreamManager(nc);
+  t.is(Object.keys((await jsm.streams.info("OBJ_mpa", { subjects_filter: chunkSubjectAll("mpa") })).state.subjects ?? {}).length, 1);
+  const kv = await new Kvm(nc).open("shoal_multipart");
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  t.deepEqual(keys, [`mpa.${uploadId}`], "only the completion record");
+  t.true(Buffer.from(await client.getBytes("mpa", "obj")).equals(whole));
+});

@@ -196,7 +196,7 @@ export class Model {
 
   ambiguousCreate(k: string, v: Version, sha256: string): void {
     this.key(k).pending.push(v);
-    this.writes.push({ n: this.n++, key: k, kind: "create", outcome: "ambiguous", cid: v.cid, size: v.size, sha256 });
+    this.writes.push({ n: this.n++, key: k, kind: "create", outcome: "ambiguous", cid: v.cid, size: v.size, sha256, ...(v.etag !== undefined ? { etag: v.etag } : {}) });
   }
 
   /** An acknowledged delete: `deleted` says whether it removed something. */
@@ -318,6 +318,16 @@ export class Model {
  *      version's revision for a present key; a `deleted` event (or no event
  *      at all) for an absent one.
  */
+/**
+ * Whether an event names a write's bytes: by SHA-256, or — for a composed
+ * multipart object, whose event has no digest of the whole
+ * (src/store/compose.ts) — by its multipart ETag.
+ */
+function sameBytes(e: EventLike, w: WriteRecord): boolean {
+  if (!e.sha256) return /-\d+$/.test(e.etag ?? "") && w.etag !== undefined && e.etag === w.etag;
+  return normDigest(e.sha256) === normDigest(w.sha256);
+}
+
 export function checkEvents(writes: readonly WriteRecord[], events: readonly EventLike[], finalState: ReadonlyMap<string, { present: false } | { present: true; revision: number }>): void {
   const fail = (m: string) => {
     throw new Violation(`events: ${m}`);
@@ -342,7 +352,7 @@ export function checkEvents(writes: readonly WriteRecord[], events: readonly Eve
       fail(`E2 acknowledged write of ${w.key} (revision ${w.revision}, cid ${w.cid}, ${w.size} B) has ${es.length} created events; the key's events: [${ofKey.join(", ")}]; ${events.length} events in all`);
     }
     const e = es[0]!;
-    if (e.size !== w.size || normDigest(e.sha256) !== normDigest(w.sha256) || (w.etag !== undefined && e.etag !== w.etag)) {
+    if (e.size !== w.size || !sameBytes(e, w) || (w.etag !== undefined && e.etag !== w.etag)) {
       fail(`E2 event of ${w.key} revision ${w.revision} says ${e.size} B sha256 ${e.sha256} etag ${e.etag}; the ack said ${w.size} B sha256 ${w.sha256} etag ${w.etag}`);
     }
     matched.add(e);
@@ -351,7 +361,7 @@ export function checkEvents(writes: readonly WriteRecord[], events: readonly Eve
   const unused = writes.filter((w) => w.kind === "create" && w.outcome === "ambiguous");
   for (const e of created) {
     if (matched.has(e)) continue;
-    const i = unused.findIndex((w) => w.key === e.key && w.size === e.size && normDigest(w.sha256) === normDigest(e.sha256));
+    const i = unused.findIndex((w) => w.key === e.key && w.size === e.size && sameBytes(e, w));
     if (i < 0) fail(`E3 created event of ${e.key} (revision ${e.revision}, ${e.size} B) matches no write (or one ambiguous write yielded two events)`);
     unused.splice(i, 1);
   }

@@ -88,3 +88,15 @@ test("events: exactly one per acknowledged change, at most one per unknown one, 
   t.throws(() => checkEvents(writes, [ev("a", 3), ev("a", 5), del("a", 7), ev("b", 9, { size: 2 })], fin), { message: /E2/ }, "an event that misstates the change");
   t.is(sha256b64url(Buffer.from("x")).includes("="), false);
 });
+
+test("events: a composed multipart object's event, which has no SHA-256, is matched by its multipart ETag", (t) => {
+  const etag = `${"a".repeat(32)}-2`;
+  const writes: WriteRecord[] = [
+    { n: 0, key: "m", kind: "create", outcome: "acked", cid: 1, size: 1, sha256: "s3", etag, revision: 3 },
+    { n: 1, key: "m", kind: "create", outcome: "ambiguous", cid: 2, size: 1, sha256: "s5", etag: `${"b".repeat(32)}-2` },
+  ];
+  const fin = new Map([["m", { present: true as const, revision: 5 }]]);
+  t.notThrows(() => checkEvents(writes, [ev("m", 3, { sha256: "", etag }), ev("m", 5, { sha256: "", etag: `${"b".repeat(32)}-2` })], fin));
+  t.throws(() => checkEvents(writes, [ev("m", 3, { sha256: "", etag: `${"c".repeat(32)}-2` })], new Map([["m", { present: true as const, revision: 3 }]])), { message: /E2/ }, "another ETag");
+  t.throws(() => checkEvents([{ ...writes[0]!, etag: "a".repeat(32) }], [ev("m", 3, { sha256: "", etag: "a".repeat(32) })], new Map([["m", { present: true as const, revision: 3 }]])), { message: /E2/ }, "no digest and not a multipart ETag");
+});

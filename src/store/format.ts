@@ -113,6 +113,17 @@ export interface PartRef {
   sha256: string;
 }
 
+/** One chunk subject of a version: its nuid, and its sequences when the metadata records them. */
+export interface ChunkRef {
+  nuid: string;
+  chunkSeqs: number[] | undefined;
+}
+
+/** A version's chunk subjects: its own, or each of its parts' when composed. */
+export function chunkRefs(info: ObjectInfo): ChunkRef[] {
+  return info.parts ? info.parts.map((p) => ({ nuid: p.id, chunkSeqs: p.seqs })) : [{ nuid: info.nuid, chunkSeqs: info.chunkSeqs }];
+}
+
 /** `id:size:chunkSize:chunks:runs:sha256` per part, `;`-separated (runs as encodeRuns, with `+` and `,`). */
 export function encodeParts(parts: readonly PartRef[]): string {
   return parts.map((p) => `${p.id}:${p.size}:${p.chunkSize}:${p.chunks}:${encodeRuns(p.seqs)}:${p.sha256}`).join(";");

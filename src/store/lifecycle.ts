@@ -31,7 +31,7 @@ import { storeRef } from "./bucket.ts";
 import { headObject } from "./reader.ts";
 import { DEFAULT_PUBLISH_TIMING, removeChunks } from "./writer.ts";
 import type { Jet } from "./types.ts";
-import { H_DELETE_MARKER, H_REQUEST_ID, H_VERSION_ID } from "./format.ts";
+import { H_DELETE_MARKER, H_REQUEST_ID, H_VERSION_ID, chunkRefs } from "./format.ts";
 import { allVersions, versionIdFor, type Version } from "./versions.ts";
 import { deleteVersion } from "./writer.ts";
 
@@ -75,7 +75,7 @@ export async function expireIfUnchanged(jet: Jet, bucket: string, key: string, r
     throw e;
   }
   // a versioned bucket keeps the expired version (non-current now)
-  if (versionId === undefined) await removeChunks(jet.jsm, store, prev.info.nuid, prev.info.chunkSeqs).catch(() => undefined);
+  if (versionId === undefined) for (const c of chunkRefs(prev.info)) await removeChunks(jet.jsm, store, c.nuid, c.chunkSeqs).catch(() => undefined);
   return true;
 }
 

@@ -29,7 +29,7 @@
  */
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { chunkSubjectAll, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
-import { decodeStoredMeta, isComposed, toObjectInfo, type ObjectInfo, type StoredMeta } from "./format.ts";
+import { chunkRefs, decodeStoredMeta, isComposed, toObjectInfo, type ChunkRef, type StoredMeta } from "./format.ts";
 import { foldVersions, scanAllMetadata } from "./versions.ts";
 import { deleteSeqs, removeChunks, seqsOfSubject, type StoreRef } from "./writer.ts";
 
@@ -68,17 +68,6 @@ export interface SweepReport {
   orphanMessagesPurged: number;
   /** Composed current versions restated (their background copy had not run). */
   composedRestated: number;
-}
-
-/** One chunk subject of a version: its nuid, and its sequences when the metadata records them. */
-interface ChunkRef {
-  nuid: string;
-  chunkSeqs: number[] | undefined;
-}
-
-/** A version's chunk subjects: its own, or each of its parts' when composed. */
-function chunkRefs(info: ObjectInfo): ChunkRef[] {
-  return info.parts ? info.parts.map((p) => ({ nuid: p.id, chunkSeqs: p.seqs })) : [{ nuid: info.nuid, chunkSeqs: info.chunkSeqs }];
 }
 
 interface Superseded {

@@ -28,7 +28,7 @@ import { enableFeatures, publish } from "../jet/index.ts";
 import { createHash } from "node:crypto";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
-import { buildHeaders, DIGEST_PREFIX, header, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
+import { buildHeaders, DIGEST_PREFIX, header, isComposed, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
 import { assertStream, directGet, headObject } from "./reader.ts";
 import { HEADER_ROOM, isOwnedChunk, rechunk } from "../transfer/rechunk.ts";
 
@@ -639,7 +639,8 @@ export async function deleteVersion(
     let meta: StoredMeta;
     if (next) {
       const headers = Object.fromEntries(Object.entries(next.meta.headers ?? {}).filter(([k]) => ![H_DELETES_VERSION, H_REQUEST_ID].includes(k)));
-      meta = { ...next.meta, headers: { ...headers, ...extra } };
+      // (a composed version repeated stays `deleted` to stock readers: format.ts decodeStoredMeta)
+      meta = { ...next.meta, headers: { ...headers, ...extra }, ...(isComposed(next.meta) ? { deleted: true } : {}) };
     } else {
       meta = { name: key, bucket: store.name, nuid: gone.meta.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, headers: extra };
     }

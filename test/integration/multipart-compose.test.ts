@@ -19,15 +19,18 @@ import { Objm } from "@nats-io/obj";
 import { Kvm } from "@nats-io/kv";
 import type { ExecutionContext } from "ava";
 import { startServer, connectTo } from "../helpers/nats.ts";
-import { startShoal } from "../helpers/actors.ts";
+import { runActor, startShoal } from "../helpers/actors.ts";
+import { eventsOf } from "../helpers/events.ts";
+import { replicator } from "../../actors/replicator/index.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { putObject, type Jet } from "../../src/store/writer.ts";
+import { deleteVersion, putObject, type Jet } from "../../src/store/writer.ts";
+import { keyVersions } from "../../src/store/versions.ts";
 import { headObject, readObject, statObject } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import { completeUpload, createUpload, openMultipart, uploadPart } from "../../src/store/multipart.ts";
 import { restateComposed } from "../../src/store/compose.ts";
 import { sweepStore } from "../../src/store/sweep.ts";
-import { chunkSubject, chunkSubjectAll } from "../../src/subjects/index.ts";
+import { chunkSubject, chunkSubjectAll, metaSubjectAll } from "../../src/subjects/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 
 const MiB = 1024 * 1024;
@@ -197,4 +200,62 @@ test("through the actors: completion is answered at once, stock tools read the o
   for await (const k of await kv.keys()) keys.push(k);
   t.deepEqual(keys, [`mpa.${uploadId}`], "only the completion record");
   t.true(Buffer.from(await client.getBytes("mpa", "obj")).equals(whole));
+});
+
+test("with a replicator: a composed completion is one event (no SHA-256, its multipart ETag) and one copy on the target; its restatement is neither", async (t) => {
+  const { url, client } = await startShoal(t);
+  await runActor(t, url, replicator);
+  await client.createBucket("mpev");
+  await client.createBucket("mpev-dst");
+  await client.addReplication("mpev", { bucket: "mpev-dst" });
+  const parts = [randomBytes(5 * MiB), randomBytes(999)];
+  const whole = Buffer.concat(parts);
+  const { uploadId } = await client.createMultipart("mpev", "obj");
+  const etags = [];
+  for (const [i, p] of parts.entries()) etags.push({ partNumber: i + 1, etag: (await client.uploadPart("mpev", "obj", uploadId, i + 1, p)).etag });
+  const done = await client.completeMultipart("mpev", "obj", uploadId, etags);
+  const os = await new Objm(await connectTo(t, url)).open("mpev");
+  await eventually("the source's stock copy", 30_000, async () => (await os.info("obj"))?.deleted === false);
+  // the target gets the object once, and it reads back byte for byte
+  await eventually("the target has the object", 30_000, async () => (await client.head("mpev-dst", "obj").catch(() => undefined))?.size === whole.length);
+  t.true(Buffer.from(await client.getBytes("mpev-dst", "obj")).equals(whole));
+  t.is((await client.head("mpev-dst", "obj")).etag, done.etag);
+  const put = await client.put("mpev", "after", "x"); // a later change: once the replicator is past it, it is past the restatement too
+  await eventually("the target has the later change", 30_000, async () => (await client.head("mpev-dst", "after").catch(() => undefined)) !== undefined);
+  const jsm = await jetstreamManager(await connectTo(t, url));
+  const dst = storeRef("mpev-dst");
+  const metas = (await jsm.streams.info(dst.stream, { subjects_filter: metaSubjectAll(dst.name) })).state.subjects ?? {};
+  t.is(Object.values(metas).reduce((a, n) => a + n, 0), 2, "one metadata message per key on the target: the restatement was not copied again");
+  // one event for the completion, none for the restatement
+  const evs = await eventsOf(client, "mpev", 10_000, (e) => e.some((x) => x.key === "after"));
+  const ofObj = evs.filter((e) => e.key === "obj");
+  t.is(ofObj.length, 1);
+  t.is(ofObj[0]!.eventName, "s3:ObjectCreated:Put");
+  t.is(ofObj[0]!.revision, done.revision);
+  t.is(ofObj[0]!.sha256, "");
+  t.is(ofObj[0]!.etag, done.etag);
+  t.true(evs.some((e) => e.key === "after" && e.revision === put.revision));
+});
+
+test("versioned: removing an older version repeats a composed current version still `deleted` to stock readers (not an object they would wait on for ever), and Shoal still reads it", async (t) => {
+  const s = await setup(t);
+  const v1 = await putObject(s.jet, s.store, "k", once(Buffer.from("first")), { versionId: "v1" });
+  const up = await createUpload(s.kv, s.bucket, "k");
+  const parts = [randomBytes(5 * MiB), randomBytes(10)];
+  const recs = [];
+  for (const [i, p] of parts.entries()) recs.push(await uploadPart(s.jet, s.kv, s.store, s.bucket, up, i + 1, once(p)));
+  const v2 = await completeUpload(s.jet, s.kv, s.store, s.bucket, up, recs.map((r) => ({ n: r.n, etag: r.etag })), { versionId: "v2" });
+  t.truthy(v2.parts);
+  t.true((await deleteVersion(s.jet, s.store, "k", v1.versionId!)).deleted);
+  const head = await headObject(s.jet.jsm, s.store, "k");
+  t.not(head?.revision, v2.revision, "the removal repeated the current version");
+  t.is(head?.info?.versionId, "v2");
+  t.true((await collect(readObject(s.jet.jsm, s.store, head!.info!))).equals(Buffer.concat(parts)));
+  const os = await new Objm(await connectTo(t, s.srv.url)).open(s.bucket);
+  t.is((await os.info("k"))?.deleted, true);
+  t.is(await os.getBlob("k"), null);
+  // and its restatement (on the repeated message) makes it the stock object
+  t.is(await restateComposed(s.jet, s.store, "k", head!.revision!), "restated");
+  t.true(Buffer.from((await os.getBlob("k"))!).equals(Buffer.concat(parts)));
+  t.deepEqual((await keyVersions(s.jet.jsm, s.store, "k")).map((v) => v.versionId), ["v2"]);
 });

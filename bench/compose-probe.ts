@@ -7,7 +7,7 @@
  *
  *   node --import=tsx bench/compose-probe.ts [MiB=256] [rounds=5]
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -32,6 +32,11 @@ const cpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
+/** CPU seconds of a process (utime + stime, /proc; 100 ticks a second). */
+const procCpu = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 try {
   await srv.start();
   const nc = await connect({ servers: srv.url });
@@ -54,11 +59,13 @@ try {
   const recs2 = [];
   for (let i = 0; i < SIZE / PART; i++) recs2.push(await uploadPart(jet, kv, store, "probe", up2, i + 1, one(block)));
   const info2 = await completeUpload(jet, kv, store, "probe", up2, recs2.map((r) => ({ n: r.n, etag: r.etag })));
-  let c = cpu();
+  const c = cpu();
+  const sc = procCpu(srv.pid!);
   t = performance.now();
   const outcome = await restateComposed(jet, store, "stock", info2.revision);
   const restateS = (performance.now() - t) / 1000;
   const restateCpu = cpu() - c;
+  const restateServerCpu = procCpu(srv.pid!) - sc;
   const stock = await statObject(jet.jsm, store, "stock");
   const composed = await statObject(jet.jsm, store, "composed");
   if (!composed.parts || stock.parts || outcome !== "restated" || info.size !== SIZE) throw new Error("setup failed");
@@ -78,7 +85,7 @@ try {
     rows["composed"]!.push(await read(composed));
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`\ncompose probe — ${new Date().toISOString()} — ${SIZE / MiB} MiB in ${SIZE / PART} parts of ${PART / MiB} MiB; completion ${completeMs.toFixed(0)} ms; restatement ${restateS.toFixed(2)} s, ${restateCpu.toFixed(2)} s CPU in this process\n`);
+  console.log(`\ncompose probe — ${new Date().toISOString()} — ${SIZE / MiB} MiB in ${SIZE / PART} parts of ${PART / MiB} MiB; completion ${completeMs.toFixed(0)} ms; restatement ${restateS.toFixed(2)} s, CPU ${restateCpu.toFixed(2)} s in this process + ${restateServerCpu.toFixed(2)} s in nats-server\n`);
   console.log("| read (store reader, whole, SHA-256 checked) | MB/s (median of " + ROUNDS + ") | reader CPU s (median) |\n|---|---|---|");
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k === "stock" ? "one chunk subject (restated)" : "composed: one subject per part"} | ${med(v.map((x) => x.mbs)).toFixed(0)} | ${med(v.map((x) => x.cpu)).toFixed(3)} |`);
   await nc.close();

@@ -84,20 +84,31 @@ export async function openState(ctx: ActorContext) {
   /**
    * A composed multipart object's background copy into the stock form
    * (src/store/compose.ts restateComposed), started once its completion is
-   * answered. One at a time per version in this process; stopping the actor
-   * interrupts it (the sweep restates what is left).
+   * answered. Copies run one after another in this process (each holds a
+   * read-ahead and a write window: ten at once would hold ten of each), a
+   * version at most once at a time; stopping the actor interrupts them (the
+   * sweep restates what is left).
    */
   const restating = new Map<string, Promise<RestateOutcome>>();
+  let queue: Promise<unknown> = Promise.resolve();
   const restate = (bucket: string, key: string, revision: number): Promise<RestateOutcome> => {
     const id = `${bucket}\u0000${key}\u0000${revision}`;
     let p = restating.get(id);
     if (!p) {
-      const started = Date.now();
-      p = restateComposed(jet, storeRef(bucket), key, revision, { signal: ctx.signal });
+      const queued = Date.now();
+      let started = queued;
+      p = queue.then(() => {
+        started = Date.now();
+        return restateComposed(jet, storeRef(bucket), key, revision, { signal: ctx.signal });
+      });
+      queue = p.catch(() => undefined);
       restating.set(id, p);
       p.then(
-        (outcome) => ctx.log.info({ bucket, key: key.slice(0, 128), revision, outcome, ms: Date.now() - started }, "composed object restated in the stock form"),
-        (err: unknown) => ctx.log.warn({ err, bucket, key: key.slice(0, 128), revision }, "restating a composed object failed; the sweep retries"),
+        (outcome) => ctx.log.info({ bucket, key: key.slice(0, 128), revision, outcome, ms: Date.now() - started, queuedMs: started - queued }, "composed object restated in the stock form"),
+        (err: unknown) =>
+          ctx.signal.aborted
+            ? ctx.log.info({ bucket, key: key.slice(0, 128), revision }, "restating a composed object stopped with the actor; the sweep finishes it")
+            : ctx.log.warn({ err, bucket, key: key.slice(0, 128), revision }, "restating a composed object failed; the sweep retries"),
       ).finally(() => restating.delete(id));
     }
     return p;

@@ -41,7 +41,7 @@ import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, PARTS_META, bucketToken, chunkSubject } from "../subjects/index.ts";
-import { decodeRuns, encodeRuns, type ObjectInfo, type PartRef } from "./format.ts";
+import { decodeRuns, encodeParts, encodeRuns, type ObjectInfo, type PartRef } from "./format.ts";
 import { composeObject, MAX_COMPOSED_PARTS } from "./compose.ts";
 import { leaderGet } from "./reader.ts";
 import { readSeqs } from "../jet/index.ts";
@@ -312,9 +312,11 @@ export function partSizeRuns(sizes: readonly number[]): string {
 }
 
 /**
- * Completes the upload: one object from the chosen parts, committed with the
+ * Completes the upload: one object from the chosen parts — composed of them
+ * (compose.ts) or, when they cannot be, a copy — committed with the
  * upload's own request id; then the upload record becomes a completion
- * record (the result) and the parts are removed. A repeated completion
+ * record (the result) and the part records are removed (with their chunks
+ * unless the object is composed of them). A repeated completion
  * (`upload.completed` set) returns the first one's result.
  */
 export async function completeUpload(
@@ -324,6 +326,7 @@ export async function completeUpload(
   bucket: string,
   upload: UploadRecord,
   requested: ReadonlyArray<{ n: number; etag: string }>,
+  /** `copy`: complete by copying the parts into one object even when they could be composed. */
   o: { signal?: AbortSignal; versionId?: string; copy?: boolean } = {},
 ): Promise<ObjectInfo> {
   if (upload.completed) return upload.completed.info;
@@ -338,7 +341,7 @@ export async function completeUpload(
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.versionId !== undefined ? { versionId: o.versionId } : {}),
   };
-  const refs = o.copy ? undefined : composable(chosen);
+  const refs = o.copy ? undefined : composable(chosen, jet.nc.info?.max_payload ?? 1024 * 1024);
   let info: ObjectInfo;
   if (refs) {
     info = await composeObject(jet, store, upload.key, refs, opts);
@@ -370,17 +373,19 @@ export async function completeUpload(
 /**
  * The chosen parts as the parts of a composed object, or undefined when
  * they cannot be one (then the completion copies): too many to list in one
- * metadata message, or a part whose chunks are not of one size (ranges
- * are mapped on chunk i covering [i·chunkSize, …)).
+ * metadata message (MAX_COMPOSED_PARTS, and the list within half the
+ * server's max_payload: the metadata and a GET's direct-read reply carry
+ * it), or a part whose chunks are not of one size (ranges are mapped on
+ * chunk i covering [i·chunkSize, …)).
  */
-function composable(chosen: readonly PartRecord[]): PartRef[] | undefined {
+function composable(chosen: readonly PartRecord[], maxPayload: number): PartRef[] | undefined {
   if (chosen.length > MAX_COMPOSED_PARTS) return undefined;
   const refs: PartRef[] = [];
   for (const p of chosen) {
     if (p.chunkSize < 1 || p.chunks !== Math.ceil(p.size / p.chunkSize)) return undefined;
     refs.push({ id: p.id, size: p.size, chunkSize: p.chunkSize, chunks: p.chunks, seqs: decodeRuns(p.seqs, p.chunks), sha256: p.sha256 });
   }
-  return refs;
+  return encodeParts(refs).length <= maxPayload / 2 ? refs : undefined;
 }
 
 /** Removes the given (else all) parts of an upload: chunks (unless `keep` names them), then records. */

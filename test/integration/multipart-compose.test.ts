@@ -259,3 +259,18 @@ test("versioned: removing an older version repeats a composed current version st
   t.true(Buffer.from((await os.getBlob("k"))!).equals(Buffer.concat(parts)));
   t.deepEqual((await keyVersions(s.jet.jsm, s.store, "k")).map((v) => v.versionId), ["v2"]);
 });
+
+test("the copying completion (more parts than one metadata message lists): a stock object at once, with its SHA-256, and the parts' chunks gone", async (t) => {
+  const s = await setup(t);
+  const parts = [randomBytes(5 * MiB + 1), randomBytes(4321)];
+  const up = await createUpload(s.kv, s.bucket, "copied");
+  const recs = [];
+  for (const [i, p] of parts.entries()) recs.push(await uploadPart(s.jet, s.kv, s.store, s.bucket, up, i + 1, once(p)));
+  const info = await completeUpload(s.jet, s.kv, s.store, s.bucket, up, recs.map((r) => ({ n: r.n, etag: r.etag })), { copy: true });
+  t.is(info.parts, undefined);
+  t.is(info.sha256, createHash("sha256").update(Buffer.concat(parts)).digest("base64url") + "=");
+  t.regex(info.etag, /-2$/);
+  const os = await new Objm(await connectTo(t, s.srv.url)).open(s.bucket);
+  t.true(Buffer.from((await os.getBlob("copied"))!).equals(Buffer.concat(parts)), "stock tools read it at once");
+  t.is(Object.keys((await s.jet.jsm.streams.info(s.store.stream, { subjects_filter: chunkSubjectAll(s.store.name) })).state.subjects ?? {}).length, 1, "only the object's chunk subject");
+});

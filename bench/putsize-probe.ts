@@ -24,7 +24,7 @@ installPayloadPaths();
 const MiB = 1 << 20;
 const TOTAL = 256 * MiB;
 const dir = mkdtempSync(join(tmpdir(), "shoal-putsize-"));
-const srv = new NatsServer({ name: "ps", dir, auth: { sysUser: "sys", sysPassword: "s", appUser: "u", appPassword: "p" }, maxPayload: "8MB", maxFileStore: "20GB" });
+const srv = new NatsServer({ name: "ps", dir, auth: { sysUser: "sys", sysPassword: "s", appUser: "u", appPassword: "p" }, maxPayload: "8MB", maxFileStore: "20GB", ...(process.env["PROBE_GOMEMLIMIT"] ? { memoryLimit: process.env["PROBE_GOMEMLIMIT"] } : {}) });
 const procCpu = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;

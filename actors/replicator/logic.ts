@@ -2,8 +2,8 @@
  * Pure decisions of the replicator: what event a commit-log message is, and
  * the ids that make publishing it exactly-once. No I/O; unit-tested.
  */
-import { bucketFromToken, keyFromMetaSubject } from "../../src/subjects/index.ts";
-import { decodeStoredMeta, header, H_DELETES_VERSION, H_VERSION_ID, isVersionMarker, toObjectInfo } from "../../src/store/format.ts";
+import { PARTS_META, bucketFromToken, keyFromMetaSubject } from "../../src/subjects/index.ts";
+import { decodeStoredMeta, header, H_DELETES_VERSION, H_VERSION_ID, isVersionMarker, toObjectInfo, type ObjectInfo } from "../../src/store/format.ts";
 import type { EventKind, ObjectEvent } from "../../src/subjects/events.ts";
 
 /**
@@ -15,6 +15,15 @@ import type { EventKind, ObjectEvent } from "../../src/subjects/events.ts";
  */
 export function eventMsgId(stream: string, incarnation: string, seq: number): string {
   return `${stream}:${incarnation}:${seq}`;
+}
+
+/**
+ * An object a multipart upload made: composed of its parts, or copied from
+ * them (a multipart ETag and the part sizes a completion records). A
+ * CopyObject of one has the MD5 of its bytes as ETag: a put.
+ */
+export function isMultipart(info: ObjectInfo): boolean {
+  return info.parts !== undefined || (info.userMeta[PARTS_META] !== undefined && /-\d+$/.test(info.etag));
 }
 
 export const sequencer = (seq: number) => seq.toString(16).toUpperCase().padStart(16, "0");
@@ -57,6 +66,6 @@ export function eventFor(stream: string, incarnation: string, subject: string, s
   if (info.restates !== undefined) return undefined;
   return {
     kind: "created",
-    event: { ...base, eventName: "s3:ObjectCreated:Put", size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType, ...(versionId !== undefined ? { versionId } : {}) },
+    event: { ...base, eventName: isMultipart(info) ? "s3:ObjectCreated:CompleteMultipartUpload" : "s3:ObjectCreated:Put", size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType, ...(versionId !== undefined ? { versionId } : {}) },
   };
 }

@@ -8,11 +8,13 @@ export type EventKind = "created" | "deleted";
 export interface ObjectEvent {
   v: 1;
   /**
-   * S3 event names: s3:ObjectCreated:Put, s3:ObjectRemoved:Delete (an
-   * object, or in a versioned bucket the version `versionId`, removed),
+   * S3 event names: s3:ObjectCreated:Put (a put, copy or replicated
+   * copy), s3:ObjectCreated:CompleteMultipartUpload (a multipart upload's
+   * completion), s3:ObjectRemoved:Delete (an object, or in a versioned
+   * bucket the version `versionId`, removed),
    * s3:ObjectRemoved:DeleteMarkerCreated (a versioned bucket's delete).
    */
-  eventName: "s3:ObjectCreated:Put" | "s3:ObjectRemoved:Delete" | "s3:ObjectRemoved:DeleteMarkerCreated";
+  eventName: "s3:ObjectCreated:Put" | "s3:ObjectCreated:CompleteMultipartUpload" | "s3:ObjectRemoved:Delete" | "s3:ObjectRemoved:DeleteMarkerCreated";
   /** When the change was committed (the metadata message's time). */
   eventTime: string;
   bucket: string;
@@ -21,7 +23,7 @@ export interface ObjectEvent {
   size: number;
   /** ETag (MD5 hex, or `<md5>-<N>` for multipart); absent for a delete. */
   etag?: string;
-  /** Base64url SHA-256 of the body; absent for a delete. */
+  /** Base64url SHA-256 of the body; absent for a delete, "" for a composed multipart object (docs/events.md). */
   sha256?: string;
   contentType?: string;
   /** In a versioned (or suspended) bucket: the version created, the delete marker's id, or the version removed. */

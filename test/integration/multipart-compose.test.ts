@@ -230,7 +230,7 @@ test("with a replicator: a composed completion is one event (no SHA-256, its mul
   const evs = await eventsOf(client, "mpev", 10_000, (e) => e.some((x) => x.key === "after"));
   const ofObj = evs.filter((e) => e.key === "obj");
   t.is(ofObj.length, 1);
-  t.is(ofObj[0]!.eventName, "s3:ObjectCreated:Put");
+  t.is(ofObj[0]!.eventName, "s3:ObjectCreated:CompleteMultipartUpload");
   t.is(ofObj[0]!.revision, done.revision);
   t.is(ofObj[0]!.sha256, "");
   t.is(ofObj[0]!.etag, done.etag);

@@ -13,6 +13,7 @@ import { storeRef } from "../../src/store/bucket.ts";
 import { IndexSet } from "../../src/store/index.ts";
 import { openMultipart } from "../../src/store/multipart.ts";
 import { restateComposed, type RestateOutcome } from "../../src/store/compose.ts";
+import { countRestatement } from "../../src/metrics/index.ts";
 import { openRegistry } from "../../src/store/registry.ts";
 import { DEFAULT_IDLE_MS } from "../../src/transfer/index.ts";
 
@@ -103,6 +104,10 @@ export async function openState(ctx: ActorContext) {
       });
       queue = p.catch(() => undefined);
       restating.set(id, p);
+      p.then(
+        (outcome) => countRestatement(outcome),
+        () => countRestatement("failed"),
+      );
       p.then(
         (outcome) => ctx.log.info({ bucket, key: key.slice(0, 128), revision, outcome, ms: Date.now() - started, queuedMs: started - queued }, "composed object restated in the stock form"),
         (err: unknown) =>

@@ -6,6 +6,7 @@
 import type { Request } from "../../src/runtime/index.ts";
 import { storeInfo, storeRef } from "../../src/store/bucket.ts";
 import { sweepStore, type SweepReport } from "../../src/store/sweep.ts";
+import { setComposedPending } from "../../src/metrics/index.ts";
 import { partChunkIds, expireUploads } from "../../src/store/multipart.ts";
 import { listBuckets } from "../../src/store/registry.ts";
 import { decodeSweep } from "./logic.ts";
@@ -18,7 +19,7 @@ export function sweeper(s: StorageState) {
     orphanGraceMs: ctx.storage.orphanGraceMs,
     readGraceMs: ctx.storage.readGraceMs,
     alsoReferenced: () => partChunkIds(uploads, bucket),
-    restate: (key: string, revision: number) => s.restate(bucket, key, revision).catch(() => undefined),
+    restate: (key: string, revision: number) => s.restate(bucket, key, revision).catch(() => "failed" as const),
   });
   const sweep = async (only?: string): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
     const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);
@@ -29,7 +30,9 @@ export function sweeper(s: StorageState) {
       if (only !== undefined) await storeInfo(ctx.jsm, store); // NoSuchBucket
       try {
         const expired = await expireUploads(jet, uploads, store, name, ctx.storage.multipartMaxAgeMs);
-        reports.push({ ...(await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name))), uploadsExpired: expired });
+        const r = await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name));
+        setComposedPending(name, r.composedPending);
+        reports.push({ ...r, uploadsExpired: expired });
       } catch (e) {
         if (only !== undefined) throw e;
         ctx.log.warn({ err: e, bucket: name }, "sweep of a bucket failed; next round retries");

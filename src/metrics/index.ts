@@ -55,6 +55,29 @@ export function countBytes(service: string, direction: "in" | "out", n: number):
   if (n > 0) (direction === "in" ? bytesIn : bytesOut).inc({ service }, n);
 }
 
+const restated = new Counter({
+  name: "shoal_storage_restated_total",
+  help: "Composed multipart objects' background copies into the stock form, by outcome (restated, not-current, not-composed, failed).",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});
+const composedPending = new Gauge({
+  name: "shoal_storage_composed_pending",
+  help: "Composed multipart objects that are their key's current version and not yet in the stock form, per bucket, as the last sweep found them.",
+  labelNames: ["bucket"] as const,
+  registers: [registry],
+});
+
+/** One background copy of a composed object ended (src/store/compose.ts). */
+export function countRestatement(outcome: string): void {
+  restated.inc({ outcome });
+}
+
+/** What a sweep of `bucket` left composed and not yet restated. */
+export function setComposedPending(bucket: string, n: number): void {
+  composedPending.set({ bucket }, n);
+}
+
 export function actorStarted(kind: string): void {
   actorInstances.inc({ kind });
 }

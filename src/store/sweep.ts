@@ -68,6 +68,8 @@ export interface SweepReport {
   orphanMessagesPurged: number;
   /** Composed current versions restated (their background copy had not run). */
   composedRestated: number;
+  /** Composed current versions left not restated: younger than restateAfterMs, or their copy failed. */
+  composedPending: number;
 }
 
 interface Superseded {
@@ -169,7 +171,7 @@ async function durableFloor(jsm: JetStreamManager, stream: string): Promise<numb
 
 export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef, o: SweepOptions): Promise<SweepReport> {
   const now = (o.now ?? Date.now)();
-  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0, composedRestated: 0 };
+  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0, composedRestated: 0, composedPending: 0 };
   const scan = await scanMetadata(js, jsm, store);
   report.metadata = scan.count;
 
@@ -212,10 +214,14 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
   }
 
   // Composed current versions whose restatement has not happened (interrupted): now.
+  report.composedPending = scan.composed.length;
   if (o.restate) {
     for (const c of scan.composed) {
       if (now - c.ms <= (o.restateAfterMs ?? RESTATE_AFTER_MS)) continue;
-      if ((await o.restate(keyFromMetaSubject(c.subject), c.seq)) === "restated") report.composedRestated++;
+      const outcome = await o.restate(keyFromMetaSubject(c.subject), c.seq);
+      if (outcome === "restated") report.composedRestated++;
+      // restated, or no longer current/composed: not pending (a failure stays pending)
+      if (outcome === "restated" || outcome === "not-current" || outcome === "not-composed") report.composedPending--;
     }
   }
 

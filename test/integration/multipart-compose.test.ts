@@ -131,9 +131,11 @@ test("the sweep keeps a composed version's parts, restates it when its copy neve
   const held = await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0, restate: (key, rev) => restateComposed(s.jet, s.store, key, rev), restateAfterMs: 60_000 });
   t.is(held.orphansPurged, 0, "the parts are the object's: not orphans");
   t.is(held.composedRestated, 0, "too young to restate");
+  t.is(held.composedPending, 1);
   t.true((await collect(readObject(s.jet.jsm, s.store, await statObject(s.jet.jsm, s.store, "k")))).equals(Buffer.concat(parts)));
   const r = await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0, restate: (key, rev) => restateComposed(s.jet, s.store, key, rev), restateAfterMs: 0 });
   t.is(r.composedRestated, 1);
+  t.is(r.composedPending, 0);
   const head = await headObject(s.jet.jsm, s.store, "k");
   t.is(head?.info?.revision, info.revision);
   t.not(head?.revision, info.revision, "compare-and-set goes on the restatement's own sequence");
@@ -273,4 +275,23 @@ test("the copying completion (more parts than one metadata message lists): a sto
   const os = await new Objm(await connectTo(t, s.srv.url)).open(s.bucket);
   t.true(Buffer.from((await os.getBlob("copied"))!).equals(Buffer.concat(parts)), "stock tools read it at once");
   t.is(Object.keys((await s.jet.jsm.streams.info(s.store.stream, { subjects_filter: chunkSubjectAll(s.store.name) })).state.subjects ?? {}).length, 1, "only the object's chunk subject");
+});
+
+test("metrics: the storage actor counts its background copies, and its sweep reports composed objects still pending", async (t) => {
+  const { url, client } = await startShoal(t, { storage: { sweepIntervalMs: 0 } });
+  const { registry } = await import("../../src/metrics/index.ts");
+  const restated = async () => (await registry.getSingleMetric("shoal_storage_restated_total")!.get()).values.find((v) => v.labels["outcome"] === "restated")?.value ?? 0;
+  const before = await restated();
+  await client.createBucket("mpm");
+  const parts = [randomBytes(5 * MiB), randomBytes(50)];
+  const { uploadId } = await client.createMultipart("mpm", "obj");
+  const etags = [];
+  for (const [i, p] of parts.entries()) etags.push({ partNumber: i + 1, etag: (await client.uploadPart("mpm", "obj", uploadId, i + 1, p)).etag });
+  await client.completeMultipart("mpm", "obj", uploadId, etags);
+  await eventually("the copy is counted", 30_000, async () => (await restated()) === before + 1);
+  const nc = await connectTo(t, url);
+  const report = (await nc.request("shoal.ctl.storage.sweep", JSON.stringify({ bucket: "mpm" }), { timeout: 20_000 })).json<{ reports: Array<{ composedPending: number }> }>().reports[0]!;
+  t.is(report.composedPending, 0, "nothing left composed once restated");
+  const pending = (await registry.getSingleMetric("shoal_storage_composed_pending")!.get()).values.find((v) => v.labels["bucket"] === "mpm");
+  t.is(pending?.value, 0);
 });

@@ -270,7 +270,8 @@ export class KeyIndex {
       } else {
         const info: ObjectInfo = toObjectInfo(meta, seq);
         if (!this.entries.has(key)) this.keys.insert(key);
-        this.entries.set(key, { key, size: info.size, etag: info.etag, mtime: info.mtime, revision: seq });
+        // the revision users see (a composed object's stock copy keeps its completion's: format.ts)
+        this.entries.set(key, { key, size: info.size, etag: info.etag, mtime: info.mtime, revision: info.revision });
       }
     } catch {
       // foreign or corrupt metadata is not listed

@@ -56,19 +56,21 @@ export function abortsNow(rules: readonly LifecycleRule[], key: string, initiate
 }
 
 /**
- * Deletes `key` if its current version is still `revision`: true when this
- * call expired it, false when the key changed (or went) meanwhile.
+ * Deletes `key` if its current version is still `revision` (the revision
+ * users see: a composed object's stock copy keeps its completion's): true
+ * when this call expired it, false when the key changed (or went)
+ * meanwhile. The delete is compare-and-set on the key's last message.
  */
 export async function expireIfUnchanged(jet: Jet, bucket: string, key: string, revision: number, versionId?: string): Promise<boolean> {
   const store = storeRef(bucket);
   const prev = await headObject(jet.jsm, store, key);
-  if (!prev?.info || prev.revision !== revision) return false;
+  if (!prev?.info || prev.revision === undefined || prev.info.revision !== revision) return false;
   // the same delete marker as writer.deleteObject writes
   const id = `lifecycle.${nuid.next()}`;
   const headers: Record<string, string[]> = { [H_REQUEST_ID]: [id], ...(versionId !== undefined ? { [H_VERSION_ID]: [versionId], [H_DELETE_MARKER]: ["1"] } : {}) };
   const marker = { name: key, bucket: store.name, nuid: prev.info.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev.info.chunkSize }, headers };
   try {
-    await publish(jet.js, metaSubject(store.name, key), JSON.stringify(marker), { msgId: id, attemptMs: DEFAULT_PUBLISH_TIMING.attemptMs, deadlineMs: DEFAULT_PUBLISH_TIMING.deadlineMs, expectLastSubjectSeq: revision });
+    await publish(jet.js, metaSubject(store.name, key), JSON.stringify(marker), { msgId: id, attemptMs: DEFAULT_PUBLISH_TIMING.attemptMs, deadlineMs: DEFAULT_PUBLISH_TIMING.deadlineMs, expectLastSubjectSeq: prev.revision });
   } catch (e) {
     // a newer write (or delete) won the compare-and-set: that one stays
     if (isConflict(e)) return false;

@@ -30,6 +30,7 @@ import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import { completeUpload, createUpload, openMultipart, uploadPart } from "../../src/store/multipart.ts";
 import { restateComposed } from "../../src/store/compose.ts";
 import { sweepStore } from "../../src/store/sweep.ts";
+import { expireIfUnchanged } from "../../src/store/lifecycle.ts";
 import { chunkSubject, chunkSubjectAll, metaSubjectAll } from "../../src/subjects/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 
@@ -189,6 +190,8 @@ test("through the actors: completion is answered at once, stock tools read the o
   t.true(Buffer.from((await os.getBlob("obj"))!).equals(whole));
   const head = await client.head("mpa", "obj");
   t.is(head.revision, done.revision, "the revision users see is the completion's");
+  const listed = (await client.listPage("mpa", {})).contents.find((c) => c.key === "obj");
+  t.is(listed?.revision, done.revision, "in a listing too");
   t.is(head.etag, done.etag);
   t.is(head.sha256, createHash("sha256").update(whole).digest("base64url") + "=");
   // the sweep removes the parts (past the read grace); only the copy is left, and no part record
@@ -294,4 +297,15 @@ test("metrics: the storage actor counts its background copies, and its sweep rep
   t.is(report.composedPending, 0, "nothing left composed once restated");
   const pending = (await registry.getSingleMetric("shoal_storage_composed_pending")!.get()).values.find((v) => v.labels["bucket"] === "mpm");
   t.is(pending?.value, 0);
+});
+
+test("lifecycle expiry of a restated object: judged by the revision users see, compare-and-set on its last message", async (t) => {
+  const s = await setup(t, "mplc");
+  const info = await composed(s, "k", [randomBytes(5 * MiB), randomBytes(20)]);
+  t.is(await restateComposed(s.jet, s.store, "k", info.revision), "restated");
+  const head = await headObject(s.jet.jsm, s.store, "k");
+  t.not(head?.revision, info.revision);
+  t.false(await expireIfUnchanged(s.jet, s.bucket, "k", head!.revision!), "the restatement's own sequence is not a revision users saw");
+  t.true(await expireIfUnchanged(s.jet, s.bucket, "k", info.revision));
+  t.is((await headObject(s.jet.jsm, s.store, "k"))?.info, undefined, "expired");
 });

@@ -28,6 +28,13 @@ export const JS_CODES = Object.freeze({
   BatchedDisabled: 10205,
   /** JSStreamTTLDisableErr (measured: "message TTL status can not be disabled"). */
   MessageTtlCannotDisable: 10052,
+  /**
+   * JSStreamDuplicateMessageConflict, "duplicate message id is in process":
+   * a clustered stream leader is still proposing an earlier publish with the
+   * same Nats-Msg-Id (seen at R3 under load: a retried chunk publish). That
+   * one may yet land; a later retry gets its duplicate ack.
+   */
+  DuplicateMessageInProcess: 10158,
 });
 
 export type JetFailure =
@@ -59,7 +66,7 @@ export function classify(e: unknown): JetFailure {
   if (code !== undefined) {
     if (code === JS_CODES.StreamWrongLastSequence || code === JS_CODES.StreamWrongLastSequenceUnknown || code === JS_CODES.StreamWrongLastMsgId) return "conflict";
     if (code === JS_CODES.NoMessageFound || code === JS_CODES.StreamNotFound) return "notFound";
-    if (code === JS_CODES.ClusterNotAvailable || code === JS_CODES.JetStreamNotEnabledForAccount) return "transient";
+    if (code === JS_CODES.ClusterNotAvailable || code === JS_CODES.JetStreamNotEnabledForAccount || code === JS_CODES.DuplicateMessageInProcess) return "transient";
     return "refused";
   }
   // 503 / 408 / 404 statuses of Direct Get and pull requests

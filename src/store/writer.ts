@@ -24,7 +24,7 @@ export type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, Writ
 import { isMessageGone, isWrongLastSequence, jsApiCode } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
-import { enableFeatures, publish } from "../jet/index.ts";
+import { enableFeatures, JS_CODES, publish } from "../jet/index.ts";
 import { createHash } from "node:crypto";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
@@ -59,10 +59,17 @@ function publishWith(js: JetStreamClient, subject: string, data: Uint8Array | st
   return publish(js, subject, data, { msgId, attemptMs: t.attemptMs, deadlineMs: t.deadlineMs, ...(t.signal ? { signal: t.signal } : {}), ...o });
 }
 
-/** The JetStream API error code when the server answered with a refusal; undefined when it did not answer. */
+/**
+ * The JetStream API error code when the server answered with a refusal;
+ * undefined when it did not answer — or answered that an earlier attempt
+ * with the same message id is still being proposed (10158), which may yet
+ * land: not a refusal.
+ */
 export function apiCode(e: unknown): number | undefined {
   // by the client's JetStreamApiError (src/errors/nats.ts), never by message text
-  return isWrongLastSequence(e) ? WRONG_LAST_SEQUENCE : jsApiCode(e);
+  if (isWrongLastSequence(e)) return WRONG_LAST_SEQUENCE;
+  const code = jsApiCode(e);
+  return code === JS_CODES.DuplicateMessageInProcess ? undefined : code;
 }
 
 /**

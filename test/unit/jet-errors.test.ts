@@ -7,6 +7,7 @@ import { TimeoutError, NoRespondersError, RequestError } from "@nats-io/nats-cor
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { classify, toJetError, JS_CODES, ttlValue } from "../../src/jet/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
+import { apiCode } from "../../src/store/writer.ts";
 
 const api = (err_code: number, description = "any text") => new JetStreamApiError({ code: 400, err_code, description });
 
@@ -15,6 +16,7 @@ test("transient: timeouts, no responders, cluster unavailable", (t) => {
   t.is(classify(new NoRespondersError("x")), "transient");
   t.is(classify(new RequestError("x", { cause: new NoRespondersError("x") })), "transient");
   t.is(classify(api(JS_CODES.ClusterNotAvailable)), "transient");
+  t.is(classify(api(10158, "duplicate message id is in process")), "transient", "an earlier attempt still being proposed: a retry gets its duplicate ack");
   t.is(classify(new ShoalError("ServiceUnavailable")), "transient");
 });
 
@@ -41,4 +43,10 @@ test("TTL header values", (t) => {
   t.is(ttlValue("never"), "never");
   t.throws(() => ttlValue(0), { instanceOf: RangeError });
   t.throws(() => ttlValue(Number.NaN), { instanceOf: RangeError });
+});
+
+test("a publish that gave up on \"duplicate message id is in process\" is no refusal: the writer treats its outcome as unknown", (t) => {
+  t.is(apiCode(toJetError(api(10158, "duplicate message id is in process"), "publish to x")), undefined);
+  t.is(apiCode(toJetError(api(JS_CODES.StreamWrongLastSequence), "publish to x")), 10071);
+  t.is(apiCode(toJetError(api(10201), "publish to x")), 10201);
 });

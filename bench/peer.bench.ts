@@ -9,6 +9,7 @@
  * work; this file decides whether it can run and prints its summary.
  *
  *   npm run bench -- peer      ROUNDS=n (default 2) · R3_RUNS=n (default 1; 0 skips R3)
+ *                              WARMUP=n (default 1: untimed rounds of each system first)
  *                              PEER_OUT=DIR (default /tmp/peerbench) · BENCH_ARGS="--reps 3 --mpu-mib 256"
  *
  * Skipped, with one line saying why, where Ceph cannot be installed (not

@@ -33,7 +33,7 @@ import type { HealthConfig } from "../../src/config.ts";
 import { ALERTS_STREAM, KV as KV_NAMES, alertSubject, alertsStreamSubject, controlSubject, healthSubject, heartbeatWildcard, kvSubjectAll } from "../../src/subjects/index.ts";
 import { publish } from "../../src/jet/index.ts";
 import { exportHealth } from "../../src/metrics/index.ts";
-import { ALERT_SEVERITY, Debounce, conditionsOf, learn, mergeKnown, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
+import { ALERT_SEVERITY, Debounce, conditionsOf, stalledOf, learn, mergeKnown, raiseId, resolveId, viewOf, type AlertEvent, type AlertState, type Condition, type HealthView, type Known, type ServerSeen, type Snapshot, type StreamSeen } from "./logic.ts";
 
 const ALERT_CODES = Object.entries(ALERT_SEVERITY).map(([code, severity]) => ({ code, severity }));
 
@@ -45,10 +45,20 @@ const ALERTS_DUPLICATE_WINDOW_MS = 3_600_000;
 
 /** Live actor instances, from the heartbeats on shoal.hb.> (core NATS: works while JetStream elects leaders). */
 class HeartbeatTracker {
-  private last = new Map<string, { kind: string; at: number }>();
+  private last = new Map<string, { kind: string; at: number; stalled?: Record<string, number> }>();
   constructor(private readonly ttlMs: number) {}
-  seen(kind: string, id: string, at: number): void {
-    this.last.set(id, { kind, at });
+  seen(kind: string, id: string, at: number, info?: unknown): void {
+    const stalled = stalledOf(info);
+    this.last.set(id, { kind, at, ...(Object.keys(stalled).length > 0 ? { stalled } : {}) });
+  }
+  /** Per bucket, the largest count of stalled restatements a live instance reports. */
+  stalled(now: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const h of this.last.values()) {
+      if (now - h.at > this.ttlMs || !h.stalled) continue;
+      for (const [b, n] of Object.entries(h.stalled)) out[b] = Math.max(out[b] ?? 0, n);
+    }
+    return out;
   }
   gone(id: string): void {
     this.last.delete(id);
@@ -92,7 +102,7 @@ async function collect(ctx: ActorContext, sys: NatsConnection | undefined, beats
   const shared = new Set(sharedStreamNames());
   const intended = intendedReplicas(ctx.nc, clusterSize);
   const now = Date.now();
-  return { time: now, servers, metaLeader, streams: streams.map((st) => ({ ...st, ...(shared.has(st.name) ? { intended } : {}) })), actors: beats.live(now) };
+  return { time: now, servers, metaLeader, streams: streams.map((st) => ({ ...st, ...(shared.has(st.name) ? { intended } : {}) })), actors: beats.live(now), restateStalled: beats.stalled(now) };
 }
 
 /** The servers that answer a statsz ping. */
@@ -222,7 +232,7 @@ export const healthMonitor = defineActor({
         try {
           const h = decodeHeartbeat(m.data);
           if (h.status === "draining") beats.gone(h.id);
-          else beats.seen(h.kind, h.id, Date.now());
+          else beats.seen(h.kind, h.id, Date.now(), h.info);
         } catch {
           // not a heartbeat
         }
@@ -231,7 +241,7 @@ export const healthMonitor = defineActor({
     // actors already running: their presence entries (best effort; heartbeats follow)
     try {
       const p = await listPresence(ctx.jsm, await new Kvm(ctx.js).open(KV_NAMES.actors));
-      for (const [kind, list] of p.byKind) for (const h of list) beats.seen(kind, h.id, Date.now());
+      for (const [kind, list] of p.byKind) for (const h of list) beats.seen(kind, h.id, Date.now(), h.info);
     } catch {
       // heartbeats will tell
     }

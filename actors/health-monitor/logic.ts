@@ -39,6 +39,12 @@ export interface Snapshot {
   streams: StreamSeen[];
   /** Live instances per actor kind. */
   actors: Record<string, number>;
+  /**
+   * Per bucket, composed multipart objects whose copy into the stock form
+   * keeps failing, as live storage instances last reported them in their
+   * heartbeats (the largest report).
+   */
+  restateStalled?: Record<string, number>;
 }
 
 export interface Known {
@@ -49,7 +55,7 @@ export interface Known {
 export interface Condition {
   /** `<code>.<subject token>`: what an alert is keyed by. */
   id: string;
-  code: "server-down" | "meta-leader-lost" | "stream-under-replicated" | "actor-kind-missing" | "storage-near-limit";
+  code: "server-down" | "meta-leader-lost" | "stream-under-replicated" | "actor-kind-missing" | "storage-near-limit" | "restate-stalled";
   severity: AlertSeverity;
   subject: string;
   message: string;
@@ -62,6 +68,7 @@ export const ALERT_SEVERITY: Readonly<Record<Condition["code"], AlertSeverity>> 
   "stream-under-replicated": "warning",
   "actor-kind-missing": "critical",
   "storage-near-limit": "warning",
+  "restate-stalled": "warning",
 };
 
 export const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_");
@@ -94,6 +101,22 @@ export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number
       cond("storage-near-limit", srv.name, `server ${srv.name} uses ${Math.round((100 * srv.storage) / srv.maxStorage)}% of its JetStream storage`);
     }
   }
+  for (const [bucket, n] of Object.entries(s.restateStalled ?? {})) {
+    if (n > 0) cond("restate-stalled", bucket, `bucket ${bucket}: ${n} multipart object${n === 1 ? "" : "s"} still not copied into the stock form; Shoal reads ${n === 1 ? "it" : "them"}, stock tools (nats object get) do not see ${n === 1 ? "it" : "them"} yet; the storage actor's log says why the copy fails`);
+  }
+  return out;
+}
+
+/**
+ * The stalled restatements a heartbeat's status reports
+ * (`info.restateStalled`: bucket → count, set by the storage actor's sweep);
+ * anything else there is ignored.
+ */
+export function stalledOf(info: unknown): Record<string, number> {
+  const r = (info as { restateStalled?: unknown } | undefined)?.restateStalled;
+  if (!r || typeof r !== "object" || Array.isArray(r)) return {};
+  const out: Record<string, number> = {};
+  for (const [bucket, n] of Object.entries(r)) if (typeof n === "number" && Number.isFinite(n) && n > 0) out[bucket] = n;
   return out;
 }
 

@@ -20,10 +20,20 @@ export function sweeper(s: StorageState) {
     readGraceMs: ctx.storage.readGraceMs,
     alsoReferenced: () => partChunkIds(uploads, bucket),
     restate: (key: string, revision: number) => s.restate(bucket, key, revision).catch(() => "failed" as const),
+    restateAfterMs: ctx.storage.restateAfterMs,
   });
+  // Buckets whose last sweep here left composed objects stalled (their copy
+  // failing): carried in this instance's heartbeats, where the
+  // health-monitor raises `restate-stalled` for them.
+  const stalled = new Map<string, number>();
+  const report = (bucket: string, n: number) => {
+    if (n > 0) stalled.set(bucket, n);
+    else stalled.delete(bucket);
+  };
   const sweep = async (only?: string): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
     const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);
     const reports: Array<SweepReport & { uploadsExpired: number }> = [];
+    if (only === undefined) for (const b of [...stalled.keys()]) if (!names.includes(b)) stalled.delete(b);
     for (const name of names) {
       if (ctx.signal.aborted) break;
       const store = storeRef(name);
@@ -32,12 +42,16 @@ export function sweeper(s: StorageState) {
         const expired = await expireUploads(jet, uploads, store, name, ctx.storage.multipartMaxAgeMs);
         const r = await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name));
         setComposedPending(name, r.composedPending);
+        report(name, r.composedStalled);
         reports.push({ ...r, uploadsExpired: expired });
       } catch (e) {
         if (only !== undefined) throw e;
         ctx.log.warn({ err: e, bucket: name }, "sweep of a bucket failed; next round retries");
       }
     }
+    ctx.setStatus(stalled.size > 0 ? { restateStalled: Object.fromEntries(stalled) } : {});
+    const stalledNow = reports.filter((r) => r.composedStalled > 0);
+    if (stalledNow.length > 0) ctx.log.warn({ buckets: stalledNow.map((r) => ({ bucket: r.bucket, stalled: r.composedStalled })) }, "composed multipart objects whose copy into the stock form keeps failing");
     const removed = reports.filter((r) => r.markersPurged + r.orphansPurged + r.uploadsExpired > 0);
     if (removed.length > 0) ctx.log.info({ reports: removed }, "sweep removed garbage");
     return reports;

@@ -20,6 +20,8 @@
 #   NATS_BIN     nats-server binary          (unset: the one Shoal finds or installs)
 #   PEER_OUT     results and logs            (/tmp/peerbench)
 #   ROUNDS       rgw/shoal rounds            (2)
+#   WARMUP       untimed rounds first        (1; their results go to
+#                warmup.jsonl, not into the summary)
 #   R3_RUNS      Shoal R3 runs               (2; 0 = skip)
 #   SKIP_RGW=1   skip radosgw entirely (Shoal only)
 #   BENCH_ARGS   extra s3bench.py arguments  (e.g. "--reps 3 --mpu-mib 256")
@@ -30,6 +32,7 @@ MAIN=${SHOAL_MAIN:-$(cd "$HERE/../.." && pwd)}
 NATS_BIN=${NATS_BIN:-}
 OUT=${PEER_OUT:-/tmp/peerbench}
 ROUNDS=${ROUNDS:-2}
+WARMUP=${WARMUP:-1}
 R3_RUNS=${R3_RUNS:-2}
 SKIP_RGW=${SKIP_RGW:-0}
 read -r -a BENCH_EXTRA <<<"${BENCH_ARGS:-}"
@@ -121,8 +124,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # bench LABEL ENDPOINT ACCESS SECRET [s3bench args...]
+# The results file is $RESULTS unless BENCH_INTO names another (warm-up rounds).
 bench() {
   local label=$1 ep=$2 ak=$3 sk=$4; shift 4
+  local RESULTS=${BENCH_INTO:-$RESULTS}
   log "bench $label"
   if /usr/bin/python3 "$HERE/s3bench.py" "$ep" "$ak" "$sk" "$label" "$@" "${BENCH_EXTRA[@]}" \
     >>"$RESULTS" 2>"$OUT/${label//[^A-Za-z0-9_-]/_}.log"; then :; else
@@ -156,6 +161,14 @@ R1_WATCH=(--watch "node=$SHOAL_PID")
 i=0; for p in $SHOAL_NATS_PIDS; do R1_WATCH+=(--watch "nats$i=$p"); i=$((i + 1)); done
 R1_S3=$SHOAL_S3
 
+# Warm-up: every process's first minutes after start cost it up to twice the
+# CPU per operation of later rounds (measured 2026-12-03 for radosgw, Shoal
+# and even the boto3 client: docs/benchmarks.md); untimed for both systems.
+for r in $(seq 1 "$WARMUP"); do
+  ((SKIP_RGW)) || BENCH_INTO=$OUT/warmup.jsonl bench "warmup-radosgw#$r" "$RGW_ENDPOINT" "$RGW_ACCESS" "$RGW_SECRET" "${RGW_WATCH[@]}"
+  BENCH_INTO=$OUT/warmup.jsonl bench "warmup-shoal-r1#$r" "$R1_S3" "$S3KEY" "$S3SECRET" "${R1_WATCH[@]}"
+done
+
 for r in $(seq 1 "$ROUNDS"); do
   ((SKIP_RGW)) || bench "radosgw#$r" "$RGW_ENDPOINT" "$RGW_ACCESS" "$RGW_SECRET" "${RGW_WATCH[@]}"
   bench "shoal-r1#$r" "$R1_S3" "$S3KEY" "$S3SECRET" "${R1_WATCH[@]}"
@@ -167,6 +180,10 @@ if ((R3_RUNS > 0)); then
   start_shoal shoal-r3 /tmp/peerbench-shoal-r3 --servers 3
   R3_WATCH=(--watch "node=$SHOAL_PID")
   i=0; for p in $SHOAL_NATS_PIDS; do R3_WATCH+=(--watch "nats$i=$p"); i=$((i + 1)); done
+  for r in $(seq 1 "$WARMUP"); do
+    (cd "$MAIN" && npx shoal mb "benchr3-w$r" --replicas 3 --nats "$SHOAL_NATS") >&2
+    BENCH_INTO=$OUT/warmup.jsonl bench "warmup-shoal-r3#$r" "$SHOAL_S3" "$S3KEY" "$S3SECRET" --bucket "benchr3-w$r" --reuse-bucket "${R3_WATCH[@]}"
+  done
   for r in $(seq 1 "$R3_RUNS"); do
     b=benchr3-$r
     (cd "$MAIN" && npx shoal mb "$b" --replicas 3 --nats "$SHOAL_NATS") >&2

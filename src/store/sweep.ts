@@ -70,6 +70,13 @@ export interface SweepReport {
   composedRestated: number;
   /** Composed current versions left not restated: younger than restateAfterMs, or their copy failed. */
   composedPending: number;
+  /**
+   * Of those, the ones committed longer ago than restateAfterMs: their copy
+   * failed in this sweep (or there was no restate to try). Stock tools do
+   * not see them until it succeeds; the health-monitor raises
+   * `restate-stalled` while a storage instance reports any (docs/alerts.md).
+   */
+  composedStalled: number;
 }
 
 interface Superseded {
@@ -171,7 +178,7 @@ async function durableFloor(jsm: JetStreamManager, stream: string): Promise<numb
 
 export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, store: StoreRef, o: SweepOptions): Promise<SweepReport> {
   const now = (o.now ?? Date.now)();
-  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0, composedRestated: 0, composedPending: 0 };
+  const report: SweepReport = { bucket: store.name, metadata: 0, markersPurged: 0, markersHeld: 0, supersededRemoved: 0, replacedChunksRemoved: 0, replacedHeld: 0, orphansPurged: 0, orphanMessagesPurged: 0, composedRestated: 0, composedPending: 0, composedStalled: 0 };
   const scan = await scanMetadata(js, jsm, store);
   report.metadata = scan.count;
 
@@ -215,14 +222,13 @@ export async function sweepStore(js: JetStreamClient, jsm: JetStreamManager, sto
 
   // Composed current versions whose restatement has not happened (interrupted): now.
   report.composedPending = scan.composed.length;
-  if (o.restate) {
-    for (const c of scan.composed) {
-      if (now - c.ms <= (o.restateAfterMs ?? RESTATE_AFTER_MS)) continue;
-      const outcome = await o.restate(keyFromMetaSubject(c.subject), c.seq);
-      if (outcome === "restated") report.composedRestated++;
-      // restated, or no longer current/composed: not pending (a failure stays pending)
-      if (outcome === "restated" || outcome === "not-current" || outcome === "not-composed") report.composedPending--;
-    }
+  for (const c of scan.composed) {
+    if (now - c.ms <= (o.restateAfterMs ?? RESTATE_AFTER_MS)) continue;
+    const outcome = o.restate ? await o.restate(keyFromMetaSubject(c.subject), c.seq) : undefined;
+    if (outcome === "restated") report.composedRestated++;
+    // restated, or no longer current/composed: not pending (a failure stays pending, and stalled)
+    if (outcome === "restated" || outcome === "not-current" || outcome === "not-composed") report.composedPending--;
+    else report.composedStalled++;
   }
 
   // Orphan candidates: unreferenced chunk subjects last written before the grace period.

@@ -22,6 +22,7 @@ import { startServer, connectTo } from "../helpers/nats.ts";
 import { runActor, startShoal } from "../helpers/actors.ts";
 import { eventsOf } from "../helpers/events.ts";
 import { replicator } from "../../actors/replicator/index.ts";
+import { healthMonitor } from "../../actors/health-monitor/index.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { deleteVersion, putObject, type Jet } from "../../src/store/writer.ts";
 import { keyVersions } from "../../src/store/versions.ts";
@@ -31,7 +32,7 @@ import { completeUpload, createUpload, openMultipart, uploadPart } from "../../s
 import { restateComposed } from "../../src/store/compose.ts";
 import { sweepStore } from "../../src/store/sweep.ts";
 import { expireIfUnchanged } from "../../src/store/lifecycle.ts";
-import { chunkSubject, chunkSubjectAll, metaSubjectAll } from "../../src/subjects/index.ts";
+import { alertSubject, chunkSubject, chunkSubjectAll, metaSubjectAll } from "../../src/subjects/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 
 const MiB = 1024 * 1024;
@@ -297,6 +298,40 @@ test("metrics: the storage actor counts its background copies, and its sweep rep
   t.is(report.composedPending, 0, "nothing left composed once restated");
   const pending = (await registry.getSingleMetric("shoal_storage_composed_pending")!.get()).values.find((v) => v.labels["bucket"] === "mpm");
   t.is(pending?.value, 0);
+});
+
+test("a composed object whose copy keeps failing (a lost chunk) is reported stalled by the sweep, and the health-monitor raises restate-stalled for its bucket until it is gone", async (t) => {
+  const { url, client } = await startShoal(t, { storage: { sweepIntervalMs: 0, restateAfterMs: 0 } });
+  await runActor(t, url, healthMonitor, { health: { intervalMs: 200, debounceMs: 300 } });
+  const nc = await connectTo(t, url);
+  const jsm = await jetstreamManager(nc);
+  const events: Array<{ id: string; state: string; message: string }> = [];
+  nc.subscribe(alertSubject("warning", "restate-stalled"), { callback: (_e, m) => void events.push(m.json()) });
+  await client.createBucket("mps");
+  const store = storeRef("mps");
+  const { uploadId } = await client.createMultipart("mps", "obj");
+  const first = await client.uploadPart("mps", "obj", uploadId, 1, randomBytes(5 * MiB));
+  // the first part's last chunk is lost (as a disk would lose it): the copy can never read it
+  const subject = Object.keys((await jsm.streams.info(store.stream, { subjects_filter: chunkSubjectAll("mps") })).state.subjects ?? {})[0]!;
+  const last = await jsm.streams.getMessage(store.stream, { last_by_subj: subject });
+  t.true(await jsm.streams.deleteMessage(store.stream, last!.seq, false));
+  const second = await client.uploadPart("mps", "obj", uploadId, 2, randomBytes(100));
+  await client.completeMultipart("mps", "obj", uploadId, [{ partNumber: 1, etag: first.etag }, { partNumber: 2, etag: second.etag }]);
+  const sweep = async () => (await nc.request("shoal.ctl.storage.sweep", JSON.stringify({ bucket: "mps" }), { timeout: 20_000 })).json<{ reports: Array<{ composedPending: number; composedStalled: number }> }>().reports[0]!;
+  const r = await sweep();
+  t.is(r.composedPending, 1);
+  t.is(r.composedStalled, 1, "old enough (restateAfterMs 0) and its copy failed");
+  await eventually("the alert is raised", 20_000, async () => (await client.health()).alerts.some((a) => a.id === "restate-stalled.mps"));
+  const alert = (await client.health()).alerts.find((a) => a.id === "restate-stalled.mps")!;
+  t.is(alert.severity, "warning");
+  t.regex(alert.message, /bucket mps: 1 multipart object still not copied/);
+  await eventually("the raised event", 10_000, async () => events.some((e) => e.id === "restate-stalled.mps" && e.state === "raised"));
+  // a new write replaces the composed version: nothing is left to copy, the alert resolves
+  await client.put("mps", "obj", Buffer.from("replaced"));
+  const after = await sweep();
+  t.is(after.composedStalled, 0);
+  await eventually("the alert is resolved", 20_000, async () => !(await client.health()).alerts.some((a) => a.id === "restate-stalled.mps"));
+  await eventually("the resolved event", 10_000, async () => events.some((e) => e.id === "restate-stalled.mps" && e.state === "resolved"));
 });
 
 test("lifecycle expiry of a restated object: judged by the revision users see, compare-and-set on its last message", async (t) => {

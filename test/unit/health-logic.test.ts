@@ -1,5 +1,5 @@
 import test from "ava";
-import { Debounce, conditionsOf, learn, viewOf, type Snapshot } from "../../actors/health-monitor/logic.ts";
+import { ALERT_SEVERITY, Debounce, conditionsOf, learn, stalledOf, viewOf, type Snapshot } from "../../actors/health-monitor/logic.ts";
 
 const snap = (o: Partial<Snapshot> = {}): Snapshot => ({
   time: 1000,
@@ -23,6 +23,19 @@ test("conditions: down servers, lost meta leader, under-replicated streams (also
   t.true(ids(lagging).includes("stream-under-replicated.OBJ_b"));
   t.true(ids(snap({ streams: [{ name: "OBJ_c", replicas: 3, leader: null, peers: [] }] })).includes("stream-under-replicated.OBJ_c"));
   t.deepEqual(conditionsOf(snap({ metaLeader: undefined }), { servers: [], actorKinds: [] }, 0.99), [], "a single server, nothing known yet, nothing wrong");
+});
+
+test("restate-stalled: one warning per bucket a storage instance reports stalled copies for; none for zero; junk in a heartbeat's status ignored", (t) => {
+  const known = { servers: ["n1", "n2", "n3"], actorKinds: ["storage"] };
+  const stalled = conditionsOf(snap({ restateStalled: { photos: 2, logs: 0, "a.b": 1 } }), known, 0.99).filter((c) => c.code === "restate-stalled");
+  t.deepEqual(stalled.map((c) => c.id).sort(), ["restate-stalled.a_b", "restate-stalled.photos"]);
+  t.is(ALERT_SEVERITY["restate-stalled"], "warning");
+  const photos = stalled.find((c) => c.subject === "photos")!;
+  t.is(photos.severity, "warning");
+  t.regex(photos.message, /bucket photos: 2 multipart objects still not copied into the stock form/);
+  t.deepEqual(conditionsOf(snap({ restateStalled: {} }), known, 0.99).filter((c) => c.code === "restate-stalled"), []);
+  t.deepEqual(stalledOf({ restateStalled: { a: 3, b: 0, c: "x", d: -1, e: Infinity } }), { a: 3 });
+  for (const junk of [undefined, null, 7, "s", { restateStalled: [1] }, { restateStalled: "x" }, { other: 1 }]) t.deepEqual(stalledOf(junk), {}, JSON.stringify(junk));
 });
 
 test("learn keeps every server that answered and every kind that was live", (t) => {

@@ -6,15 +6,29 @@
  */
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** A call that has not settled after BENCH_CALL_TIMEOUT_MS (default 5 min) fails the bench, naming its path: a stalled reader must not hang it. */
+const CALL_TIMEOUT_MS = Number(process.env["BENCH_CALL_TIMEOUT_MS"] ?? 300_000);
+async function bounded<T>(path: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench path "${path}": a call did not finish within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([p, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** MB/s of each path moving `bytes` per call: median of `runs` timed calls, in turns, after one warm-up call each (given index `runs`). */
 export async function mbpsInTurns<K extends string>(paths: Record<K, (i: number) => Promise<void>>, o: { runs: number; bytes: number }): Promise<Record<K, number>> {
   const entries = Object.entries(paths) as Array<[K, (i: number) => Promise<void>]>;
   const ts = new Map<K, number[]>(entries.map(([k]) => [k, []]));
-  for (const [, fn] of entries) await fn(o.runs);
+  for (const [k, fn] of entries) await bounded(k, fn(o.runs));
   for (let i = 0; i < o.runs; i++) {
     for (const [k, fn] of entries) {
       const t0 = performance.now();
-      await fn(i);
+      await bounded(k, fn(i));
       ts.get(k)!.push((performance.now() - t0) / 1000);
     }
   }
@@ -27,7 +41,7 @@ export async function opsPerSecond(n: number, concurrency: number, fn: (i: numbe
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < n) await fn(next++);
+      while (next < n) await bounded("ops", fn(next++));
     }),
   );
   return n / ((performance.now() - t0) / 1000);

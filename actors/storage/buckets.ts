@@ -10,7 +10,7 @@ import { forgetStream } from "../../src/store/reader.ts";
 import { ensureStore, storeInfo, storeRef, deleteStore } from "../../src/store/bucket.ts";
 import { hasLiveObject } from "../../src/store/index.ts";
 import { intendedReplicas } from "../../src/runtime/replicas.ts";
-import { registerBucket, unregisterBucket, getBucket, listBuckets, type BucketConfig } from "../../src/store/registry.ts";
+import { registerBucket, unregisterBucket, getBucket, listBuckets, markDeleting, deletedBy, type BucketConfig } from "../../src/store/registry.ts";
 import { decodeBucketCreate, decodeBucketName } from "./logic.ts";
 import type { StorageState } from "./state.ts";
 
@@ -48,13 +48,18 @@ export function bucketHandlers(s: StorageState) {
     const cfg = await getBucket(registry, bucket);
     const store: StoreRef = storeRef(bucket);
     const exists = await storeInfo(ctx.jsm, store).then(() => true, (e: unknown) => (e instanceof ShoalError && e.code === "NoSuchBucket" ? false : Promise.reject(e)));
-    if (!cfg && !exists) throw new ShoalError("NoSuchBucket", undefined, { detail: { bucket } });
+    if (!cfg && !exists) {
+      // a retry of the delete that removed it (its answer lost): answered as that delete was
+      if ((await deletedBy(registry, bucket)) === req.requestId) return { v: 1, bucket, deleted: true };
+      throw new ShoalError("NoSuchBucket", undefined, { detail: { bucket } });
+    }
     if (exists && !force) {
       // the index first (cheap), then the stream itself: an index can lag
       // or belong to an older incarnation; the stream cannot
       const page = (await indexes.ready(bucket)).page({ maxKeys: 1 });
       if (page.keyCount > 0 || (await hasLiveObject(ctx.js, ctx.jsm, store))) throw new ShoalError("BucketNotEmpty", undefined, { detail: { bucket } });
     }
+    if (cfg) await markDeleting(registry, cfg, req.requestId);
     await indexes.drop(bucket);
     await deleteStore(ctx.jsm, store);
     forgetStream(ctx.jsm, store.stream);

@@ -19,6 +19,12 @@ export interface BucketConfig {
   created: string;
   /** The request id of the create that registered it: a retry of that create is answered, not refused (BucketAlreadyExists). */
   requestId?: string;
+  /**
+   * The request id of a delete under way: written just before the bucket's
+   * stream is removed, so that once the entry is gone a retry of that
+   * delete (its answer lost) is answered, not refused (NoSuchBucket).
+   */
+  deleting?: string;
 }
 
 /** The registry (R3 on a cluster, R1 on a single server). */
@@ -37,7 +43,15 @@ export function decodeBucketConfig(data: Uint8Array): BucketConfig {
   if (c?.v !== 1 || typeof c.name !== "string" || ![1, 3, 5].includes(c.replicas as number) || typeof c.created !== "string") {
     throw new ShoalError("MalformedPayload", "bucket registry entry is malformed");
   }
-  return { v: 1, name: c.name, replicas: c.replicas as 1 | 3 | 5, shards: typeof c.shards === "number" ? c.shards : 1, created: c.created, ...(typeof c.requestId === "string" ? { requestId: c.requestId } : {}) };
+  return {
+    v: 1,
+    name: c.name,
+    replicas: c.replicas as 1 | 3 | 5,
+    shards: typeof c.shards === "number" ? c.shards : 1,
+    created: c.created,
+    ...(typeof c.requestId === "string" ? { requestId: c.requestId } : {}),
+    ...(typeof c.deleting === "string" ? { deleting: c.deleting } : {}),
+  };
 }
 
 export async function getBucket(kv: KV, name: string): Promise<BucketConfig | undefined> {
@@ -58,6 +72,31 @@ export async function registerBucket(kv: KV, cfg: BucketConfig): Promise<number>
 
 export async function unregisterBucket(kv: KV, name: string): Promise<void> {
   await kv.delete(name);
+}
+
+/** Records that the delete with `requestId` is removing the bucket (see BucketConfig.deleting). */
+export async function markDeleting(kv: KV, cfg: BucketConfig, requestId: string): Promise<void> {
+  await kv.put(cfg.name, JSON.stringify({ ...cfg, deleting: requestId }));
+}
+
+/**
+ * The request id of the delete that removed the bucket, when its entry's
+ * last change is that removal and the one before it recorded the delete
+ * (markDeleting); otherwise undefined (never registered, created again since,
+ * or removed by a delete that did not record itself).
+ */
+export async function deletedBy(kv: KV, name: string): Promise<string | undefined> {
+  const entries: Array<{ operation: string; value: Uint8Array }> = [];
+  const it = await kv.history({ key: name });
+  for await (const e of it) entries.push({ operation: e.operation, value: e.value });
+  const last = entries[entries.length - 1];
+  const before = entries[entries.length - 2];
+  if (!last || last.operation === "PUT" || before?.operation !== "PUT") return undefined;
+  try {
+    return decodeBucketConfig(before.value).deleting;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function listBuckets(kv: KV): Promise<BucketConfig[]> {

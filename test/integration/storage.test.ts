@@ -254,6 +254,29 @@ test("a retried call (same Shoal-Request-Id, another instance) commits once: put
   t.notRegex(m!.string(), /x{200}/);
 });
 
+test("DeleteBucket retried with the same request id (its answer lost) is answered as the first attempt was; another delete of the name is NoSuchBucket", async (t) => {
+  const { url } = await startShoal(t);
+  const nc = await connectTo(t, url);
+  const call = async (op: "create" | "delete", requestId: string) => {
+    const h = natsHeaders();
+    h.set("Shoal-Request-Id", requestId);
+    const body = op === "create" ? { v: 1, bucket: "gone", replicas: 1 } : { v: 1, bucket: "gone" };
+    const m = await nc.request(`shoal.v1.bucket.${op}`, JSON.stringify(body), { headers: h, timeout: 5000 });
+    const err = errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
+    if (err) throw err;
+    return m.json<Record<string, unknown>>();
+  };
+  await call("create", "gone-c1");
+  t.deepEqual(await call("delete", "gone-d1"), { v: 1, bucket: "gone", deleted: true });
+  t.deepEqual(await call("delete", "gone-d1"), { v: 1, bucket: "gone", deleted: true }, "the retry gets the first attempt's answer");
+  const other = await t.throwsAsync(() => call("delete", "gone-d2"));
+  t.is((other as ShoalError).code, "NoSuchBucket");
+  // the name can be created again, and its own delete is as any other
+  await call("create", "gone-c2");
+  t.deepEqual(await call("delete", "gone-d3"), { v: 1, bucket: "gone", deleted: true });
+  t.is(((await t.throwsAsync(() => call("delete", "gone-d2"))) as ShoalError).code, "NoSuchBucket", "the history ends with gone-d3's record, not gone-d2's");
+});
+
 test("CreateBucket retried with the same request id (its answer lost) is answered as the first attempt was; another create of the name is BucketAlreadyExists", async (t) => {
   const { url } = await startShoal(t);
   const nc = await connectTo(t, url);

@@ -9,6 +9,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { kvKeys, sharedKv } from "../runtime/replicas.ts";
 import { isWrongLastSequence } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
+import { withTimeout } from "../runtime/backoff.ts";
 import { KV as KV_NAMES } from "../subjects/index.ts";
 
 export interface BucketConfig {
@@ -85,10 +86,22 @@ export async function markDeleting(kv: KV, cfg: BucketConfig, requestId: string)
  * (markDeleting); otherwise undefined (never registered, created again since,
  * or removed by a delete that did not record itself).
  */
-export async function deletedBy(kv: KV, name: string): Promise<string | undefined> {
-  const entries: Array<{ operation: string; value: Uint8Array }> = [];
-  const it = await kv.history({ key: name });
-  for await (const e of it) entries.push({ operation: e.operation, value: e.value });
+export async function deletedBy(kv: KV, name: string, timeoutMs = 2000): Promise<string | undefined> {
+  // the key's history (at most the registry's 5 entries) through a short-lived
+  // consumer; bounded, and on any failure the answer is "not known"
+  let it: Awaited<ReturnType<KV["history"]>> | undefined;
+  const read = async () => {
+    const out: Array<{ operation: string; value: Uint8Array }> = [];
+    it = await kv.history({ key: name });
+    for await (const e of it) out.push({ operation: e.operation, value: e.value });
+    return out;
+  };
+  let entries: Array<{ operation: string; value: Uint8Array }>;
+  try {
+    entries = (await withTimeout(read(), timeoutMs).catch(() => undefined)) ?? [];
+  } finally {
+    it?.stop();
+  }
   const last = entries[entries.length - 1];
   const before = entries[entries.length - 2];
   if (!last || last.operation === "PUT" || before?.operation !== "PUT") return undefined;

@@ -7,6 +7,7 @@
  * Shoal-only run).
  *
  *   npm run bench -- storage-smallput     BENCH_QUICK=1 (300 calls a round) · BENCH_RUNS=n
+ *   BENCH_NEW_KEYS=1                      every PUT a new key (ingest) instead of 500 keys overwritten
  *   BENCH_CPU_PROF=<dir>                  the actor writes a V8 CPU profile (node --cpu-prof) there
  *   BENCH_COMPARE_ROOT=<checkout>         A/B: a second server with the storage actor of another checkout
  *                                         (e.g. a git worktree of an earlier commit, node_modules linked in),
@@ -74,12 +75,17 @@ try {
   await shoal.createBucket("shoalsmall");
   const data = randomBytes(4096);
   const keys = 500;
+  // BENCH_NEW_KEYS=1: every PUT names a key never written before (ingest), instead of
+  // overwriting 500 keys (which the writer knows the revision of after the warm-up)
+  const fresh = process.env["BENCH_NEW_KEYS"] === "1";
+  let written = 0;
+  const key = (i: number) => (fresh ? `n${written++}` : `k${i % keys}`);
   const before = load();
   const paths: Record<string, (i: number) => Promise<unknown>> = {
-    raw: (i) => js.publish(`rs.${i % keys}`, data),
-    shoal: (i) => shoal.put("shoalsmall", `k${i % keys}`, data),
-    ...(shoalB ? { "shoal-b": (i: number) => shoalB.put("shoalsmall", `k${i % keys}`, data) } : {}),
-    stock: (i) => stock.putBlob({ name: `k${i % keys}` }, data),
+    raw: (i) => js.publish(`rs.${key(i)}`, data),
+    shoal: (i) => shoal.put("shoalsmall", key(i), data),
+    ...(shoalB ? { "shoal-b": (i: number) => shoalB.put("shoalsmall", key(i), data) } : {}),
+    stock: (i) => stock.putBlob({ name: key(i) }, data),
   };
   const r = await opsMedianInTurns(paths, { n: N, warm: 200, runs: RUNS, concurrency: 16 });
   // CPU per Shoal PUT: one more round of each Shoal path alone (shoal, shoal-b, shoal, shoal-b, … in
@@ -102,7 +108,7 @@ try {
         const s0 = cpu(serverPid);
         const t0 = process.cpuUsage();
         const w0 = performance.now();
-        await opsPerSecond(m, 16, (i) => client.put("shoalsmall", `k${i % keys}`, data));
+        await opsPerSecond(m, 16, (i) => client.put("shoalsmall", key(i), data));
         acc.secs += (performance.now() - w0) / 1000;
         const tc = process.cpuUsage(t0);
         acc.actor += cpu(actorPid) - a0;
@@ -121,7 +127,7 @@ try {
   if (shoalB) meters.push(await cpuRounds("shoal-b", shoalB, actorB?.pid, srvB?.pid));
   for (let i = 0; i < 4; i++) for (const m of meters) await m.round(N / 2);
   if (compareRoot) console.log(`\nshoal-b: the storage actor of ${compareRoot}; shoal, shoal-b, and raw + stock each on a server of their own`);
-  console.log(`\n4 KiB PUT, R1, concurrency 16, ${keys} keys overwritten, median of ${RUNS} rounds of ${N} in turns (${before} → ${load()})\n`);
+  console.log(`\n4 KiB PUT, R1, concurrency 16, ${fresh ? "every key new" : `${keys} keys overwritten`}, median of ${RUNS} rounds of ${N} in turns (${before} → ${load()})\n`);
   console.log("| path | ops/s | vs raw | vs stock |\n|---|---|---|---|");
   for (const [k, v] of Object.entries(r)) console.log(`| ${k} | ${v.toFixed(0)} | ${(v / r["raw"]!).toFixed(2)} | ${(v / r["stock"]!).toFixed(2)} |`);
   console.log(`\nCPU per PUT, 4 rounds of ${N / 2} per Shoal path in turns (${load()})\n`);

@@ -348,7 +348,10 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
   checkDigests(w, opts);
   const chunkSubj = chunkSubject(store.name, w.id);
   const sendChunk = () => publishWith(js, chunkSubj, data, `${w.id}.0`, timing);
-  if (!known || t.replicas > 1 || t.limited || data.byteLength === 0) {
+  // R1 without limits: the chunk and a compare-and-set commit go out pipelined, guessing the key's
+  // revision — the one this process last saw, or "no such key" (0) for a key it has not seen, the
+  // common case of ingest; a wrong guess is refused (10071) and costs one read of the key (below)
+  if (conditional || t.replicas > 1 || t.limited || data.byteLength === 0) {
     // read the key (when not known) while the chunk goes out; then the compare-and-set commit
     const prevP = known ? Promise.resolve(undefined) : headWithRetry(jsm, store, key, timing);
     prevP.catch(() => undefined);
@@ -370,10 +373,10 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
     });
     return commitChunks(jet, store, key, { ...w, seqs }, opts, timing, prev);
   }
-  // R1, revision known: chunk and metadata pipelined, one wait for both
+  // R1: chunk and metadata pipelined, one wait for both
   const meta = metaFor(store, key, { ...w, seqs: undefined, chunks: 1 }, opts);
   const chunkP = sendChunk();
-  const metaP = publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), `${w.id}.m0`, timing, { expectLastSubjectSeq: known.revision });
+  const metaP = publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), `${w.id}.m0`, timing, { expectLastSubjectSeq: known?.revision ?? 0 });
   const [c, m] = await Promise.allSettled([chunkP, metaP]);
   let chunkSeq = c.status === "fulfilled" ? c.value.seq : undefined;
   if (chunkSeq === undefined) {

@@ -83,6 +83,36 @@ test("a stale remembered revision (another writer committed meanwhile) costs a r
   t.deepEqual(sizes, [3, 3, 5], "every commit is its own metadata message (none lost, none rolled up)");
 });
 
+test("a key this process has not seen is guessed absent: a first PUT skips reading it; when another writer had written it, the guess costs a retry, not a write; a marker is not overwritten blindly", async (t) => {
+  const { nc, jet, store } = await setup(t, "smallguess");
+  await ensureStore(jet.jsm, store, 1);
+  const other: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  // no read of the key for a new key (the publishes are not API calls)
+  const api: string[] = [];
+  const mon = nc.subscribe("$JS.API.>", { callback: (_e, m) => void api.push(m.subject) });
+  await nc.flush();
+  const first = await putBytes(jet, store, "new", Buffer.from("fresh"));
+  await nc.flush();
+  mon.unsubscribe();
+  // (the stream's info is read once per connection and cached; no Direct Get or message read of the key)
+  t.deepEqual(api.filter((s) => !s.startsWith("$JS.API.STREAM.INFO.")), [], "a new key: chunk and commit only");
+  t.is((await collect(readObject(jet.jsm, store, await statObject(jet.jsm, store, "new")))).toString(), "fresh");
+  t.is(first.size, 5);
+  // written by another writer only: this process guesses "absent", is refused, reads, commits after it
+  await putObject(other, store, "theirs", (async function* () { yield Buffer.from("two"); })());
+  const mine = await putBytes({ ...jet, jsm: await jetstreamManager(nc) }, store, "theirs", Buffer.from("three"));
+  const live = await statObject(jet.jsm, store, "theirs");
+  t.is(live.revision, mine.revision);
+  t.is((await collect(readObject(jet.jsm, store, live))).toString(), "three");
+  t.deepEqual((await keyMessages(jet.jsm, store, "theirs")).map((m) => m.meta.size), [3, 5], "both commits kept, in order");
+  // a key whose last message is a delete marker written by another writer: refused, read, then committed over it
+  await putObject(other, store, "gone", (async function* () { yield Buffer.from("x"); })());
+  await deleteObject(other, store, "gone");
+  const back = await putBytes({ ...jet, jsm: await jetstreamManager(nc) }, store, "gone", Buffer.from("back"));
+  t.is((await statObject(jet.jsm, store, "gone")).revision, back.revision);
+  t.is((await keyMessages(jet.jsm, store, "gone")).length, 3);
+});
+
 test("a retried small PUT (same request id) commits once", async (t) => {
   const { jet, store } = await setup(t, "smallretry");
   await ensureStore(jet.jsm, store, 1);

@@ -11,7 +11,7 @@
  * `shoal.v1.xfer.<bucket>.<id>`, the stream, the chunk subject and the chunk
  * size. On that subject the writer sends `Shoal-Keepalive: 1` at least every
  * `idleMs / 3`, then either `Shoal-Commit: 1` with
- * `{"v":1,"size","md5","sha256"}` as a request (the reply is the object's
+ * `{"v":1,"size","md5","sha256","crc32"}` as a request (the reply is the object's
  * info — the part's, for a part — or a typed error) or `Shoal-Abort:
  * <code>`. A writer that aborts has its chunks removed; so does a claim that
  * the stream contradicts (InvalidDirectUpload).
@@ -133,7 +133,7 @@ export function openDirectUpload<T>(
     opts.signal.removeEventListener("abort", onStop);
     try {
       const c = decodeClaim(parseJsonObject(m.data));
-      reply(m, await commit({ size: c.size, md5hex: c.md5, sha256: c.sha256 }, id, chunkSize));
+      reply(m, await commit({ size: c.size, md5hex: c.md5, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) }, id, chunkSize));
       onEnd("ok");
     } catch (e) {
       const err = toShoalError(e);
@@ -147,5 +147,5 @@ export function openDirectUpload<T>(
     void end("ShuttingDown", false);
     throw new ShoalError("ShuttingDown");
   }
-  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs };
+  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, crc32: true };
 }

@@ -59,6 +59,7 @@ export function directReadJson(store: { name: string; stream: string }, info: Ob
     ...(info.chunkSeqs ? { seqs: encodeRuns(info.chunkSeqs) } : {}),
     ...(info.parts ? { parts: encodeParts(info.parts) } : {}),
     sha256: info.sha256,
+    ...(info.crc32 !== undefined ? { crc32: info.crc32 } : {}),
     ...(range ? { range: { start: range.start, end: range.end } } : {}),
   };
 }

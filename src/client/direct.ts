@@ -145,7 +145,7 @@ export class DirectPath {
       h.set(H.commit, "1");
       let m;
       try {
-        m = await this.nc.request(o.subject, JSON.stringify({ v: 1, size: w.size, md5: w.md5hex, sha256: w.sha256 }), { headers: h, timeout: opts.commitTimeoutMs });
+        m = await this.nc.request(o.subject, JSON.stringify({ v: 1, size: w.size, md5: w.md5hex, sha256: w.sha256, ...(o.crc32 && w.crc32 ? { crc32: w.crc32 } : {}) }), { headers: h, timeout: opts.commitTimeoutMs });
       } catch (e) {
         throw toShoalError(e);
       }
@@ -191,6 +191,7 @@ export class DirectPath {
       size: d.size,
       etag: "",
       sha256: d.sha256,
+      ...(typeof d.crc32 === "string" && /^[0-9a-f]{8}$/.test(d.crc32) ? { crc32: d.crc32 } : {}),
       contentType: "",
       mtime: "",
       revision: 0,
@@ -231,5 +232,5 @@ export function parseOffer(o: Record<string, unknown>): DirectOffer {
     if (typeof o[k] !== "number") throw new ShoalError("InternalError", `the direct-upload offer lacks ${k}`);
     return o[k] as number;
   };
-  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs") };
+  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(o["crc32"] === true ? { crc32: true as const } : {}) };
 }

@@ -10,8 +10,8 @@
  * data is copied only when it spans socket reads (joined once).
  */
 import { createHash, timingSafeEqual, type Hash } from "node:crypto";
-import * as zlib from "node:zlib";
 import { ShoalError } from "../errors/index.ts";
+import { Crc, crc32, crc32c } from "../runtime/crc32.ts";
 import { chunkSignature, trailerSignature, type Verified } from "./auth.ts";
 
 const MAX_CHUNK = 16 * 1024 * 1024;
@@ -19,56 +19,10 @@ const MAX_LINE = 4096;
 /** Trailer lines accepted after the final chunk (S3 sends one or two). */
 const MAX_TRAILER_LINES = 16;
 
-// --- CRC32 / CRC32C (tables), for x-amz-checksum-crc32 / -crc32c --------------------
-
-function table(poly: number): Uint32Array {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? poly ^ (c >>> 1) : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  return t;
-}
-const CRC32 = table(0xedb88320);
-const CRC32C = table(0x82f63b78);
-
-class Crc {
-  private c = 0xffffffff;
-  constructor(private readonly t: Uint32Array) {}
-  update(b: Uint8Array): this {
-    let c = this.c;
-    for (let i = 0; i < b.length; i++) c = this.t[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-    this.c = c;
-    return this;
-  }
-  digest(): Buffer {
-    const out = Buffer.alloc(4);
-    out.writeUInt32BE((this.c ^ 0xffffffff) >>> 0);
-    return out;
-  }
-}
-
-/** CRC32 with zlib's native implementation when Node has it (20.15+), else the table. */
-class NativeCrc32 {
-  private c = 0;
-  constructor(private readonly fn: (data: Uint8Array, value?: number) => number) {}
-  update(b: Uint8Array): this {
-    this.c = this.fn(b, this.c);
-    return this;
-  }
-  digest(): Buffer {
-    const out = Buffer.alloc(4);
-    out.writeUInt32BE(this.c >>> 0);
-    return out;
-  }
-}
-const nativeCrc32 = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-
 type Digester = { update(b: Uint8Array): unknown; digest(): Buffer };
 const ALGORITHMS: Record<string, { make: () => Digester; bytes: number }> = {
-  crc32: { make: () => (nativeCrc32 ? new NativeCrc32(nativeCrc32) : new Crc(CRC32)), bytes: 4 },
-  crc32c: { make: () => new Crc(CRC32C), bytes: 4 },
+  crc32: { make: () => new Crc(crc32), bytes: 4 },
+  crc32c: { make: () => new Crc(crc32c), bytes: 4 },
   sha1: { make: () => createHash("sha1") as Hash & Digester, bytes: 20 },
   sha256: { make: () => createHash("sha256") as Hash & Digester, bytes: 32 },
 };

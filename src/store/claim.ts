@@ -28,6 +28,8 @@ export interface ClaimedChunks {
   md5hex: string;
   /** Base64url SHA-256, padded. */
   sha256: string;
+  /** CRC-32, 8 hex digits, when the writer sent it. */
+  crc32?: string;
 }
 
 /** Whether the subject's last chunk (read linearizably) has an index past `counted` chunks. */
@@ -54,7 +56,7 @@ const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's
  * claims (InvalidDirectUpload otherwise).
  */
 export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks): Promise<WrittenChunks> {
-  if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256)) throw bad("malformed digest");
+  if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256) || (c.crc32 !== undefined && !/^[0-9a-f]{8}$/.test(c.crc32))) throw bad("malformed digest");
   const subject = chunkSubject(store.name, id);
   const stored = (await named(`stream info of ${store.stream}`, () => jsm.streams.info(store.stream, { subjects_filter: subject }))).state.subjects?.[subject] ?? 0;
   const want = Math.ceil(c.size / chunkSize);
@@ -89,7 +91,7 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
     // the stream info counted them all: a short read is the read failing (retried), not the claim
     if (seen !== want) throw new ShoalError("ServiceUnavailable", `only ${seen} of ${want} chunks of upload ${id} could be read back`);
   }
-  return { id, seqs, size: c.size, chunkSize, md5hex: c.md5hex, sha256: c.sha256 };
+  return { id, seqs, size: c.size, chunkSize, md5hex: c.md5hex, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) };
 }
 
 /**

@@ -34,7 +34,7 @@ import { nuid } from "@nats-io/nats-core";
 import { publish } from "../jet/index.ts";
 import { metaSubject } from "../subjects/index.ts";
 import { ShoalError } from "../errors/index.ts";
-import { buildHeaders, decodeStoredMeta, DIGEST_PREFIX, H_PARTS, header, toObjectInfo, type ObjectInfo, type PartRef, type StoredMeta } from "./format.ts";
+import { buildHeaders, decodeStoredMeta, DIGEST_PREFIX, H_CRC32, H_PARTS, header, toObjectInfo, type ObjectInfo, type PartRef, type StoredMeta } from "./format.ts";
 import { lastOnSubject, readObject } from "./reader.ts";
 import { apiCode, commitChunks, headWithRetry, removeChunks, timingOf, writeChunks } from "./writer.ts";
 import type { Jet, PutOptions, StoreRef } from "./types.ts";
@@ -82,8 +82,8 @@ export async function restateComposed(jet: Jet, store: StoreRef, key: string, re
   const stock: StoredMeta = {
     ...meta,
     headers: {
-      ...Object.fromEntries(Object.entries(meta.headers ?? {}).filter(([k]) => k.toLowerCase() !== H_PARTS.toLowerCase())),
-      ...buildHeaders({ etag: info.etag, contentType: info.contentType, chunkSeqs: w.seqs, restates: revision }),
+      ...Object.fromEntries(Object.entries(meta.headers ?? {}).filter(([k]) => k.toLowerCase() !== H_PARTS.toLowerCase() && k.toLowerCase() !== H_CRC32.toLowerCase())),
+      ...buildHeaders({ etag: info.etag, contentType: info.contentType, chunkSeqs: w.seqs, restates: revision, ...(w.crc32 ? { crc32: { crc: w.crc32, nuid: w.id } } : {}) }),
     },
     options: { ...meta.options, max_chunk_size: w.chunkSize },
     nuid: w.id,

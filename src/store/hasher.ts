@@ -1,8 +1,11 @@
 /**
- * MD5 + SHA-256 of a stream of chunks, computed off the event loop.
+ * MD5 + SHA-256 + CRC-32 of a stream of chunks, computed off the event loop.
  *
  * A writer hashes every byte it publishes (the MD5 is the S3 ETag, the
- * SHA-256 the ADR-20 digest). Done inline, that is ~140 ms of the event
+ * SHA-256 the ADR-20 digest, the CRC-32 what Shoal's own whole-object reads
+ * check: src/store/reader.ts). The CRC-32 rides with the SHA-256 (same
+ * worker, ~13 ms per 64 MiB at zlib's native speed), so it adds no pass of
+ * its own over the bytes. Done inline, that is ~140 ms of the event
  * loop per 64 MiB on this machine (MD5 ~640 MiB/s, SHA-256 ~1.6 GiB/s), time
  * in which no publish goes out and no ack is read. One worker thread per
  * algorithm hashes instead (two per process), while the event loop keeps the chunks flowing;
@@ -11,6 +14,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { Worker } from "node:worker_threads";
+import { crc32, crcHex } from "../runtime/crc32.ts";
 
 /** Bodies smaller than this are hashed inline. */
 export const OFFLOAD_MIN = 4 * 1024 * 1024;
@@ -19,6 +23,8 @@ export interface Digests {
   md5hex: string;
   /** Base64url SHA-256, padded (the ADR-20 digest form). */
   sha256: string;
+  /** CRC-32 of the body, 8 lower-case hex digits. */
+  crc32: string;
 }
 
 export interface Hasher {
@@ -41,15 +47,17 @@ function padded(b64url: string): string {
 class InlineHasher implements Hasher {
   private readonly md5: Hash | undefined;
   private readonly sha: Hash = createHash("sha256");
+  private crc = 0;
   constructor(md5: boolean) {
     this.md5 = md5 ? createHash("md5") : undefined;
   }
   update(chunk: Uint8Array): void {
     this.md5?.update(chunk);
     this.sha.update(chunk);
+    this.crc = crc32(chunk, this.crc);
   }
   digest(): Promise<Digests> {
-    return Promise.resolve({ md5hex: this.md5?.digest("hex") ?? "", sha256: padded(this.sha.digest("base64url")) });
+    return Promise.resolve({ md5hex: this.md5?.digest("hex") ?? "", sha256: padded(this.sha.digest("base64url")), crc32: crcHex(this.crc) });
   }
   discard(): void {}
   caughtUp(): Promise<void> {
@@ -60,22 +68,33 @@ class InlineHasher implements Hasher {
 const SPARE_BUFFERS = 8;
 
 // The worker is plain CommonJS evaluated from a string: no loader or build step.
+// A "sha256" session also keeps the CRC-32 (zlib's native one; a table on a
+// Node without it, as src/runtime/crc32.ts).
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
+const zlib = require("node:zlib");
+let crc32 = zlib.crc32;
+if (typeof crc32 !== "function") {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) { let c = i; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; t[i] = c >>> 0; }
+  crc32 = (b, prev) => { let c = ~prev >>> 0; for (let i = 0; i < b.length; i++) c = t[(c ^ b[i]) & 0xff] ^ (c >>> 8); return ~c >>> 0; };
+}
 const sessions = new Map();
+const open = (a) => ({ h: createHash(a), c: a === "sha256" ? 0 : undefined });
 parentPort.on("message", (m) => {
   if (m.t === "u") {
     let s = sessions.get(m.id);
-    if (!s) sessions.set(m.id, (s = createHash(m.a)));
-    s.update(m.b);
+    if (!s) sessions.set(m.id, (s = open(m.a)));
+    s.h.update(m.b);
+    if (s.c !== undefined) s.c = crc32(m.b, s.c) >>> 0;
     // the buffer goes back: hashed bytes become garbage where GC runs often
     // (here nothing else allocates, so dead buffers would pile up)
     parentPort.postMessage({ id: m.id, n: m.b.byteLength, b: m.b }, [m.b.buffer]);
   } else if (m.t === "d") {
-    const s = sessions.get(m.id) ?? createHash(m.a);
+    const s = sessions.get(m.id) ?? open(m.a);
     sessions.delete(m.id);
-    parentPort.postMessage({ id: m.id, d: s.digest(m.a === "md5" ? "hex" : "base64url") });
+    parentPort.postMessage({ id: m.id, d: s.h.digest(m.a === "md5" ? "hex" : "base64url"), c: s.c });
   } else if (m.t === "x") {
     sessions.delete(m.id);
   }
@@ -84,7 +103,7 @@ parentPort.on("message", (m) => {
 
 class HashWorker {
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: (d: string) => void; reject: (e: unknown) => void }>();
+  private readonly waiting = new Map<number, { resolve: (d: Digest) => void; reject: (e: unknown) => void }>();
   /** Buffers back from the worker, reused for the next copies. */
   private spare: Uint8Array[] = [];
   /** Per session: bytes posted and not yet hashed, and who waits for that to shrink. */
@@ -96,7 +115,7 @@ class HashWorker {
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
     this.worker.unref();
-    this.worker.on("message", (m: { id: number; n?: number; b?: Uint8Array; d: string }) => {
+    this.worker.on("message", (m: { id: number; n?: number; b?: Uint8Array; d: string; c?: number }) => {
       if (m.b && this.spare.length < SPARE_BUFFERS) this.spare.push(m.b);
       if (m.n !== undefined) {
         const b = this.backlog.get(m.id);
@@ -108,7 +127,7 @@ class HashWorker {
       }
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
-      w?.resolve(m.d);
+      w?.resolve({ d: m.d, ...(m.c !== undefined ? { crc: m.c } : {}) });
     });
     this.worker.on("error", (e) => this.fail(e));
     this.worker.on("exit", (code) => this.fail(new Error(`the hashing worker exited (${code})`)));
@@ -134,7 +153,7 @@ class HashWorker {
     return b;
   }
 
-  /** A session hashing with `algo` only ("md5" → hex, "sha256" → base64url unpadded). */
+  /** A session hashing with `algo` only ("md5" → hex, "sha256" → base64url unpadded, and the CRC-32). */
   open(algo: "md5" | "sha256"): OneHash {
     const id = this.nextId++;
     this.sessions++;
@@ -164,7 +183,7 @@ class HashWorker {
         if (this.failure) throw this.failure;
       },
       digest: () =>
-        new Promise<string>((resolve, reject) => {
+        new Promise<Digest>((resolve, reject) => {
           if (this.failure) return reject(this.failure);
           this.waiting.set(id, {
             resolve: (d) => {
@@ -187,10 +206,16 @@ class HashWorker {
   }
 }
 
+/** One session's result: the digest, and the CRC-32 for a "sha256" session. */
+interface Digest {
+  d: string;
+  crc?: number;
+}
+
 /** One algorithm's session on a worker. */
 interface OneHash {
   update(chunk: Uint8Array, transfer?: boolean): void;
-  digest(): Promise<string>;
+  digest(): Promise<Digest>;
   discard(): void;
   caughtUp(maxBytes: number): Promise<void>;
 }
@@ -222,8 +247,8 @@ function workerHasher(md5: boolean): Hasher {
       await m5?.caughtUp(maxBytes);
     },
     digest: async () => {
-      const [s, m] = await Promise.all([sha.digest(), m5 ? m5.digest() : Promise.resolve("")]);
-      return { md5hex: m, sha256: padded(s) };
+      const [s, m] = await Promise.all([sha.digest(), m5 ? m5.digest() : Promise.resolve({ d: "" })]);
+      return { md5hex: m.d, sha256: padded(s.d), crc32: crcHex(s.crc ?? 0) };
     },
     discard: () => {
       sha.discard();

@@ -75,6 +75,8 @@ export interface PartRecord {
   /** MD5 hex. */
   etag: string;
   sha256: string;
+  /** CRC-32 (8 hex digits); absent on parts recorded before it was, or claimed by an older SDK. */
+  crc32?: string;
   chunkSize: number;
   /** Chunk sequences as runs (format.ts). */
   seqs: string;
@@ -193,7 +195,7 @@ export async function uploadPart(
  */
 export async function recordPart(jet: Jet, kv: KV, store: StoreRef, bucket: string, upload: UploadRecord, n: number, w: WrittenChunks, o: PartExpectations = {}): Promise<PartRecord> {
   assertPartNumber(n);
-  const rec: PartRecord = { v: 1, n, id: w.id, size: w.size, etag: w.md5hex, sha256: w.sha256, chunkSize: w.chunkSize, seqs: encodeRuns(w.seqs), chunks: w.seqs.length, mtime: new Date().toISOString() };
+  const rec: PartRecord = { v: 1, n, id: w.id, size: w.size, etag: w.md5hex, sha256: w.sha256, ...(w.crc32 ? { crc32: w.crc32 } : {}), chunkSize: w.chunkSize, seqs: encodeRuns(w.seqs), chunks: w.seqs.length, mtime: new Date().toISOString() };
   const key = partKey(bucket, upload.uploadId, n);
   // once the record may have been written, the chunks are not ours to remove on a
   // failure without an answer: the sweep decides (a landed record keeps them)
@@ -383,7 +385,7 @@ function composable(chosen: readonly PartRecord[], maxPayload: number): PartRef[
   const refs: PartRef[] = [];
   for (const p of chosen) {
     if (p.chunkSize < 1 || p.chunks !== Math.ceil(p.size / p.chunkSize)) return undefined;
-    refs.push({ id: p.id, size: p.size, chunkSize: p.chunkSize, chunks: p.chunks, seqs: decodeRuns(p.seqs, p.chunks), sha256: p.sha256 });
+    refs.push({ id: p.id, size: p.size, chunkSize: p.chunkSize, chunks: p.chunks, seqs: decodeRuns(p.seqs, p.chunks), sha256: p.sha256, ...(p.crc32 && /^[0-9a-f]{8}$/.test(p.crc32) ? { crc32: p.crc32 } : {}) });
   }
   return encodeParts(refs).length <= maxPayload / 2 ? refs : undefined;
 }

@@ -13,6 +13,7 @@ import { isStreamNotFound } from "../errors/nats.ts";
 import { ShoalError, toShoalError } from "../errors/index.ts";
 import { barrierSubject, chunkSubject, metaSubject } from "../subjects/index.ts";
 import { retry } from "../runtime/backoff.ts";
+import { crc32, crcHex } from "../runtime/crc32.ts";
 import { readSubject } from "../jet/index.ts";
 import { classify } from "../jet/errors.ts";
 import { linearLast, withinMs } from "../runtime/linear.ts";
@@ -238,9 +239,12 @@ export interface ReadOptions {
  * - Not known (objects written by stock tools): the chunk subject is walked
  *   by batched Direct Get (`readSubject`), one window ahead.
  *
- * Whole-object reads hash the bytes as they pass (the stock digest,
- * SHA-256, once) and fail with InternalError on a mismatch; ranged reads
- * are not hashed (as stock readers, which hash only whole objects).
+ * Whole-object reads check the bytes as they pass and fail with
+ * InternalError on a mismatch: against the CRC-32 Shoal's writers record
+ * (`Shoal-Crc32`, ~5 GB/s), else against the stock digest (SHA-256, ~1.6
+ * GB/s: objects written by stock tools or before the CRC was recorded).
+ * Ranged reads are not checked (as stock readers, which hash only whole
+ * objects).
  */
 export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: ObjectInfo, opts: ReadOptions = {}): AsyncGenerator<Uint8Array> {
   if (info.size === 0 || info.chunks === 0) return;
@@ -250,7 +254,7 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
   }
   const whole = opts.range === undefined || (opts.range.start === 0 && opts.range.end >= info.size - 1);
   const span = opts.range && !whole ? chunksForRange(opts.range, info.chunkSize) : { first: 0, last: info.chunks - 1, skip: 0, take: info.size };
-  const sha = whole ? createHash("sha256") : undefined;
+  const check = whole ? wholeCheck(info) : undefined;
   const readAhead = Math.max(1, opts.readAhead ?? DEFAULT_READ_AHEAD);
   const subject = chunkSubject(store.name, info.nuid);
   await assertStream(jsm, store.stream);
@@ -263,7 +267,7 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
     opts.onChunkFetched?.(index);
     index++;
     let data = m.data;
-    sha?.update(data);
+    check?.update(data);
     if (skip > 0) {
       data = data.subarray(skip);
       skip = 0;
@@ -310,11 +314,22 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
     if (index <= span.last) throw new ShoalError("InternalError", `chunk ${index} of ${JSON.stringify(info.key)} is missing`);
   }
   if (index <= span.last) throw new ShoalError("InternalError", `chunk ${index} of ${JSON.stringify(info.key)} is missing`);
-  if (sha) {
-    const got = sha.digest("hex");
-    const want = Buffer.from(info.sha256, "base64url").toString("hex");
-    if (got !== want) throw new ShoalError("InternalError", `digest mismatch reading ${JSON.stringify(info.key)}`, { detail: { key: info.key.slice(0, 256) } });
+  if (check && !check.matches()) throw new ShoalError("InternalError", `${check.name} mismatch reading ${JSON.stringify(info.key)}`, { detail: { key: info.key.slice(0, 256) } });
+}
+
+/** What a whole-object read checks its bytes against: the recorded CRC-32 when there is one, else the SHA-256 digest. */
+function wholeCheck(info: ObjectInfo): { name: string; update(b: Uint8Array): void; matches(): boolean } {
+  if (info.crc32 !== undefined) {
+    const want = info.crc32;
+    let c = 0;
+    return { name: "CRC-32", update: (b) => void (c = crc32(b, c)), matches: () => crcHex(c) === want };
   }
+  const sha = createHash("sha256");
+  return {
+    name: "digest",
+    update: (b) => void sha.update(b),
+    matches: () => sha.digest("hex") === Buffer.from(info.sha256, "base64url").toString("hex"),
+  };
 }
 
 /**
@@ -338,6 +353,8 @@ async function* readParts(jsm: JetStreamManager, store: StoreRef, info: ObjectIn
     if (start > r.end) break;
     const part: ObjectInfo = { ...info, size: p.size, chunkSize: p.chunkSize, chunks: p.chunks, nuid: p.id, chunkSeqs: p.seqs, sha256: p.sha256 };
     delete part.parts;
+    if (p.crc32 !== undefined) part.crc32 = p.crc32;
+    else delete part.crc32;
     const range = { start: Math.max(r.start, start) - start, end: Math.min(r.end, end) - start };
     const count = opts.onChunkFetched;
     yield* readObject(jsm, store, part, { ...opts, range, ...(count ? { onChunkFetched: (i: number) => count(base + i) } : {}) });

@@ -77,6 +77,8 @@ export interface WrittenChunks {
   md5hex: string;
   /** Base64url SHA-256, padded (ADR-20 digest form); "" for a composed object. */
   sha256: string;
+  /** CRC-32 of the bytes, 8 lower-case hex digits (what Shoal's whole-object reads check); absent when the writer did not say (an older SDK's direct upload) or for a composed object. */
+  crc32?: string;
   /**
    * A composed multipart object (src/store/compose.ts): its bytes are these
    * parts' chunks; `id` then names no chunks and `seqs` is empty.

@@ -26,6 +26,7 @@ import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
 import { enableFeatures, JS_CODES, publish } from "../jet/index.ts";
 import { createHash } from "node:crypto";
+import { crc32, crcHex } from "../runtime/crc32.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
 import { buildHeaders, DIGEST_PREFIX, header, isComposed, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
@@ -137,9 +138,9 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
   const timing = opts.timing ?? timingOf(opts);
   const id = opts.id ?? nuid.next();
   const chunkSubj = chunkSubject(store.name, id);
-  // MD5 and SHA-256 on a worker thread once the body proves large (src/store/hasher.ts)
+  // MD5, SHA-256 and CRC-32 on worker threads once the body proves large (src/store/hasher.ts)
   const hasher = new AdaptiveHasher(opts.md5 ?? true);
-  let digests: Digests = { md5hex: "", sha256: "" };
+  let digests: Digests = { md5hex: "", sha256: "", crc32: "" };
   const seqs: number[] = [];
   const pending: Array<{ index: number; data: Uint8Array; ack: Promise<PubAck> }> = [];
   let inflight = 0;
@@ -191,7 +192,7 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }
-  return { id, seqs, size, chunkSize, md5hex: digests.md5hex, sha256: digests.sha256 };
+  return { id, seqs, size, chunkSize, md5hex: digests.md5hex, sha256: digests.sha256, crc32: digests.crc32 };
 }
 
 /**
@@ -223,6 +224,7 @@ function metaFor(store: StoreRef, key: string, w: Omit<WrittenChunks, "seqs"> & 
       ...(opts.requestId ? { requestId: opts.requestId } : {}),
       ...(opts.versionId ? { versionId: opts.versionId } : {}),
       ...(parts ? { parts } : {}),
+      ...(!parts && w.crc32 ? { crc32: { crc: w.crc32, nuid: w.id } } : {}),
     }),
     options: { max_chunk_size: w.chunkSize },
     bucket: store.name,
@@ -344,6 +346,7 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
     chunkSize,
     md5hex: opts.etagOverride === undefined || opts.expectMd5Hex !== undefined ? createHash("md5").update(data).digest("hex") : "",
     sha256: createHash("sha256").update(data).digest("base64url") + "=",
+    crc32: crcHex(crc32(data)),
   };
   checkDigests(w, opts);
   const chunkSubj = chunkSubject(store.name, w.id);

@@ -15,6 +15,8 @@ export type DirectOffer = {
   chunkSubject: string;
   chunkSize: number;
   idleMs: number;
+  /** The commit may carry `crc32` (an actor that predates it refuses unknown fields, so a writer sends it only when offered). */
+  crc32?: true;
 };
 
 /** Payload of a GET reply with `Shoal-Direct: 1`: what the reader fetches itself with Direct Get. */
@@ -30,6 +32,8 @@ export type DirectRead = {
   seqs?: string;
   /** Base64url SHA-256 of the whole object; "" for a composed one (its parts are checked each). */
   sha256: string;
+  /** CRC-32 of the whole object (8 hex digits) when recorded: what the reader checks instead of the SHA-256. */
+  crc32?: string;
   /** A composed multipart object's parts (src/store/format.ts encodeParts): then `nuid` and `seqs` are not the bytes'. */
   parts?: string;
   /** The byte range served, when one was asked for. */

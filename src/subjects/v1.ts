@@ -641,21 +641,25 @@ export interface DirectClaim {
   size: number;
   md5: string;
   sha256: string;
+  /** CRC-32, 8 hex digits (optional: writers before it send none, and the object is then checked by its SHA-256). */
+  crc32?: string;
 }
 
 export function decodeClaim(o: Record<string, unknown>): DirectClaim {
-  onlyFields(o, ["size", "md5", "sha256"]);
+  onlyFields(o, ["size", "md5", "sha256", "crc32"]);
   const size = field.optInt(o, "size");
   if (size === undefined) throw new ShoalError("MalformedPayload", 'field "size" is required');
   const md5 = field.string(o, "md5").toLowerCase();
   const sha256 = field.string(o, "sha256");
   if (!/^[0-9a-f]{32}$/.test(md5)) throw new ShoalError("MalformedPayload", 'field "md5" must be 32 hex digits');
   if (!/^[A-Za-z0-9_-]{43}=$/.test(sha256)) throw new ShoalError("MalformedPayload", 'field "sha256" must be the padded base64url of 32 bytes');
-  return { size, md5, sha256 };
+  const crc32 = o["crc32"] === undefined ? undefined : field.string(o, "crc32").toLowerCase();
+  if (crc32 !== undefined && !/^[0-9a-f]{8}$/.test(crc32)) throw new ShoalError("MalformedPayload", 'field "crc32" must be 8 hex digits');
+  return { size, md5, sha256, ...(crc32 !== undefined ? { crc32 } : {}) };
 }
 
 export function encodeClaim(c: DirectClaim): string {
-  return encoded({ size: c.size, md5: c.md5, sha256: c.sha256 }, decodeClaim);
+  return encoded({ size: c.size, md5: c.md5, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) }, decodeClaim);
 }
 
 // replies ---------------------------------------------------------------------------------------------------

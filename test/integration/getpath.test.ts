@@ -6,6 +6,7 @@
  */
 import test from "ava";
 import { randomBytes } from "node:crypto";
+import * as zlib from "node:zlib";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { startShoal } from "../helpers/actors.ts";
@@ -145,7 +146,7 @@ test("a batch answered out of place falls back to one Direct Get per chunk; a ch
   t.is((e as { code?: string }).code, "InternalError");
 });
 
-test("a GET whose bytes do not match the version's SHA-256 is cut short of its Content-Length: the gateway holds the last piece until the digest is checked", async (t) => {
+test("a GET whose bytes do not match the version's CRC-32 (or, without one, its SHA-256) is cut short of its Content-Length: the gateway holds the last piece until the check", async (t) => {
   const { startS3, S3_CREDS } = await import("../helpers/gateway.ts");
   const { S3Client, GetObjectCommand } = await import("@aws-sdk/client-s3");
   const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
@@ -180,22 +181,49 @@ test("a GET whose bytes do not match the version's SHA-256 is cut short of its C
     await client.put(`digest-${key}`, key, body);
     const good = await get(`digest-${key}`, key);
     t.deepEqual(good, { status: 200, length: size, got: size, complete: true }, `${key}: the stored bytes read whole`);
-    // the version's metadata now names another digest: its bytes no longer match it
+    // the version's metadata is restamped: what a GET checks the same bytes against changes
     const nc = await connectTo(t, natsUrl);
     const jsm = await jetstreamManager(nc);
     const subj = metaSubject(`digest-${key}`, key);
+    type Meta = { digest: string; nuid: string; headers: Record<string, string[]> };
     const m = await jsm.streams.getMessage(`OBJ_digest-${key}`, { last_by_subj: subj });
-    const meta = JSON.parse(new TextDecoder().decode(m!.data)) as { digest: string };
-    meta.digest = `SHA-256=${createHash("sha256").update("something else").digest("base64url")}=`;
-    const h = natsHeaders();
-    h.set("Nats-Rollup", "sub");
-    await jetstream(nc).publish(subj, JSON.stringify(meta), { headers: h });
-    const bad = await get(`digest-${key}`, key);
-    // a one-chunk object is checked before the answer starts (500); a streamed one only after its last chunk
-    t.false(bad.status === 200 && bad.complete && bad.got === bad.length, `${key}: the client never gets the whole promised body (${JSON.stringify(bad)})`);
-    if (key === "many") {
-      t.is(bad.status, 200, "the mismatch of a streamed body shows only at its end");
-      t.true(bad.got < size, "the last piece was held back");
+    const original = JSON.parse(new TextDecoder().decode(m!.data)) as Meta;
+    const crc = original.headers["Shoal-Crc32"]?.[0] ?? "";
+    t.is(crc, `${(zlib as unknown as { crc32: (b: Uint8Array) => number }).crc32(body).toString(16).padStart(8, "0")}:${original.nuid}`, `${key}: the CRC-32 of the bytes is recorded, tied to their nuid`);
+    const otherDigest = `SHA-256=${createHash("sha256").update("something else").digest("base64url")}=`;
+    const restamp = async (change: (meta: Meta) => void) => {
+      const meta = structuredClone(original);
+      change(meta);
+      const h = natsHeaders();
+      h.set("Nats-Rollup", "sub");
+      await jetstream(nc).publish(subj, JSON.stringify(meta), { headers: h });
+      return get(`digest-${key}`, key);
+    };
+    const variants: Array<[string, (meta: Meta) => void, boolean]> = [
+      ["a wrong CRC-32", (meta) => (meta.headers["Shoal-Crc32"] = [`${crc.startsWith("0") ? "1" : "0"}${crc.slice(1)}`]), false],
+      ["no CRC-32 and a wrong SHA-256 (as stock tools write)", (meta) => {
+        delete meta.headers["Shoal-Crc32"];
+        meta.digest = otherDigest;
+      }, false],
+      ["a CRC-32 of other bytes (another nuid) and a wrong SHA-256", (meta) => {
+        meta.headers["Shoal-Crc32"] = [`${crc.slice(0, 9)}${"A".repeat(22)}`];
+        meta.digest = otherDigest;
+      }, false],
+      // the CRC-32 is what Shoal checks: the same bytes read whole although the SHA-256 (stock readers' check) is wrong
+      ["the right CRC-32 and a wrong SHA-256", (meta) => (meta.digest = otherDigest), true],
+    ];
+    for (const [what, change, ok] of variants) {
+      const r = await restamp(change);
+      if (ok) {
+        t.deepEqual(r, { status: 200, length: size, got: size, complete: true }, `${key}, ${what}: read whole`);
+        continue;
+      }
+      // a one-chunk object is checked before the answer starts (500); a streamed one only after its last chunk
+      t.false(r.status === 200 && r.complete && r.got === r.length, `${key}, ${what}: the client never gets the whole promised body (${JSON.stringify(r)})`);
+      if (key === "many") {
+        t.is(r.status, 200, `${key}, ${what}: the mismatch of a streamed body shows only at its end`);
+        t.true(r.got < size, `${key}, ${what}: the last piece was held back`);
+      }
     }
   }
 });

@@ -34,6 +34,7 @@ import { sweepStore } from "../../src/store/sweep.ts";
 import { expireIfUnchanged } from "../../src/store/lifecycle.ts";
 import { alertSubject, chunkSubject, chunkSubjectAll, metaSubjectAll } from "../../src/subjects/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
+import { crc32, crcHex } from "../../src/runtime/crc32.ts";
 
 const MiB = 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -141,6 +142,7 @@ test("the sweep keeps a composed version's parts, restates it when its copy neve
   const head = await headObject(s.jet.jsm, s.store, "k");
   t.is(head?.info?.revision, info.revision);
   t.not(head?.revision, info.revision, "compare-and-set goes on the restatement's own sequence");
+  t.is(head?.info?.crc32, crcHex(crc32(Buffer.concat(parts))), "the restatement records the CRC-32 of the whole object");
   await sweepStore(s.jet.js, s.jet.jsm, s.store, { markerTtlMs: 0, orphanGraceMs: 0, readGraceMs: 0 });
   for (const p of info.parts!) t.deepEqual((await s.jet.jsm.streams.info(s.store.stream, { subjects_filter: chunkSubject(s.store.name, p.id) })).state.subjects ?? {}, {}, "part chunks removed");
   t.true((await collect(readObject(s.jet.jsm, s.store, head!.info!))).equals(Buffer.concat(parts)));
@@ -158,7 +160,7 @@ test("a composed version replaced before its restatement stays composed; the res
   t.is(Buffer.from(await collect(readObject(s.jet.jsm, s.store, await statObject(s.jet.jsm, s.store, "k")))).toString(), "newer");
 });
 
-test("a part whose bytes do not match its SHA-256 fails the read of the composed object", async (t) => {
+test("a part whose bytes do not match its CRC-32 (or, without one, its SHA-256) fails the read of the composed object", async (t) => {
   const s = await setup(t);
   const parts = [randomBytes(5 * MiB), randomBytes(100)];
   const info = await composed(s, "k", parts);
@@ -167,9 +169,14 @@ test("a part whose bytes do not match its SHA-256 fails the read of the composed
   await s.jet.jsm.streams.deleteMessage(s.store.stream, p.seqs[0]!, false);
   const ack = await s.jet.js.publish(chunkSubject(s.store.name, p.id), randomBytes(100));
   const damaged = { ...info, parts: info.parts!.map((q, i) => (i === 1 ? { ...q, seqs: [ack.seq] } : q)) };
+  t.regex(info.parts![1]!.crc32 ?? "", /^[0-9a-f]{8}$/, "the part's CRC-32 is recorded");
   const e = await t.throwsAsync(collect(readObject(s.jet.jsm, s.store, damaged)), { instanceOf: ShoalError });
   t.is(e?.code, "InternalError");
-  t.regex(e?.message ?? "", /digest mismatch/);
+  t.regex(e?.message ?? "", /CRC-32 mismatch/);
+  // a part recorded without a CRC-32 (an older writer) is checked against its SHA-256
+  const older = { ...damaged, parts: damaged.parts.map(({ crc32: _, ...q }) => q) };
+  const e2 = await t.throwsAsync(collect(readObject(s.jet.jsm, s.store, older)), { instanceOf: ShoalError });
+  t.regex(e2?.message ?? "", /digest mismatch/);
 });
 
 test("through the actors: completion is answered at once, stock tools read the object once restated, nothing left behind", async (t) => {

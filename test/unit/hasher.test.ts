@@ -1,8 +1,27 @@
 import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
+import * as zlib from "node:zlib";
 import { AdaptiveHasher, OFFLOAD_MIN } from "../../src/store/hasher.ts";
+import { crc32, crc32ByTable, crc32c, crcHex } from "../../src/runtime/crc32.ts";
 
-const want = (b: Buffer) => ({ md5hex: createHash("md5").update(b).digest("hex"), sha256: createHash("sha256").update(b).digest("base64") .replaceAll("+", "-").replaceAll("/", "_") });
+// zlib's own CRC-32 as the reference (Node ≥ 20.15)
+const zcrc = (zlib as unknown as { crc32: (b: Uint8Array) => number }).crc32;
+const want = (b: Buffer) => ({
+  md5hex: createHash("md5").update(b).digest("hex"),
+  sha256: createHash("sha256").update(b).digest("base64").replaceAll("+", "-").replaceAll("/", "_"),
+  crc32: crcHex(zcrc(b)),
+});
+
+test("CRC-32 and CRC-32C: the check values, and continued over pieces as over the whole", (t) => {
+  const nine = Buffer.from("123456789");
+  t.is(crcHex(crc32(nine)), "cbf43926");
+  t.is(crcHex(crc32c(nine)), "e3069283");
+  const b = randomBytes(100_003);
+  t.is(crc32(b.subarray(40_000), crc32(b.subarray(0, 40_000))), crc32(b));
+  t.is(crc32c(b.subarray(7), crc32c(b.subarray(0, 7))), crc32c(b));
+  t.is(crcHex(crc32(new Uint8Array(0))), "00000000");
+  t.is(crc32ByTable(b.subarray(5), crc32ByTable(b.subarray(0, 5))), zcrc(b), "the table (Node without zlib.crc32) agrees with zlib");
+});
 
 async function hashInPieces(b: Buffer, piece: number, md5 = true) {
   const h = new AdaptiveHasher(md5);
@@ -11,7 +30,7 @@ async function hashInPieces(b: Buffer, piece: number, md5 = true) {
 }
 
 for (const size of [0, 1, OFFLOAD_MIN - 1, OFFLOAD_MIN, 2 * OFFLOAD_MIN + 12345]) {
-  test(`MD5 and SHA-256 of ${size} bytes match node:crypto, inline or on the worker`, async (t) => {
+  test(`MD5, SHA-256 and CRC-32 of ${size} bytes match node:crypto, inline or on the worker`, async (t) => {
     const b = randomBytes(size);
     t.deepEqual(await hashInPieces(b, 333_333), want(b));
   });
@@ -22,7 +41,7 @@ test("without the MD5 (a multipart object's copy), the SHA-256 still matches, in
     const b = randomBytes(size);
     const both = new AdaptiveHasher();
     for (let o = 0; o < b.length; o += 1 << 20) both.update(b.subarray(o, o + (1 << 20)));
-    t.deepEqual(await hashInPieces(b, 1 << 20, false), { md5hex: "", sha256: want(b).sha256 }, `${size} bytes`);
+    t.deepEqual(await hashInPieces(b, 1 << 20, false), { md5hex: "", sha256: want(b).sha256, crc32: want(b).crc32 }, `${size} bytes`);
     t.deepEqual(await both.digest(), want(b));
   }
 });

@@ -73,6 +73,12 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/** The system (kernel) part of cpuSeconds: on this Firecracker VM, memory the kernel gave back to the host costs ~3 ms per MiB of system time when touched again (docs/benchmarks.md). */
+export function sysSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return Number(f[12]) / 100;
+}
+
 /** A GET over plain HTTP (a presigned URL), its body counted and dropped; rejects unless 200. */
 export function httpGetBytes(url: string): Promise<number> {
   return new Promise((resolve, reject) => {

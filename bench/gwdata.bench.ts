@@ -35,7 +35,7 @@ import { median } from "./turns.ts";
 import { NatsServer } from "../src/engine/server.ts";
 import { ShoalClient } from "../src/client/index.ts";
 import { BENCH_AUTH, BENCH_KEYS, cleanUpOnSignal, removeStarted, stopStarted, within } from "./lifetime.ts";
-import { cpuSeconds, httpGetBytes, shoalStart } from "./actor.ts";
+import { cpuSeconds, httpGetBytes, shoalStart, sysSeconds } from "./actor.ts";
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env["BENCH_MIB"] ?? 64) * MiB;
@@ -138,6 +138,7 @@ try {
   const once = async (label: string, g: { name: string; pid: number }, fn: () => Promise<void>, record: boolean) => {
     const ps = procsOf(g);
     const before = Object.fromEntries(Object.entries(ps).map(([k, p]) => [k, cpuSeconds(p)]));
+    const sysBefore = Object.fromEntries(Object.entries(ps).map(([k, p]) => [k, sysSeconds(p)]));
     const self0 = process.cpuUsage();
     const t0 = performance.now();
     await within(label, 120_000, fn);
@@ -147,7 +148,10 @@ try {
     const r = rows.get(label) ?? { mbps: [], cpu: {} };
     rows.set(label, r);
     r.mbps.push(SIZE / MiB / secs);
-    for (const [k, p] of Object.entries(ps)) (r.cpu[k] ??= []).push(cpuSeconds(p) - before[k]!);
+    for (const [k, p] of Object.entries(ps)) {
+      (r.cpu[k] ??= []).push(cpuSeconds(p) - before[k]!);
+      (r.cpu[`${k}-sys`] ??= []).push(sysSeconds(p) - sysBefore[k]!);
+    }
     (r.cpu["client"] ??= []).push((self.user + self.system) / 1e6);
   };
   const loadBefore = load();
@@ -193,12 +197,12 @@ try {
 
   const out: string[] = [];
   out.push(`\nS3 gateway data path — ${new Date().toISOString()} — R1, ${SIZE / MiB} MiB over node:http (presigned), median of ${RUNS}${COMPARE ? `, gateways A (${COMPARE}) and B (this tree) in turns` : ""}; load ${loadBefore} → ${load()}`);
-  out.push("", "| op | MB/s | CPU s per op: gateway / actor / nats-server / client | gateway CPU s per GiB | gateway CPU s, quartiles |", "|---|---|---|---|---|");
+  out.push("", "| op | MB/s | CPU s per op: gateway / actor / nats-server / client | of which system time: gateway / nats-server | gateway CPU s per GiB | gateway CPU s, quartiles |", "|---|---|---|---|---|---|");
   for (const [label, r] of rows) {
     const c = (k: string) => median(r.cpu[k]!);
     const g = [...r.cpu["gateway"]!].sort((a, b) => a - b);
     const q = (f: number) => g[Math.min(g.length - 1, Math.floor(f * g.length))]!.toFixed(2);
-    out.push(`| ${label} | ${median(r.mbps).toFixed(0)} | ${["gateway", "actor", "nats", "client"].map((k) => c(k).toFixed(3)).join(" / ")} | ${((c("gateway") * 1024 * MiB) / SIZE).toFixed(2)} | ${q(0.25)} / ${q(0.5)} / ${q(0.75)} |`);
+    out.push(`| ${label} | ${median(r.mbps).toFixed(0)} | ${["gateway", "actor", "nats", "client"].map((k) => c(k).toFixed(3)).join(" / ")} | ${["gateway-sys", "nats-sys"].map((k) => c(k).toFixed(3)).join(" / ")} | ${((c("gateway") * 1024 * MiB) / SIZE).toFixed(2)} | ${q(0.25)} / ${q(0.5)} / ${q(0.75)} |`);
   }
   console.log(out.join("\n"));
   for (const g of gateways) g.s3.destroy();

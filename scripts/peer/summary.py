@@ -70,7 +70,7 @@ def main():
             c = cpu.get(phase)
             if not c or not n:
                 return "—"
-            server = sum(v for k, v in c.items() if k != "client")
+            server = sum(v for k, v in c.items() if k != "client" and not k.endswith(".sys"))
             return f"{server / n * scale:.2f} [{c.get('client', 0) / n * scale:.2f}]"
 
         ops4 = r.get("small_ops") or (2000 if "put4k_ops" in r else None)
@@ -78,6 +78,23 @@ def main():
         rss = r.get("rss_peak_MiB", {}).get("mpu", {})
         rs = ", ".join(f"{n} {v:.0f}" for n, v in rss.items() if n != "client")
         print(f"| {r['label']} | {per('put64', reps)} | {per('get64', reps)} | {per('put4k', ops4, 1000)} | {per('get4k', ops4, 1000)} | {per('mpu', mpu_gib)} | {rs or '—'} |")
+
+    print()
+    print("System (kernel) time within it, per 64 MiB op, per process:")
+    print("| run | PUT 64M | GET 64M | MPU (per GiB) |")
+    print("|---|---|---|---|")
+    for r in runs:
+        cpu = r.get("cpu_s", {})
+        reps = len(r.get("put64_runs") or []) + 1
+        mpu_gib = (r.get("mpu_mib") or 1024) / 1024
+
+        def sys_of(phase, n):
+            c = cpu.get(phase)
+            if not c or not n:
+                return "—"
+            return ", ".join(f"{k[:-4]} {v / n:.2f}" for k, v in c.items() if k.endswith(".sys") and not k.startswith("client")) or "—"
+
+        print(f"| {r['label']} | {sys_of('put64', reps)} | {sys_of('get64', reps)} | {sys_of('mpu', mpu_gib)} |")
 
     print()
     print("Medians per system (4K columns of the node-client rows: scripts/peer/small.mjs):")

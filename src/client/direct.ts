@@ -9,7 +9,7 @@
  * writer the actor uses (src/store/writer.ts), keeps the session alive, and
  * sends the commit. GET: the actor answers with a descriptor (stream, nuid,
  * chunk sequences, digest) and the SDK reads the chunks with Direct Get,
- * verifying the SHA-256 of whole-object reads, exactly as the actor would.
+ * verifying whole-object reads (CRC-32, else SHA-256), exactly as the actor would.
  *
  * A client whose NATS permissions do not reach the bucket's stream (a user
  * scoped to `shoal.v1.>` only) is found out before any byte moves, and its

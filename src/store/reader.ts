@@ -4,7 +4,7 @@
  * Get kept working). Chunks are fetched with batched Direct Get (src/jet):
  * by stream sequence from the object's chunk index, or by walking the chunk
  * subject for objects without one; the consumer of the iterator drives it
- * (backpressure). The SHA-256 is verified on whole-object reads.
+ * (backpressure). Whole-object reads are verified (CRC-32, else SHA-256).
  */
 import { createHash } from "node:crypto";
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
@@ -336,7 +336,7 @@ function wholeCheck(info: ObjectInfo): { name: string; update(b: Uint8Array): vo
  * A composed object (src/store/compose.ts): each part that the range
  * touches is read as an object of its own — its chunk subject, its chunk
  * sequences, the part of the range inside it — and a part read whole is
- * checked against its own SHA-256 (the composed object has no digest of the
+ * checked against its own CRC-32 (or SHA-256) (the composed object has no digest of the
  * whole until its background copy).
  */
 async function* readParts(jsm: JetStreamManager, store: StoreRef, info: ObjectInfo, parts: readonly PartRef[], opts: ReadOptions): AsyncGenerator<Uint8Array> {

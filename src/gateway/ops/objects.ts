@@ -102,7 +102,7 @@ export const getObject = (headOnly: boolean): Op => async (ctx) => {
  * goes away stops the read (its in-flight requests are dropped).
  *
  * The last piece is held until the reader has ended without error: a whole
- * object's SHA-256 is checked after its last chunk, and a mismatch (or any
+ * object's CRC-32 (or, without one, its SHA-256) is checked after its last chunk, and a mismatch (or any
  * late failure) must cut the response short of its Content-Length — were the
  * last piece already written, the client would have every byte it was
  * promised and take a corrupt body for a good one.

@@ -167,9 +167,12 @@ export class NatsCluster {
       try {
         const leaders = new Set<string>();
         let healthy = 0;
+        const unhealthy: string[] = [];
         for (const s of running) {
-          const r = await fetch(`${s.monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+          const r = await fetch(`${s.monitorUrl}/healthz?details=true`, { signal: AbortSignal.timeout(1000) });
           if (r.ok) healthy++;
+          // what the server says is not current (a stream or consumer catching up): the timeout's message names it
+          else unhealthy.push(`${s.name}: ${(await r.text().catch(() => "")).replace(/\s+/g, " ").slice(0, 300)}`);
           const j = await s.monitor<Jsz>("/jsz");
           leaders.add(j.meta_cluster?.leader ?? "");
         }
@@ -177,7 +180,7 @@ export class NatsCluster {
         // A killed leader is still named by its peers until they elect anew.
         const leaderRunning = running.some((s) => s.name === leader);
         if (healthy === running.length && leaders.size === 1 && leader && leaderRunning) return leader;
-        last = `healthy ${healthy}/${running.length}, leaders ${JSON.stringify([...leaders])}`;
+        last = `healthy ${healthy}/${running.length}, leaders ${JSON.stringify([...leaders])}${unhealthy.length ? `; ${unhealthy.join("; ")}` : ""}`;
       } catch (e) {
         last = String(e);
       }

@@ -44,6 +44,8 @@ export interface StorageConfig {
    * fails is reported stalled (health alert `restate-stalled`).
    */
   readonly restateAfterMs: number;
+  /** The first sweep after a start comes this long after it (jittered), or after sweepIntervalMs if shorter. */
+  readonly firstSweepMs: number;
 }
 
 export interface DevConfig {
@@ -122,7 +124,7 @@ export interface ShoalConfig {
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
   runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
-  storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000, restateAfterMs: 60_000 },
+  storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000, restateAfterMs: 60_000, firstSweepMs: 30_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
   health: { intervalMs: 1000, debounceMs: 3000, repairGraceMs: 180_000, storageWarnRatio: 0.9 },
@@ -266,6 +268,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       sweepIntervalMs: int("storage.sweepIntervalMs", g("storage", "sweepIntervalMs"), 0, 7 * 86_400_000),
       multipartMaxAgeMs: int("storage.multipartMaxAgeMs", g("storage", "multipartMaxAgeMs"), 1000, 365 * 86_400_000),
       restateAfterMs: int("storage.restateAfterMs", g("storage", "restateAfterMs"), 0, 7 * 86_400_000),
+      firstSweepMs: int("storage.firstSweepMs", g("storage", "firstSweepMs"), 0, 7 * 86_400_000),
     },
     dev: {
       dataDir: str("dev.dataDir", g("dev", "dataDir")),
@@ -316,6 +319,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
       sweepIntervalMs: e("SHOAL_SWEEP_INTERVAL_MS"),
       multipartMaxAgeMs: e("SHOAL_MULTIPART_MAX_AGE_MS"),
       restateAfterMs: e("SHOAL_RESTATE_AFTER_MS"),
+      firstSweepMs: e("SHOAL_FIRST_SWEEP_MS"),
     },
     dev: { dataDir: e("SHOAL_DATA"), natsPort: e("SHOAL_NATS_PORT") },
     health: { intervalMs: e("SHOAL_HEALTH_INTERVAL_MS"), debounceMs: e("SHOAL_HEALTH_DEBOUNCE_MS"), repairGraceMs: e("SHOAL_REPAIR_GRACE_MS"), webhookUrl: e("SHOAL_ALERT_WEBHOOK") },

@@ -12,8 +12,9 @@
  * KV: shoal_buckets (the bucket registry, compare-and-set), shoal_multipart
  *   (multipart uploads and their parts).
  * Control: shoal.ctl.storage.sweep ({"v":1,"bucket"?}) sweeps now and replies
- *   with what it removed; a loop sweeps every bucket every
- *   storage.sweepIntervalMs (src/store/sweep.ts: old delete markers, orphan chunks).
+ *   with what it removed; a loop sweeps every bucket storage.firstSweepMs
+ *   after the start, then every storage.sweepIntervalMs (src/store/sweep.ts:
+ *   old delete markers, orphan chunks, copies of composed multipart objects).
  *
  * Layout: this file is the contract and the wiring. The handlers live by
  * concern — ./objects.ts, ./multipart.ts, ./buckets.ts, ./sweep.ts — on

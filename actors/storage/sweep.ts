@@ -1,6 +1,6 @@
 /**
  * The storage actor's sweep: on request (shoal.ctl.storage.sweep) and on a
- * jittered loop, every bucket's garbage (src/store/sweep.ts) and expired
+ * jittered loop (the first soon after a start), every bucket's garbage (src/store/sweep.ts) and expired
  * multipart uploads.
  */
 import type { Request } from "../../src/runtime/index.ts";
@@ -63,10 +63,17 @@ export function sweeper(s: StorageState) {
   const sweepLoop = async () => {
     const every = ctx.storage.sweepIntervalMs;
     if (every === 0) return;
+    // The first sweep comes soon after a start (storage.firstSweepMs, 30 s), not a whole
+    // interval later: it finishes the background copies a restart interrupted (composed
+    // multipart objects stock tools cannot see yet) and reports the ones that keep failing,
+    // whose restate-stalled alert would otherwise resolve at every restart and come back
+    // only an interval later.
+    let wait = Math.min(every, ctx.storage.firstSweepMs);
     while (!ctx.signal.aborted) {
       // jittered, so instances started together do not sweep in lockstep
-      await sleepUnlessAborted(every * (0.8 + 0.4 * Math.random()), ctx.signal);
+      await sleepUnlessAborted(wait * (0.8 + 0.4 * Math.random()), ctx.signal);
       if (!ctx.signal.aborted) await sweep();
+      wait = every;
     }
   };
 

@@ -288,6 +288,32 @@ test("the copying completion (more parts than one metadata message lists): a sto
   t.is(Object.keys((await s.jet.jsm.streams.info(s.store.stream, { subjects_filter: chunkSubjectAll(s.store.name) })).state.subjects ?? {}).length, 1, "only the object's chunk subject");
 });
 
+test("a storage instance that starts finishes a copy nobody ran within storage.firstSweepMs, not a whole sweep interval later", async (t) => {
+  // the running instance sweeps neither soon nor often: only the new one can make the copy
+  const { url, client } = await startShoal(t, { storage: { firstSweepMs: 600_000, restateAfterMs: 0 } });
+  await client.createBucket("mpf");
+  const nc = await connectTo(t, url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef("mpf");
+  // completed the way an instance that crashed before its background copy leaves it: composed, no stock form
+  const kv = await openMultipart(jet.js, jet.jsm);
+  const parts = [randomBytes(5 * MiB), randomBytes(99)];
+  const up = await createUpload(kv, "mpf", "k");
+  const recs = [];
+  for (const [i, p] of parts.entries()) recs.push(await uploadPart(jet, kv, store, "mpf", up, i + 1, once(p)));
+  const info = await completeUpload(jet, kv, store, "mpf", up, recs.map((r) => ({ n: r.n, etag: r.etag })));
+  t.truthy(info.parts, "composed");
+  const os = await new Objm(nc).open("mpf");
+  t.is(await os.get("k"), null, "stock tools do not see it yet");
+  const { storage } = await import("../../actors/storage/index.ts");
+  const started = Date.now();
+  // the default sweep interval (10 min): only the first sweep can come in time
+  await runActor(t, url, storage, { storage: { firstSweepMs: 300, restateAfterMs: 0 } });
+  await eventually("the new instance's first sweep restates it", 15_000, async () => (await headObject(jet.jsm, store, "k"))?.info?.restates === info.revision);
+  t.log(`restated ${Date.now() - started} ms after the instance started`);
+  t.true(Buffer.from((await os.getBlob("k"))!).equals(Buffer.concat(parts)), "stock tools read it");
+});
+
 test("metrics: the storage actor counts its background copies, and its sweep reports composed objects still pending", async (t) => {
   const { url, client } = await startShoal(t, { storage: { sweepIntervalMs: 0 } });
   const { registry } = await import("../../src/metrics/index.ts");

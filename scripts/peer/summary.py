@@ -62,6 +62,7 @@ def main():
     print("Server CPU per operation (all watched server processes; s per 64 MiB op, ms per 4 KiB op, s per GiB of multipart), client CPU in brackets; nats-server peak RSS during multipart:")
     print("| run | PUT 64M | GET 64M | PUT 4K | GET 4K | MPU | peak RSS in MPU (MiB) |")
     print("|---|---|---|---|---|---|---|")
+    sys_rows = []
     for r in runs:
         cpu = r.get("cpu_s", {})
         reps = len(r.get("put64_runs") or []) + 1
@@ -73,28 +74,24 @@ def main():
             server = sum(v for k, v in c.items() if k != "client" and not k.endswith(".sys"))
             return f"{server / n * scale:.2f} [{c.get('client', 0) / n * scale:.2f}]"
 
-        ops4 = r.get("small_ops") or (2000 if "put4k_ops" in r else None)
-        mpu_gib = (r.get("mpu_mib") or 1024) / 1024
-        rss = r.get("rss_peak_MiB", {}).get("mpu", {})
-        rs = ", ".join(f"{n} {v:.0f}" for n, v in rss.items() if n != "client")
-        print(f"| {r['label']} | {per('put64', reps)} | {per('get64', reps)} | {per('put4k', ops4, 1000)} | {per('get4k', ops4, 1000)} | {per('mpu', mpu_gib)} | {rs or '—'} |")
-
-    print()
-    print("System (kernel) time within it, per 64 MiB op, per process:")
-    print("| run | PUT 64M | GET 64M | MPU (per GiB) |")
-    print("|---|---|---|---|")
-    for r in runs:
-        cpu = r.get("cpu_s", {})
-        reps = len(r.get("put64_runs") or []) + 1
-        mpu_gib = (r.get("mpu_mib") or 1024) / 1024
-
         def sys_of(phase, n):
             c = cpu.get(phase)
             if not c or not n:
                 return "—"
             return ", ".join(f"{k[:-4]} {v / n:.2f}" for k, v in c.items() if k.endswith(".sys") and not k.startswith("client")) or "—"
 
-        print(f"| {r['label']} | {sys_of('put64', reps)} | {sys_of('get64', reps)} | {sys_of('mpu', mpu_gib)} |")
+        ops4 = r.get("small_ops") or (2000 if "put4k_ops" in r else None)
+        mpu_gib = (r.get("mpu_mib") or 1024) / 1024
+        rss = r.get("rss_peak_MiB", {}).get("mpu", {})
+        rs = ", ".join(f"{n} {v:.0f}" for n, v in rss.items() if n != "client")
+        print(f"| {r['label']} | {per('put64', reps)} | {per('get64', reps)} | {per('put4k', ops4, 1000)} | {per('get4k', ops4, 1000)} | {per('mpu', mpu_gib)} | {rs or '—'} |")
+        sys_rows.append(f"| {r['label']} | {sys_of('put64', reps)} | {sys_of('get64', reps)} | {sys_of('mpu', mpu_gib)} |")
+
+    print()
+    print("System (kernel) time within it, per 64 MiB op, per process:")
+    print("| run | PUT 64M | GET 64M | MPU (per GiB) |")
+    print("|---|---|---|---|")
+    print("\n".join(sys_rows))
 
     print()
     print("Medians per system (4K columns of the node-client rows: scripts/peer/small.mjs):")

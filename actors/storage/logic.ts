@@ -98,6 +98,7 @@ export function objectHeaders(info: ObjectInfo, range?: ByteRange): Record<strin
     [H.mtime]: info.mtime,
     [H.revision]: String(info.revision),
   };
+  if (info.crc32 !== undefined) h[H.crc32Reply] = info.crc32;
   if (range) h[H.contentRange] = `bytes ${range.start}-${range.end}/${info.size}`;
   if (info.versionId !== undefined) h[H.versionId] = info.versionId;
   for (const [k, v] of Object.entries(info.userMeta)) h[`${H.metaPrefix}${k}`] = v;

@@ -37,6 +37,8 @@ export const H = {
   objectSize: "Shoal-Object-Size",
   etag: "Shoal-Etag",
   sha256Reply: "Shoal-Sha256",
+  /** The object's CRC-32 (8 hex digits), when Shoal recorded one. */
+  crc32Reply: "Shoal-Crc32",
   mtime: "Shoal-Mtime",
   revision: "Shoal-Revision",
   contentRange: "Shoal-Content-Range",

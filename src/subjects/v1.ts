@@ -671,6 +671,8 @@ export interface ObjectMeta {
   size: number;
   etag: string;
   sha256: string;
+  /** CRC-32 of the whole object (8 hex digits), when Shoal recorded one (docs/api.md). */
+  crc32?: string;
   contentType: string;
   mtime: string;
   revision: number;
@@ -690,6 +692,7 @@ export function metaFromReplyHeaders(bucket: string, key: string, get: Get, name
     size: Number(g(H.objectSize)),
     etag: g(H.etag),
     sha256: g(H.sha256Reply),
+    ...(/^[0-9a-f]{8}$/.test(g(H.crc32Reply)) ? { crc32: g(H.crc32Reply) } : {}),
     contentType: g(H.contentType),
     mtime: g(H.mtime),
     revision: Number(g(H.revision)),
@@ -743,18 +746,19 @@ export function checkReply<T>(o: unknown, what: string, shape: ReplyShape): T {
 }
 const PAYLOAD_V = 1;
 
-const OBJECT_INFO: ReplyShape = { bucket: "string", key: "string", size: "number", etag: "string", sha256: "string", contentType: "string", mtime: "string", revision: "number", metadata: "object", versionId: "string?" };
+const OBJECT_INFO: ReplyShape = { bucket: "string", key: "string", size: "number", etag: "string", sha256: "string", crc32: "string?", contentType: "string", mtime: "string", revision: "number", metadata: "object", versionId: "string?" };
 
 /** An object's description in a put, copy, HEAD or multipart-complete reply. */
 export function decodeObjectInfoReply(o: unknown): ObjectMeta {
   const m = checkReply<ObjectMeta>(o, "object", OBJECT_INFO);
   if (!Object.values(m.metadata).every((v) => typeof v === "string")) throw new ShoalError("InternalError", 'the object reply\'s "metadata" is not an object of strings');
+  if (m.crc32 !== undefined && !/^[0-9a-f]{8}$/.test(m.crc32)) throw new ShoalError("InternalError", 'the object reply\'s "crc32" is not 8 hex digits');
   return m;
 }
 
 /** The reply's JSON for an object (what decodeObjectInfoReply reads). */
-export function objectInfoReply(bucket: string, info: { key: string; size: number; etag: string; sha256: string; contentType: string; mtime: string; revision: number; userMeta: Record<string, string>; versionId?: string }): Record<string, unknown> {
-  return { v: 1, bucket, key: info.key, size: info.size, etag: info.etag, sha256: info.sha256, contentType: info.contentType, mtime: info.mtime, revision: info.revision, metadata: info.userMeta, ...(info.versionId !== undefined ? { versionId: info.versionId } : {}) };
+export function objectInfoReply(bucket: string, info: { key: string; size: number; etag: string; sha256: string; crc32?: string; contentType: string; mtime: string; revision: number; userMeta: Record<string, string>; versionId?: string }): Record<string, unknown> {
+  return { v: 1, bucket, key: info.key, size: info.size, etag: info.etag, sha256: info.sha256, ...(info.crc32 !== undefined ? { crc32: info.crc32 } : {}), contentType: info.contentType, mtime: info.mtime, revision: info.revision, metadata: info.userMeta, ...(info.versionId !== undefined ? { versionId: info.versionId } : {}) };
 }
 
 export const REPLY = {

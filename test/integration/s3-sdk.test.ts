@@ -101,6 +101,39 @@ test("@aws-sdk/client-s3 v3 (default flexible checksums): the whole scenario", a
   t.false((await c.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === "sdk-bucket") ?? false);
 });
 
+test("flexible checksums on GET and HEAD: with ChecksumMode ENABLED a whole object comes with the CRC-32 Shoal recorded (FULL_OBJECT); ranges, objects without one and requests without the mode get none", async (t) => {
+  const { endpoint, url } = await startS3(t);
+  const c = s3(endpoint);
+  t.teardown(() => c.destroy());
+  await c.send(new CreateBucketCommand({ Bucket: "sdk-crc" }));
+  const { crc32 } = await import("node:zlib") as unknown as { crc32: (b: Uint8Array) => number };
+  const b64 = (n: number) => { const x = Buffer.alloc(4); x.writeUInt32BE(n >>> 0); return x.toString("base64"); };
+  for (const [key, body] of [["small", Buffer.from("checksummed")], ["large", randomBytes(3 * MiB + 5)]] as const) {
+    await c.send(new PutObjectCommand({ Bucket: "sdk-crc", Key: key, Body: body }));
+    const want = b64(crc32(body));
+    const g = await c.send(new GetObjectCommand({ Bucket: "sdk-crc", Key: key, ChecksumMode: "ENABLED" }));
+    t.true(Buffer.from(await g.Body!.transformToByteArray()).equals(body), `${key}: bytes`);
+    t.is(g.ChecksumCRC32, want, `${key}: GET carries the CRC-32 of the bytes`);
+    t.is(g.ChecksumType, "FULL_OBJECT");
+    const h = await c.send(new HeadObjectCommand({ Bucket: "sdk-crc", Key: key, ChecksumMode: "ENABLED" }));
+    t.is(h.ChecksumCRC32, want, `${key}: HEAD too`);
+    const r = await c.send(new GetObjectCommand({ Bucket: "sdk-crc", Key: key, Range: "bytes=1-4", ChecksumMode: "ENABLED" }));
+    t.is(r.ChecksumCRC32, undefined, `${key}: a range has none`);
+    await r.Body!.transformToByteArray();
+    // without the mode: a client that did not ask gets none
+    const plain = await c.send(new HeadObjectCommand({ Bucket: "sdk-crc", Key: key }));
+    t.is(plain.ChecksumCRC32, undefined, `${key}: none unasked`);
+  }
+  // an object written by stock tools has no CRC-32: none is claimed
+  const { Objm } = await import("@nats-io/obj");
+  const { connectTo } = await import("../helpers/nats.ts");
+  const os = await new Objm(await connectTo(t, url)).open("sdk-crc");
+  await os.putBlob({ name: "stock" }, Buffer.from("from stock tools"));
+  const s = await c.send(new GetObjectCommand({ Bucket: "sdk-crc", Key: "stock", ChecksumMode: "ENABLED" }));
+  t.is(await s.Body!.transformToString(), "from stock tools");
+  t.is(s.ChecksumCRC32, undefined);
+});
+
 test("multipart state lives in JetStream: an upload begun on one gateway finishes on another after the first is gone", async (t) => {
   const { gateways, client: shoal } = await startS3(t, { gateways: 2, instances: 2 });
   const a = s3(gateways[0]!.url);

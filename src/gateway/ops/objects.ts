@@ -71,6 +71,7 @@ export const getObject = (headOnly: boolean): Op => async (ctx) => {
       objectHeaders(res, m);
       for (const [p, h] of OVERRIDES) if (q.has(p)) res.setHeader(h, q.get(p)!);
       const r = part?.range ? /^bytes=(\d+)-(\d+)$/.exec(part.range) : null;
+      if (!r) checksumHeaders(ctx, m);
       if (r) {
         res.setHeader("Content-Length", Number(r[2]) - Number(r[1]) + 1);
         res.setHeader("Content-Range", `bytes ${r[1]}-${r[2]}/${m.size}`);
@@ -116,6 +117,7 @@ async function sendObject(ctx: OpContext, bucket: string, key: string, cond: Ret
   try {
     const got = await ctx.client.get(bucket, key, { ...cond, ...(range ? { range } : {}), signal: gone.signal });
     objectHeaders(res, got.info);
+    if (!got.contentRange) checksumHeaders(ctx, got.info);
     for (const [p, h] of OVERRIDES) if (q.has(p)) res.setHeader(h, q.get(p)!);
     res.setHeader("Content-Length", got.length);
     if (got.contentRange) res.setHeader("Content-Range", got.contentRange);
@@ -136,6 +138,20 @@ async function sendObject(ctx: OpContext, bucket: string, key: string, cond: Ret
   } finally {
     res.off("close", onClose);
   }
+}
+
+/**
+ * S3's flexible checksums on a whole-object GET or HEAD: with
+ * `x-amz-checksum-mode: ENABLED`, the object's CRC-32 as Shoal recorded it
+ * (base64 of its 4 bytes, big-endian, as x-amz-checksum-crc32 is sent) and
+ * `x-amz-checksum-type: FULL_OBJECT`. Objects without one (written by stock
+ * tools, composed multipart objects before their copy) and ranges get none,
+ * as S3 gives none for a range.
+ */
+function checksumHeaders(ctx: OpContext, m: ObjectMeta): void {
+  if (m.crc32 === undefined || header(ctx.req, "x-amz-checksum-mode")?.toUpperCase() !== "ENABLED") return;
+  ctx.res.setHeader("x-amz-checksum-crc32", Buffer.from(m.crc32, "hex").toString("base64"));
+  ctx.res.setHeader("x-amz-checksum-type", "FULL_OBJECT");
 }
 
 /** Resolves once `res` has drained, or at once when the client has gone. */

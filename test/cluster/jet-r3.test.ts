@@ -13,6 +13,7 @@
 import test from "ava";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startCluster, connectTo } from "../helpers/nats.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { ingest, publishAtomic, readSubject, readSeqs } from "../../src/jet/index.ts";
 
 test("R3: fast-ingest batches commit whole and read back in order; atomic batches stay consecutive", async (t) => {
@@ -20,10 +21,20 @@ test("R3: fast-ingest batches commit whole and read back in order; atomic batche
   const nc = await connectTo(t, cl.urls);
   const jsm = await jetstreamManager(nc, { timeout: 20_000 });
   await jsm.streams.add({ name: "R3", subjects: ["r3.>"], num_replicas: 3, allow_batched: true, allow_atomic: true, allow_direct: true });
+  // the data path writes to streams that exist: wait for the new stream's leader and both followers to be current
+  // (a first batch on a loaded machine, before that, failed with an error of no known class)
+  await eventually("the R3 stream has a leader and two current followers", 20_000, async () => {
+    const c = (await jsm.streams.info("R3")).cluster;
+    return Boolean(c?.leader) && (c?.replicas ?? []).length === 2 && (c?.replicas ?? []).every((p) => p.current);
+  });
   for (let r = 0; r < 8; r++) {
     const n = [3, 5, 16, 40][r % 4]!;
     const chunks = Array.from({ length: n }, (_, i) => new Uint8Array(128 * 1024).fill((i + r) % 256));
-    const res = await ingest(nc, `r3.c.${r}`, chunks, { timeoutMs: 15_000, ...(r % 2 ? { last: { subject: `r3.m.${r}`, data: "meta" } } : {}) });
+    const res = await ingest(nc, `r3.c.${r}`, chunks, { timeoutMs: 15_000, ...(r % 2 ? { last: { subject: `r3.m.${r}`, data: "meta" } } : {}) }).catch((e: unknown) => {
+      // the cause (the client's own error) names what failed; the ShoalError alone says only its class
+      t.log(`batch ${r}: ${String((e as { cause?: unknown }).cause ?? e)}`);
+      throw e;
+    });
     t.is(res.ack.count, n + (r % 2));
     let k = 0;
     for await (const m of readSubject(jsm, "R3", `r3.c.${r}`, { windowBytes: 2 * 1024 * 1024 })) {

@@ -1,5 +1,8 @@
 /** Multipart uploads with S3 semantics (`shoal.v1.mpu.<op>.<bucket>`, served by the storage actor). */
+import { nuid } from "@nats-io/nats-core";
+import { isShoalError } from "../errors/index.ts";
 import { mpuSubject } from "../subjects/index.ts";
+import { H } from "../subjects/headers.ts";
 import * as v1 from "../subjects/v1.ts";
 import { inMemory, replyJson, type Wire } from "./wire.ts";
 import { INLINE_PUT_MAX, type Body, type ObjectMeta, type PartInfo, type PartList, type PutOptions, type UploadList, type UploadListOptions } from "./types.ts";
@@ -29,8 +32,27 @@ export async function completeMultipart(w: Wire, bucket: string, key: string, up
   return v1.decodeObjectInfoReply(replyJson(await w.request(subject, body, { timeoutMs: 600_000 })));
 }
 
+/**
+ * Aborts the upload. Retried like an idempotent call: an abort's end state is
+ * the same however often it is asked. So when an attempt's answer never came
+ * (it timed out: the abort may have landed) and a later attempt finds no such
+ * upload, the upload is aborted and the call answers so. A NoSuchUpload on the
+ * first attempt, or for an upload that was completed, is the caller's error.
+ */
 export function abortMultipart(w: Wire, bucket: string, key: string, uploadId: string): Promise<{ aborted: boolean }> {
-  return w.mpuCall("abort", bucket, () => v1.encodeMpuRef(key, uploadId), false, (o) => v1.checkReply<{ aborted: boolean }>(o, "multipart abort", v1.REPLY.aborted));
+  const subject = mpuSubject("abort", bucket);
+  const payload = v1.encodeMpuRef(key, uploadId);
+  const headers = { [H.requestId]: nuid.next() };
+  let unanswered = false;
+  return w.idempotent(async () => {
+    try {
+      return { aborted: v1.checkReply<{ aborted: boolean }>(replyJson(await w.request(subject, payload, { headers })), "multipart abort", v1.REPLY.aborted).aborted };
+    } catch (e) {
+      if (unanswered && isShoalError(e, "NoSuchUpload") && e.detail?.["completed"] !== true) return { aborted: true };
+      if (isShoalError(e, "Timeout")) unanswered = true;
+      throw e;
+    }
+  });
 }
 
 export function listParts(w: Wire, bucket: string, key: string, uploadId: string, opts: { partNumberMarker?: number; maxParts?: number } = {}): Promise<PartList> {

@@ -136,7 +136,7 @@ async function readUpload(kv: KV, bucket: string, uploadId: string, key?: string
   if (!e || e.operation !== "PUT") throw new ShoalError("NoSuchUpload", undefined, { detail: { uploadId } });
   const rec = parse<UploadRecord>(e.value);
   if (key !== undefined && rec.key !== key) throw new ShoalError("NoSuchUpload", "the upload belongs to another key", { detail: { uploadId } });
-  if (rec.completed && !o.completed) throw new ShoalError("NoSuchUpload", "the upload is completed", { detail: { uploadId } });
+  if (rec.completed && !o.completed) throw new ShoalError("NoSuchUpload", "the upload is completed", { detail: { uploadId, completed: true } });
   return { rec, revision: e.revision };
 }
 

@@ -5,9 +5,11 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { Kvm } from "@nats-io/kv";
 import { startShoal } from "../helpers/actors.ts";
-import { connectTo } from "../helpers/nats.ts";
+import { connectTo, startServer } from "../helpers/nats.ts";
+import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
+import { ShoalClient } from "../../src/client/index.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { ShoalError } from "../../src/errors/index.ts";
+import { ShoalError, errorToWire } from "../../src/errors/index.ts";
 import { chunkSubjectAll } from "../../src/subjects/index.ts";
 
 const MiB = 1024 * 1024;
@@ -189,4 +191,53 @@ test("multipart: the sweep keeps the parts of open uploads and removes abandoned
   t.is(r.uploadsExpired, 1);
   t.deepEqual(await chunkSubjects(t, url, "mps"), []);
   t.deepEqual(await kvKeys(t, url), []);
+});
+
+test("AbortMultipartUpload is retried: an attempt whose answer never came, then NoSuchUpload, is the abort that landed; NoSuchUpload on a first attempt, or for a completed upload, is the caller's", async (t) => {
+  // the storage actor's side is scripted (the SDK's contract with it), on a real server
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const client = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 300 });
+  t.teardown(() => client.close());
+  const uploadId = nuid.next();
+  let script: Array<"drop" | "gone" | "completed" | "ok"> = [];
+  const seen: Array<string | undefined> = [];
+  nc.subscribe("shoal.v1.mpu.abort.mpu-b", {
+    callback: (_e, m) => {
+      seen.push(m.headers?.get("Shoal-Request-Id"));
+      const step = script.shift();
+      if (step === "drop") return; // the abort landed; its answer was lost
+      if (step === "ok") return void m.respond(JSON.stringify({ v: 1, aborted: true }));
+      const wire = errorToWire(new ShoalError("NoSuchUpload", step === "completed" ? "the upload is completed" : undefined, { detail: step === "completed" ? { uploadId, completed: true } : { uploadId } }));
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(wire.headers)) h.set(k, v);
+      m.respond(wire.body, { headers: h });
+    },
+  });
+  await nc.flush();
+
+  script = ["drop", "gone"];
+  t.deepEqual(await client.abortMultipart("mpu-b", "k", uploadId), { aborted: true });
+  t.is(seen.length, 2);
+  t.truthy(seen[0]);
+  t.is(seen[1], seen[0], "one request id for every attempt of the call");
+
+  script = ["gone"];
+  t.is(((await t.throwsAsync(() => client.abortMultipart("mpu-b", "k", uploadId))) as ShoalError).code, "NoSuchUpload", "no attempt was lost: the upload was never there");
+
+  script = ["drop", "completed"];
+  t.is(((await t.throwsAsync(() => client.abortMultipart("mpu-b", "k", uploadId))) as ShoalError).code, "NoSuchUpload", "a completed upload was not aborted by anyone");
+
+  script = ["drop", "drop", "ok"];
+  t.deepEqual(await client.abortMultipart("mpu-b", "k", uploadId), { aborted: true });
+});
+
+test("an abort through the storage actor removes the upload and its chunks; asked again, once, it is NoSuchUpload", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("mpu-r");
+  const { uploadId } = await client.createMultipart("mpu-r", "k");
+  await client.uploadPart("mpu-r", "k", uploadId, 1, randomBytes(1024));
+  t.deepEqual(await client.abortMultipart("mpu-r", "k", uploadId), { aborted: true });
+  t.is(((await t.throwsAsync(() => client.abortMultipart("mpu-r", "k", uploadId))) as ShoalError).code, "NoSuchUpload", "an abort of an aborted upload, asked once, is NoSuchUpload (S3)");
+  t.deepEqual(await chunkSubjects(t, url, "mpu-r"), []);
 });

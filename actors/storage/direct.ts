@@ -147,5 +147,5 @@ export function openDirectUpload<T>(
     void end("ShuttingDown", false);
     throw new ShoalError("ShuttingDown");
   }
-  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, crc32: true };
+  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, crc32: true, sha256Etag: true };
 }

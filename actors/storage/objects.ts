@@ -30,6 +30,7 @@ export function objectHandlers(s: StorageState, { withBody, offerDirect }: BodyT
       ...(p.ifMatch !== undefined ? { ifMatch: p.ifMatch } : {}),
       ...(p.md5Hex !== undefined ? { expectMd5Hex: p.md5Hex } : {}),
       ...(p.sha256B64 !== undefined ? { expectSha256B64: p.sha256B64 } : {}),
+      ...(p.etagKind === "sha256" ? { etag: "sha256" as const } : {}),
       signal: ctx.transfers,
       requestId: req.requestId,
       ...(await versionOpt(bucket)),

@@ -114,7 +114,7 @@ export class DirectPath {
    * abandoned, nothing written) when this connection cannot reach the
    * stream; else the commit's reply.
    */
-  async put<T>(bucket: string, o: DirectOffer, source: AsyncIterable<Uint8Array>, opts: { windowBytes?: number; signal?: AbortSignal; commitTimeoutMs: number }): Promise<{ done: false } | { done: true; result: T }> {
+  async put<T>(bucket: string, o: DirectOffer, source: AsyncIterable<Uint8Array>, opts: { md5: boolean; windowBytes?: number; signal?: AbortSignal; commitTimeoutMs: number }): Promise<{ done: false } | { done: true; result: T }> {
     if (!(await this.reachable(bucket, o))) {
       this.abort(o, "NotReachable");
       return { done: false };
@@ -133,6 +133,8 @@ export class DirectPath {
           chunkSize: o.chunkSize,
           windowBytes,
           timing: directTiming(windowBytes, opts.signal),
+          // an actor that predates ETags from the SHA-256 needs the MD5 in the commit
+          md5: opts.md5 || o.sha256Etag !== true,
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
       } catch (e) {
@@ -145,7 +147,7 @@ export class DirectPath {
       h.set(H.commit, "1");
       let m;
       try {
-        m = await this.nc.request(o.subject, JSON.stringify({ v: 1, size: w.size, md5: w.md5hex, sha256: w.sha256, ...(o.crc32 && w.crc32 ? { crc32: w.crc32 } : {}) }), { headers: h, timeout: opts.commitTimeoutMs });
+        m = await this.nc.request(o.subject, JSON.stringify({ v: 1, size: w.size, ...(w.md5hex ? { md5: w.md5hex } : {}), sha256: w.sha256, ...(o.crc32 && w.crc32 ? { crc32: w.crc32 } : {}) }), { headers: h, timeout: opts.commitTimeoutMs });
       } catch (e) {
         throw toShoalError(e);
       }
@@ -232,5 +234,5 @@ export function parseOffer(o: Record<string, unknown>): DirectOffer {
     if (typeof o[k] !== "number") throw new ShoalError("InternalError", `the direct-upload offer lacks ${k}`);
     return o[k] as number;
   };
-  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(o["crc32"] === true ? { crc32: true as const } : {}) };
+  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(o["crc32"] === true ? { crc32: true as const } : {}), ...(o["sha256Etag"] === true ? { sha256Etag: true as const } : {}) };
 }

@@ -16,7 +16,7 @@ import { INLINE_PUT_MAX, type Body, type Conditions, type CopyOptions, type Dele
 
 export async function put(w: Wire, bucket: string, key: string, body: Body, opts: PutOptions = {}): Promise<ObjectMeta> {
   const subject = objectSubject("put", bucket);
-  const headers: Record<string, string> = { ...v1.putHeaders(key, opts), [H.requestId]: nuid.next() };
+  const headers: Record<string, string> = { ...v1.putHeaders(key, { ...opts, etag: opts.etag ?? w.etag }), [H.requestId]: nuid.next() };
   const small = inMemory(body);
   if (small && small.byteLength <= INLINE_PUT_MAX) {
     // An unconditional put of the same bytes is idempotent: it is asked again

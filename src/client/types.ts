@@ -141,4 +141,13 @@ export interface ClientOptions {
    * fall back to the actor by themselves.
    */
   direct?: boolean;
+  /**
+   * The ETag of objects this client puts (PutOptions.etag overrides it):
+   * "md5" (default) is the body's MD5, as S3 gives a single PUT; "sha256"
+   * is `<first 16 bytes of the SHA-256, hex>-1` and spares every large put
+   * its MD5 (the single largest CPU cost of a put: docs/benchmarks.md). S3
+   * tools read an ETag with "-" as not an MD5. Uploads through the S3
+   * gateway always get MD5 ETags.
+   */
+  etag?: "md5" | "sha256";
 }

@@ -61,6 +61,8 @@ export class Wire {
   readonly nc: NatsConnection;
   readonly timeoutMs: number;
   readonly deadlineMs: number;
+  /** The ETag of puts that do not say (ClientOptions.etag). */
+  readonly etag: "md5" | "sha256";
   /** The direct body path, unless the client turned it off. */
   readonly direct: DirectPath | undefined;
 
@@ -69,6 +71,7 @@ export class Wire {
     this.direct = opts.direct === false ? undefined : new DirectPath(nc);
     this.timeoutMs = opts.timeoutMs ?? 3000;
     this.deadlineMs = opts.deadlineMs ?? 20_000;
+    this.etag = opts.etag ?? "md5";
   }
 
   /** One request; a service error reply becomes the ShoalError it names. */
@@ -135,6 +138,8 @@ export class Wire {
       // every cluster test was starting at once).
       const offer = parseOffer(replyJson(await this.idempotent(() => this.request(subject, "", { headers: { ...headers, [H.direct]: "1" } }))) as Record<string, unknown>);
       const r = await this.direct.put<unknown>(bucket, offer, toIterable(body), {
+        // no MD5 when the ETag comes from the SHA-256 and no Content-MD5 is to be verified
+        md5: headers[H.etagKind] !== "sha256" || headers[H.contentMd5] !== undefined,
         ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
         commitTimeoutMs: 60_000,

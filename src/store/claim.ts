@@ -19,12 +19,13 @@ import type { ObjectInfo } from "./format.ts";
 import { retry, isRetryable } from "../runtime/backoff.ts";
 import { toJetError } from "../jet/errors.ts";
 import { lastOnSubject } from "./reader.ts";
-import { commitChunks, DEFAULT_PUBLISH_TIMING, headWithRetry, removeChunks, timingOf, type PublishTiming } from "./writer.ts";
+import { commitChunks, DEFAULT_PUBLISH_TIMING, headWithRetry, removeChunks, timingOf, wantsMd5, type PublishTiming } from "./writer.ts";
 import type { Jet, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
 
 /** What a writer that published chunks itself claims it wrote. */
 export interface ClaimedChunks {
   size: number;
+  /** Hex MD5; "" when none was computed (an ETag from the SHA-256: PutOptions.etag). */
   md5hex: string;
   /** Base64url SHA-256, padded. */
   sha256: string;
@@ -56,7 +57,7 @@ const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's
  * claims (InvalidDirectUpload otherwise).
  */
 export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string, chunkSize: number, c: ClaimedChunks): Promise<WrittenChunks> {
-  if (!/^[0-9a-f]{32}$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256) || (c.crc32 !== undefined && !/^[0-9a-f]{8}$/.test(c.crc32))) throw bad("malformed digest");
+  if (!/^([0-9a-f]{32})?$/.test(c.md5hex) || !/^[A-Za-z0-9_-]{43}=$/.test(c.sha256) || (c.crc32 !== undefined && !/^[0-9a-f]{8}$/.test(c.crc32))) throw bad("malformed digest");
   const subject = chunkSubject(store.name, id);
   const stored = (await named(`stream info of ${store.stream}`, () => jsm.streams.info(store.stream, { subjects_filter: subject }))).state.subjects?.[subject] ?? 0;
   const want = Math.ceil(c.size / chunkSize);
@@ -124,6 +125,8 @@ export async function claimedChunks(jet: Jet, store: StoreRef, id: string, chunk
  */
 export async function commitClaim(jet: Jet, store: StoreRef, id: string, chunkSize: number, key: string, c: ClaimedChunks, opts: PutOptions = {}): Promise<ObjectInfo> {
   const timing = timingOf(opts);
+  // no MD5 only where none is needed: its ETag from the SHA-256, no Content-MD5 to verify
+  if (c.md5hex === "" && wantsMd5(opts)) throw new ShoalError("InvalidDirectUpload", "the commit carries no MD5, and this put's ETag is its MD5 (or a Content-MD5 is to be verified)");
   // the current version is read while the chunks are checked (the commit is compare-and-set anyway)
   const prevP = headWithRetry(jet.jsm, store, key, timing);
   prevP.catch(() => undefined);

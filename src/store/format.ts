@@ -130,6 +130,18 @@ export interface ChunkRef {
 }
 
 /** A version's chunk subjects: its own, or each of its parts' when composed. */
+/**
+ * The ETag of an object written without an MD5 (Shoal-Etag-Kind: sha256):
+ * the first 16 bytes of its SHA-256 in hex, then "-1". The suffix is how S3
+ * marks an ETag that is not the body's MD5 (multipart, encrypted objects;
+ * MinIO's "no-compat" mode), so S3 tools that check a download against an
+ * MD5-looking ETag leave it alone. Deterministic: the same bytes give the
+ * same ETag.
+ */
+export function sha256Etag(sha256: string): string {
+  return `${Buffer.from(sha256, "base64url").subarray(0, 16).toString("hex")}-1`;
+}
+
 export function chunkRefs(info: ObjectInfo): ChunkRef[] {
   return info.parts ? info.parts.map((p) => ({ nuid: p.id, chunkSeqs: p.seqs })) : [{ nuid: info.nuid, chunkSeqs: info.chunkSeqs }];
 }

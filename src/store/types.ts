@@ -40,6 +40,12 @@ export interface PutOptions {
   maxSize?: number;
   /** Use this ETag instead of the body's MD5 (multipart: md5-of-md5s-N). */
   etagOverride?: string;
+  /**
+   * "sha256": the ETag is derived from the SHA-256 (format.ts sha256Etag)
+   * and no MD5 is computed, unless expectMd5Hex asks for one to be verified
+   * (the ETag is then that MD5). Default "md5".
+   */
+  etag?: "md5" | "sha256";
   /** A replicated copy: the source commit it copies (Shoal-Source). */
   source?: CommitSource;
   signal?: AbortSignal;

@@ -29,7 +29,7 @@ import { createHash } from "node:crypto";
 import { crc32, crcHex } from "../runtime/crc32.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
-import { buildHeaders, DIGEST_PREFIX, header, isComposed, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
+import { buildHeaders, DIGEST_PREFIX, header, sha256Etag, isComposed, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
 import { assertStream, directGet, headObject } from "./reader.ts";
 import { HEADER_ROOM, isOwnedChunk, rechunk } from "../transfer/rechunk.ts";
 
@@ -209,6 +209,15 @@ export function checkDigests(w: Pick<WrittenChunks, "md5hex" | "sha256">, o: { e
   }
 }
 
+/**
+ * Whether a writer computes the body's MD5: for the ETag (unless the put
+ * gives one, or asks for an ETag from the SHA-256), and to verify a
+ * Content-MD5 whatever the ETag.
+ */
+export function wantsMd5(opts: Pick<PutOptions, "etagOverride" | "etag" | "expectMd5Hex">): boolean {
+  return opts.expectMd5Hex !== undefined || (opts.etagOverride === undefined && opts.etag !== "sha256");
+}
+
 /** The ADR-20 metadata of written chunks, with Shoal's headers. */
 function metaFor(store: StoreRef, key: string, w: Omit<WrittenChunks, "seqs"> & { seqs: number[] | undefined; chunks?: number }, opts: PutOptions): StoredMeta {
   const parts = w.parts;
@@ -217,7 +226,7 @@ function metaFor(store: StoreRef, key: string, w: Omit<WrittenChunks, "seqs"> & 
     description: "",
     headers: buildHeaders({
       contentType: opts.contentType,
-      etag: opts.etagOverride ?? w.md5hex,
+      etag: opts.etagOverride ?? (w.md5hex || sha256Etag(w.sha256)),
       chunkSeqs: parts ? undefined : w.seqs,
       userMeta: opts.userMeta,
       ...(opts.source ? { source: opts.source } : {}),
@@ -344,7 +353,7 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
     id: nuid.next(),
     size: data.byteLength,
     chunkSize,
-    md5hex: opts.etagOverride === undefined || opts.expectMd5Hex !== undefined ? createHash("md5").update(data).digest("hex") : "",
+    md5hex: wantsMd5(opts) ? createHash("md5").update(data).digest("hex") : "",
     sha256: createHash("sha256").update(data).digest("base64url") + "=",
     crc32: crcHex(crc32(data)),
   };
@@ -437,8 +446,8 @@ export async function putObject(jet: Jet, store: StoreRef, key: string, source: 
     ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
     ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
-    // a multipart object's ETag is not its MD5: no need to compute one
-    md5: opts.etagOverride === undefined || opts.expectMd5Hex !== undefined,
+    // a multipart object's ETag is not its MD5, nor is one asked for from the SHA-256: no MD5 then
+    md5: wantsMd5(opts),
   });
   return commitChunks(jet, store, key, w, opts, timing, conditional ? prev : await prevP.catch(() => undefined));
 }

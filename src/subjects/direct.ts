@@ -17,6 +17,8 @@ export type DirectOffer = {
   idleMs: number;
   /** The commit may carry `crc32` (an actor that predates it refuses unknown fields, so a writer sends it only when offered). */
   crc32?: true;
+  /** The commit may leave out `md5` when the put asked for an ETag from the SHA-256 (an actor that predates it requires one). */
+  sha256Etag?: true;
 };
 
 /** Payload of a GET reply with `Shoal-Direct: 1`: what the reader fetches itself with Direct Get. */

@@ -25,6 +25,13 @@ export const H = {
   contentMd5: "Content-MD5",
   /** Base64 SHA-256 of the body: verified before commit (BadDigest). */
   sha256: "Shoal-Sha256",
+  /**
+   * On put: what the ETag is — "md5" (the default: the body's MD5, as S3
+   * gives a single PUT) or "sha256" (`<first 16 bytes of the SHA-256, hex>-1`,
+   * which S3 tools read as not an MD5; the writer then computes no MD5 unless
+   * Content-MD5 asks it to verify one).
+   */
+  etagKind: "Shoal-Etag-Kind",
   ifMatch: "If-Match",
   ifNoneMatch: "If-None-Match",
   /** Multipart: the upload a part belongs to, and its number (1–10000). */

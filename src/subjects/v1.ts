@@ -494,7 +494,12 @@ export interface PutRequest extends BodyHeaders {
   userMeta: Record<string, string>;
   ifNoneMatch: boolean;
   ifMatch: string | undefined;
+  /** What the ETag is (Shoal-Etag-Kind; default md5). */
+  etagKind: EtagKind;
 }
+
+/** What an object's ETag is: the body's MD5 (S3's single PUT), or derived from its SHA-256 (no MD5 computed). */
+export type EtagKind = "md5" | "sha256";
 
 export function decodePut(get: Get, names: Iterable<string>): PutRequest {
   const key = keyFromHeaders(get);
@@ -502,7 +507,9 @@ export function decodePut(get: Get, names: Iterable<string>): PutRequest {
   const inm = get(H.ifNoneMatch);
   if (inm !== undefined && inm.trim() !== "*") throw new ShoalError("NotImplemented", "If-None-Match on PUT supports only *");
   const ifMatch = etagCondition({ ifMatch: get(H.ifMatch) }, "ifMatch");
-  return { key, contentType: assertContentType(get(H.contentType)), userMeta, ifNoneMatch: inm !== undefined, ifMatch, ...decodeBodyHeaders(get) };
+  const kind = get(H.etagKind);
+  if (kind !== undefined && kind !== "md5" && kind !== "sha256") throw new ShoalError("InvalidArgument", `${H.etagKind} must be md5 or sha256, not ${quote(kind)}`);
+  return { key, contentType: assertContentType(get(H.contentType)), userMeta, ifNoneMatch: inm !== undefined, ifMatch, etagKind: kind ?? "md5", ...decodeBodyHeaders(get) };
 }
 
 export interface PutInput {
@@ -514,6 +521,8 @@ export interface PutInput {
   contentMd5?: string;
   /** Base64 SHA-256 of the body. */
   sha256?: string;
+  /** What the ETag is (default md5). */
+  etag?: EtagKind;
 }
 
 /** A NATS header value cannot hold CR or LF (the client throws): a typed error instead. */
@@ -534,6 +543,7 @@ export function putHeaders(key: string, o: PutInput): Record<string, string> {
   if (o.contentType) h[H.contentType] = o.contentType;
   if (o.ifNoneMatch) h[H.ifNoneMatch] = "*";
   if (o.ifMatch) h[H.ifMatch] = o.ifMatch;
+  if (o.etag !== undefined && o.etag !== "md5") h[H.etagKind] = o.etag;
   headerValuesOk(h);
   decodePut((n) => h[n], Object.keys(h));
   return h;
@@ -639,6 +649,7 @@ export function encodeMpuList(o: { prefix?: string; delimiter?: string; keyMarke
 /** The commit of a direct upload: what the writer says it wrote (checked against the stream before it counts). */
 export interface DirectClaim {
   size: number;
+  /** Hex MD5; "" when the upload's ETag is derived from its SHA-256 (Shoal-Etag-Kind: sha256) and none was computed. */
   md5: string;
   sha256: string;
   /** CRC-32, 8 hex digits (optional: writers before it send none, and the object is then checked by its SHA-256). */
@@ -649,9 +660,9 @@ export function decodeClaim(o: Record<string, unknown>): DirectClaim {
   onlyFields(o, ["size", "md5", "sha256", "crc32"]);
   const size = field.optInt(o, "size");
   if (size === undefined) throw new ShoalError("MalformedPayload", 'field "size" is required');
-  const md5 = field.string(o, "md5").toLowerCase();
+  const md5 = o["md5"] === undefined ? "" : field.string(o, "md5").toLowerCase();
   const sha256 = field.string(o, "sha256");
-  if (!/^[0-9a-f]{32}$/.test(md5)) throw new ShoalError("MalformedPayload", 'field "md5" must be 32 hex digits');
+  if (o["md5"] !== undefined && !/^[0-9a-f]{32}$/.test(md5)) throw new ShoalError("MalformedPayload", 'field "md5" must be 32 hex digits');
   if (!/^[A-Za-z0-9_-]{43}=$/.test(sha256)) throw new ShoalError("MalformedPayload", 'field "sha256" must be the padded base64url of 32 bytes');
   const crc32 = o["crc32"] === undefined ? undefined : field.string(o, "crc32").toLowerCase();
   if (crc32 !== undefined && !/^[0-9a-f]{8}$/.test(crc32)) throw new ShoalError("MalformedPayload", 'field "crc32" must be 8 hex digits');
@@ -659,7 +670,7 @@ export function decodeClaim(o: Record<string, unknown>): DirectClaim {
 }
 
 export function encodeClaim(c: DirectClaim): string {
-  return encoded({ size: c.size, md5: c.md5, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) }, decodeClaim);
+  return encoded({ size: c.size, ...(c.md5 ? { md5: c.md5 } : {}), sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) }, decodeClaim);
 }
 
 // replies ---------------------------------------------------------------------------------------------------

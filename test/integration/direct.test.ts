@@ -282,3 +282,44 @@ test("a direct put whose connection closes mid-upload rejects with a typed error
   t.true(ms < 30_000, `rejected after ${ms} ms`);
   t.truthy((err as ShoalError).code, `a typed error: ${String(err)}`);
 });
+
+test("etag sha256: a put's ETag is the first 16 bytes of its SHA-256 and -1 on every body path, and its direct commit carries no MD5; a Content-MD5 is still verified and becomes the ETag; a default put's commit without an MD5 is refused", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("dsha");
+  const nc = await connectTo(t, url);
+  const commits: Array<Record<string, unknown>> = [];
+  nc.subscribe("shoal.v1.xfer.>", { callback: (_e, m) => void (m.headers?.get("Shoal-Commit") === "1" && commits.push(m.json())) });
+  await nc.flush();
+  const fast = await ShoalClient.connect({ servers: url }, { etag: "sha256" });
+  t.teardown(() => fast.close());
+  const viaActor = await ShoalClient.connect({ servers: url }, { etag: "sha256", direct: false });
+  t.teardown(() => viaActor.close());
+  const big = randomBytes(9 * MiB + 5);
+  const small = randomBytes(1000);
+  const shaEtag = (b: Uint8Array) => `${createHash("sha256").update(b).digest().subarray(0, 16).toString("hex")}-1`;
+  const md5 = (b: Uint8Array) => createHash("md5").update(b);
+  for (const [key, c, body] of [["direct", fast, big], ["streamed", viaActor, big], ["inline", fast, small]] as const) {
+    const info = await c.put("dsha", key, body);
+    t.is(info.etag, shaEtag(body), key);
+    t.is((await client.head("dsha", key)).etag, shaEtag(body), `${key}: HEAD`);
+    t.true(Buffer.from(await (await client.get("dsha", key)).bytes()).equals(body), `${key}: the bytes`);
+  }
+  t.is(commits.length, 1, "one direct upload");
+  t.false("md5" in commits[0]!, "no MD5 computed or sent");
+  t.is((await fast.put("dsha", "override", big, { etag: "md5" })).etag, md5(big).digest("hex"), "per put: md5");
+  t.is((await fast.put("dsha", "cmd5", big, { contentMd5: md5(big).digest("base64") })).etag, md5(big).digest("hex"), "a Content-MD5 is verified, and is the ETag");
+  t.is(((await t.throwsAsync(() => fast.put("dsha", "cmd5bad", big, { contentMd5: md5(small).digest("base64") }))) as ShoalError).code, "BadDigest");
+  await t.throwsAsync(() => client.head("dsha", "cmd5bad"), { message: /key does not exist/ });
+  // a writer leaving the MD5 out of a put that did not ask for an ETag from the SHA-256
+  const h = natsHeaders();
+  h.set("Shoal-Key", "nomd5");
+  h.set("Shoal-Direct", "1");
+  const o = (await nc.request("shoal.v1.obj.put.dsha", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; sha256Etag?: boolean }>();
+  t.true(o.sha256Etag, "the offer says the commit may leave the MD5 out");
+  await jetstream(nc).publish(o.chunkSubject, small, { msgID: `${o.nuid}.0` });
+  const c = natsHeaders();
+  c.set("Shoal-Commit", "1");
+  const sha = createHash("sha256").update(small).digest("base64url") + "=";
+  t.is(errorOf(await nc.request(o.subject, JSON.stringify({ v: 1, size: small.length, sha256: sha }), { headers: c, timeout: 10_000 }))?.code, "InvalidDirectUpload");
+  await t.throwsAsync(() => client.head("dsha", "nomd5"), { message: /key does not exist/ });
+});

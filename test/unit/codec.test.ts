@@ -132,6 +132,20 @@ test("conditions: one validator; encoders refuse what decoders refuse, with the 
   t.deepEqual(v1.decodeGet(o), { key: "k", range: undefined, ifMatch: undefined, ifNoneMatch: '"x"', ifModifiedSince: undefined, ifUnmodifiedSince: when.toUTCString(), stream: undefined, window: undefined, direct: false });
 });
 
+test("put: Shoal-Etag-Kind is md5 (the default) or sha256; anything else is InvalidArgument; a direct commit's md5 may be left out, never malformed", (t) => {
+  const put = (h: Record<string, string>) => v1.decodePut((n) => h[n], Object.keys(h));
+  t.is(put({ "Shoal-Key": "k" }).etagKind, "md5");
+  t.is(put(v1.putHeaders("k", { etag: "sha256" })).etagKind, "sha256");
+  t.is(put({ "Shoal-Key": "k", "Shoal-Etag-Kind": "md5" }).etagKind, "md5");
+  t.is(codeOf(() => put({ "Shoal-Key": "k", "Shoal-Etag-Kind": "crc32" })), "InvalidArgument");
+  t.is(codeOf(() => v1.putHeaders("k", { etag: "xx" as never })), "InvalidArgument");
+  const sha256 = "A".repeat(43) + "=";
+  t.is(v1.decodeClaim({ size: 1, sha256 }).md5, "");
+  t.is(v1.decodeClaim(JSON.parse(v1.encodeClaim({ size: 1, md5: "", sha256 })) as Record<string, unknown>).md5, "");
+  t.is(codeOf(() => v1.decodeClaim({ size: 1, md5: "", sha256 })), "MalformedPayload");
+  t.is(codeOf(() => v1.decodeClaim({ size: 1, md5: "xyz", sha256 })), "MalformedPayload");
+});
+
 test("encoders and decoders are inverse for every v1 request", (t) => {
   const keyArb = fc.string({ minLength: 1, maxLength: 50 }).filter((k) => v1.keyProblem(k) === undefined);
   fc.assert(

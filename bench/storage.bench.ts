@@ -30,6 +30,8 @@ const RUNS = Number(process.env["BENCH_RUNS"] ?? (QUICK ? 1 : 3));
 const auth = { sysUser: "sys", sysPassword: "s", appUser: "shoal", appPassword: "a" };
 const root = new URL("../", import.meta.url).pathname;
 const dirs: string[] = [];
+/** Servers and clusters started outside failover's own try/finally; stopped at the end whatever happened. */
+const servers: Array<{ stop(): Promise<void> }> = [];
 const procs: ChildProcess[] = [];
 const tmp = dirMaker(dirs);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -286,6 +288,7 @@ const measurements: string[] = [];
 try {
   if (want("r1") || want("small") || want("list") || want("rss")) {
     const srv = new NatsServer({ name: "b1", dir: tmp(), auth, maxFileStore: "40GB" });
+    servers.push(srv);
     await srv.start();
     const actor = await startActor(srv.url);
     const nc = await connect({ servers: srv.url });
@@ -305,6 +308,7 @@ try {
   }
   if (want("r3")) {
     const cl = await NatsCluster.start({ size: 3, dir: tmp(), auth, server: { maxFileStore: "20GB" } });
+    servers.push(cl);
     await startActor(cl.urls.join(","));
     const nc3 = await connect({ servers: cl.urls });
     const shoal3 = await ShoalClient.connect({ servers: cl.urls.join(",") }, { timeoutMs: 10_000 });
@@ -320,5 +324,7 @@ try {
   console.log(out.join("\n"));
 } finally {
   for (const p of procs) p.kill("SIGKILL");
+  // a bench that failed half-way stops its servers too (they used to outlive it)
+  for (const x of servers) await x.stop().catch(() => undefined);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }

@@ -41,7 +41,8 @@ Usage:
   shoal mb <bucket> [--replicas 1|3|5]                   make a bucket
   shoal rb <bucket> [--force]                            remove a bucket (--force: with its objects)
   shoal ls [<bucket>[/<prefix>]] [-r]                    list buckets, or objects (-r: no folders)
-  shoal put <file|-> <bucket>/<key> [--content-type T]   upload (- = stdin)
+  shoal put <file|-> <bucket>/<key> [--content-type T] [--etag md5|sha256]
+                                                         upload (- = stdin; --etag sha256: no MD5)
   shoal get <bucket>/<key> [file|-] [--range a-b]        download (- = stdout)
   shoal rm <bucket>/<key>...                             delete objects
   shoal cp <bucket>/<key> <bucket>/<key>                 server-side copy

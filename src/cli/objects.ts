@@ -2,7 +2,7 @@
  * Bucket and object commands, in the forms people know from mc and `aws s3`:
  *   shoal mb <bucket> [--replicas N]        shoal rb <bucket> [--force]
  *   shoal ls [<bucket>[/<prefix>]] [--recursive]
- *   shoal put <file|-> <bucket>/<key> [--content-type T]
+ *   shoal put <file|-> <bucket>/<key> [--content-type T] [--etag md5|sha256]
  *   shoal get <bucket>/<key> [file|-] [--range a-b]
  *   shoal rm <bucket>/<key>...               shoal cp <bucket>/<key> <bucket>/<key>
  *   shoal stat <bucket>[/<key>]
@@ -45,6 +45,7 @@ export async function runObjectCommand(command: string, args: string[], stdout: 
       recursive: { type: "boolean", short: "r" },
       range: { type: "string" },
       "content-type": { type: "string" },
+      etag: { type: "string" },
       "no-progress": { type: "boolean" },
     },
     true,
@@ -87,12 +88,14 @@ export async function runObjectCommand(command: string, args: string[], stdout: 
       case "put": {
         const [src, dest] = positionals;
         if (!src) throw new ShoalError("InvalidArgument", "usage: shoal put <file|-> <bucket>/<key>");
+        const etag = values.etag;
+        if (etag !== undefined && etag !== "md5" && etag !== "sha256") throw new ShoalError("InvalidArgument", "--etag is md5 (the default: the body's MD5, as S3) or sha256 (from the SHA-256, no MD5 computed)");
         const { bucket, key } = splitPath(dest, true);
         const size = src === "-" ? undefined : statSync(src).size;
         let body: Readable = src === "-" ? process.stdin : createReadStream(src, { highWaterMark: 1024 * 1024 });
         const bar = !values["no-progress"] && !json ? progressBar(stderr, `put ${bucket}/${key}`, size) : undefined;
         if (bar) body = body.pipe(counting(bar.update));
-        const info = await c.put(bucket, key, body, values["content-type"] ? { contentType: values["content-type"] } : {});
+        const info = await c.put(bucket, key, body, { ...(values["content-type"] ? { contentType: values["content-type"] } : {}), ...(etag ? { etag } : {}) });
         bar?.stop();
         print(`${bucket}/${key}: ${human(info.size)} etag ${info.etag}`, info);
         return EXIT.ok;

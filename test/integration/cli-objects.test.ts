@@ -1,6 +1,6 @@
 import test from "ava";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startShoal } from "../helpers/actors.ts";
@@ -32,6 +32,11 @@ test("shoal mb/put/ls/stat/get/cp/rm/rb round trip, with --json and not-found ex
   t.is(put.status, 0, put.stderr);
   t.is(JSON.parse(put.stdout.toString()).size, body.length);
   t.is((await run(["put", "-", "cli-bucket/stdin.txt"], Buffer.from("from stdin"))).status, 0);
+  const fast = await run(["put", file, "cli-bucket/fast.bin", "--etag", "sha256", "--json"]);
+  t.is(fast.status, 0, fast.stderr);
+  t.is(JSON.parse(fast.stdout.toString()).etag, `${createHash("sha256").update(body).digest().subarray(0, 16).toString("hex")}-1`);
+  t.is((await run(["put", file, "cli-bucket/x", "--etag", "crc"])).status, 2, "usage error");
+  t.is((await run(["rm", "cli-bucket/fast.bin"])).status, 0);
 
   const ls = await run(["ls", "cli-bucket", "--json"]);
   t.deepEqual(JSON.parse(ls.stdout.toString()).map((e: { key?: string; prefix?: string }) => e.key ?? e.prefix), ["dir/", "stdin.txt"]);

@@ -129,7 +129,6 @@ export interface ChunkRef {
   chunkSeqs: number[] | undefined;
 }
 
-/** A version's chunk subjects: its own, or each of its parts' when composed. */
 /**
  * The ETag of an object written without an MD5 (Shoal-Etag-Kind: sha256):
  * the first 16 bytes of its SHA-256 in hex, then "-1". The suffix is how S3
@@ -142,6 +141,7 @@ export function sha256Etag(sha256: string): string {
   return `${Buffer.from(sha256, "base64url").subarray(0, 16).toString("hex")}-1`;
 }
 
+/** A version's chunk subjects: its own, or each of its parts' when composed. */
 export function chunkRefs(info: ObjectInfo): ChunkRef[] {
   return info.parts ? info.parts.map((p) => ({ nuid: p.id, chunkSeqs: p.seqs })) : [{ nuid: info.nuid, chunkSeqs: info.chunkSeqs }];
 }

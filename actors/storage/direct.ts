@@ -11,8 +11,9 @@
  * `shoal.v1.xfer.<bucket>.<id>`, the stream, the chunk subject and the chunk
  * size. On that subject the writer sends `Shoal-Keepalive: 1` at least every
  * `idleMs / 3`, then either `Shoal-Commit: 1` with
- * `{"v":1,"size","md5","sha256","crc32"}` as a request (the reply is the object's
- * info — the part's, for a part — or a typed error) or `Shoal-Abort:
+ * `{"v":1,"size","md5"?,"sha256","crc32"?}` as a request (the reply is the object's
+ * info — the part's, for a part — or a typed error; `md5` may be left out
+ * only by a put that asked for an ETag from the SHA-256, see docs/api.md) or `Shoal-Abort:
  * <code>`. A writer that aborts has its chunks removed; so does a claim that
  * the stream contradicts (InvalidDirectUpload).
  *

@@ -197,7 +197,7 @@ test("AbortMultipartUpload is retried: an attempt whose answer never came, then 
   // the storage actor's side is scripted (the SDK's contract with it), on a real server
   const srv = await startServer(t);
   const nc = await connectTo(t, srv.url);
-  const client = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 300 });
+  const client = await ShoalClient.connect({ servers: srv.url }, { timeoutMs: 1000 });
   t.teardown(() => client.close());
   const uploadId = nuid.next();
   let script: Array<"drop" | "gone" | "completed" | "ok"> = [];

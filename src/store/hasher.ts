@@ -12,6 +12,7 @@
  * each chunk is copied to it (~0.1 ms per MiB). Small bodies (under
  * `OFFLOAD_MIN`) are hashed inline: posting them costs more than it saves.
  */
+import * as nodeCrypto from "node:crypto";
 import { createHash, type Hash } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { crc32, crcHex } from "../runtime/crc32.ts";
@@ -38,6 +39,16 @@ export interface Hasher {
   discard(): void;
   /** Resolves once at most `maxBytes` given to update() are still waiting to be hashed (memory bound). */
   caughtUp(maxBytes: number): Promise<void>;
+}
+
+/**
+ * One digest of bytes already in memory: `crypto.hash` (Node ≥ 20.12), which
+ * skips the Hash object — 15 against 22 µs for the MD5 and SHA-256 of 4 KiB
+ * here, on every small put — else createHash.
+ */
+export function digestOf(algorithm: "md5" | "sha256", data: Uint8Array, encoding: "hex" | "base64url"): string {
+  const oneShot = (nodeCrypto as { hash?: (a: string, d: Uint8Array, e: string) => string }).hash;
+  return typeof oneShot === "function" ? oneShot(algorithm, data, encoding) : createHash(algorithm).update(data).digest(encoding);
 }
 
 function padded(b64url: string): string {

@@ -16,7 +16,7 @@
  *   refers to them.
  * No purges and no rollups (see deleteSeqs).
  */
-import { AdaptiveHasher, type Digests } from "./hasher.ts";
+import { AdaptiveHasher, digestOf, type Digests } from "./hasher.ts";
 import { nuid } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
 import type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
@@ -25,7 +25,6 @@ import { isMessageGone, isWrongLastSequence, jsApiCode } from "../errors/nats.ts
 import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
 import { enableFeatures, JS_CODES, publish } from "../jet/index.ts";
-import { createHash } from "node:crypto";
 import { crc32, crcHex } from "../runtime/crc32.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
@@ -353,8 +352,8 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
     id: nuid.next(),
     size: data.byteLength,
     chunkSize,
-    md5hex: wantsMd5(opts) ? createHash("md5").update(data).digest("hex") : "",
-    sha256: createHash("sha256").update(data).digest("base64url") + "=",
+    md5hex: wantsMd5(opts) ? digestOf("md5", data, "hex") : "",
+    sha256: digestOf("sha256", data, "base64url") + "=",
     crc32: crcHex(crc32(data)),
   };
   checkDigests(w, opts);

@@ -1,7 +1,7 @@
 import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
 import * as zlib from "node:zlib";
-import { AdaptiveHasher, OFFLOAD_MIN } from "../../src/store/hasher.ts";
+import { AdaptiveHasher, OFFLOAD_MIN, digestOf } from "../../src/store/hasher.ts";
 import { crc32, crc32ByTable, crc32c, crcHex } from "../../src/runtime/crc32.ts";
 
 // zlib's own CRC-32 as the reference (Node ≥ 20.15)
@@ -65,4 +65,12 @@ test("caughtUp bounds what waits to be hashed: it resolves once the worker has h
   for (let o = 0; o < b.length; o += 1 << 20) h.update(b.subarray(o, o + (1 << 20)));
   await h.caughtUp(0);
   t.deepEqual(await h.digest(), want(b));
+});
+
+test("digestOf: the one-shot digest equals createHash's, for every size a small put has", (t) => {
+  for (const n of [0, 1, 4096, 512 * 1024]) {
+    const b = randomBytes(n);
+    t.is(digestOf("md5", b, "hex"), createHash("md5").update(b).digest("hex"), `md5 of ${n}`);
+    t.is(digestOf("sha256", b, "base64url"), createHash("sha256").update(b).digest("base64url"), `sha256 of ${n}`);
+  }
 });

@@ -2,7 +2,7 @@ import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
 import * as zlib from "node:zlib";
 import { AdaptiveHasher, OFFLOAD_MIN, digestOf } from "../../src/store/hasher.ts";
-import { crc32, crc32ByTable, crc32c, crcHex } from "../../src/runtime/crc32.ts";
+import { crc32, crc32ByTable, crc32c, crc32cByTable, crcHex, crcImplementation } from "../../src/runtime/crc32.ts";
 
 // zlib's own CRC-32 as the reference (Node ≥ 20.15)
 const zcrc = (zlib as unknown as { crc32: (b: Uint8Array) => number }).crc32;
@@ -21,6 +21,18 @@ test("CRC-32 and CRC-32C: the check values, and continued over pieces as over th
   t.is(crc32c(b.subarray(7), crc32c(b.subarray(0, 7))), crc32c(b));
   t.is(crcHex(crc32(new Uint8Array(0))), "00000000");
   t.is(crc32ByTable(b.subarray(5), crc32ByTable(b.subarray(0, 5))), zcrc(b), "the table (Node without zlib.crc32) agrees with zlib");
+});
+
+test("the SIMD CRCs (@node-rs/crc32) load on linux-x64 and agree with the tables, over pieces of every alignment and a plain Uint8Array", (t) => {
+  if (process.platform === "linux" && process.arch === "x64") t.is(crcImplementation, "simd");
+  const b = randomBytes(1_000_003);
+  for (const cut of [0, 1, 3, 8, 15, 64, 4095, 999_999, 1_000_003]) {
+    t.is(crc32(b.subarray(cut), crc32(b.subarray(0, cut))), crc32ByTable(b), `CRC-32 cut at ${cut}`);
+    t.is(crc32c(b.subarray(cut), crc32c(b.subarray(0, cut))), crc32cByTable(b), `CRC-32C cut at ${cut}`);
+  }
+  const u8 = new Uint8Array(b.buffer, b.byteOffset + 3, 5000);
+  t.is(crc32(u8), crc32ByTable(u8));
+  t.is(crc32c(u8, 0x12345678), crc32cByTable(u8, 0x12345678));
 });
 
 async function hashInPieces(b: Buffer, piece: number, md5 = true) {

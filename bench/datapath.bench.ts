@@ -35,6 +35,7 @@ import { ShoalClient } from "../src/client/index.ts";
 import { publishAtomic, ingest, buildHeaders, getLast, purgeSubject, readSubject, readSeqs, subjectSeqs, enableFeatures } from "../src/jet/index.ts";
 import { chunkSubject, chunkSubjectAll, metaSubject, objectStoreStream } from "../src/subjects/index.ts";
 import { startStorageActor } from "./actor.ts";
+import { roomForStockGets } from "./stock.ts";
 
 const QUICK = process.env["BENCH_QUICK"] === "1";
 const MiB = 1024 * 1024;
@@ -216,6 +217,7 @@ async function small(nc: NatsConnection, shoal: ShoalClient): Promise<string[]> 
   const data = randomBytes(4 * KiB);
   await jsm.streams.add({ name: "RAWSMALL", subjects: ["rs.>"], allow_direct: true });
   const stock: ObjectStore = await new Objm(nc).create("stocksmall");
+  await roomForStockGets(jsm, "stocksmall");
   const protos: Record<SmallWay, ObjectStore> = {} as Record<SmallWay, ObjectStore>;
   for (const way of ["atomic", "pipelined", "ingest", "pair"] as const) {
     protos[way] = await new Objm(nc).create(`proto${way}`);

@@ -56,11 +56,24 @@ export async function opsInTurns<K extends string>(paths: Record<K, (i: number) 
   return out;
 }
 
-/** ops/s of each path: `runs` rounds of `n` calls at `concurrency`, the paths in turns within each round, after `warm` untimed calls each; median per path. */
-export async function opsMedianInTurns<K extends string>(paths: Record<K, (i: number) => Promise<unknown>>, o: { n: number; concurrency: number; warm: number; runs: number }): Promise<Record<K, number>> {
+/**
+ * ops/s of each path: `runs` rounds of `n` calls at `concurrency`, the paths
+ * in turns within each round, after `warm` untimed calls each; median per
+ * path. `after(path)`, untimed, runs after each of a path's rounds (and its
+ * warm-up): a cleanup that the next round should not pay for.
+ */
+export async function opsMedianInTurns<K extends string>(paths: Record<K, (i: number) => Promise<unknown>>, o: { n: number; concurrency: number; warm: number; runs: number; after?: (path: K) => Promise<unknown> }): Promise<Record<K, number>> {
   const entries = Object.entries(paths) as Array<[K, (i: number) => Promise<unknown>]>;
-  for (const [, fn] of entries) await opsPerSecond(o.warm, o.concurrency, fn);
+  for (const [k, fn] of entries) {
+    await opsPerSecond(o.warm, o.concurrency, fn);
+    await o.after?.(k);
+  }
   const rs = new Map<K, number[]>(entries.map(([k]) => [k, []]));
-  for (let r = 0; r < o.runs; r++) for (const [k, fn] of entries) rs.get(k)!.push(await opsPerSecond(o.n, o.concurrency, (i) => fn(r * o.n + i)));
+  for (let r = 0; r < o.runs; r++) {
+    for (const [k, fn] of entries) {
+      rs.get(k)!.push(await opsPerSecond(o.n, o.concurrency, (i) => fn(r * o.n + i)));
+      await o.after?.(k);
+    }
+  }
   return Object.fromEntries(entries.map(([k]) => [k, median(rs.get(k)!)])) as Record<K, number>;
 }

@@ -4,6 +4,7 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerConfig } from "@nats-io/jetstream";
+import { dropOrdered } from "../jet/consume.ts";
 import { EVENTS_STREAM, eventSubject } from "../subjects/index.ts";
 import type { ObjectEvent } from "../subjects/events.ts";
 import type { DeliveredEvent, EventsOptions } from "./types.ts";
@@ -44,7 +45,8 @@ export async function* events(nc: NatsConnection, opts: EventsOptions = {}): Asy
   }
   const consumer = await js.consumers.get(EVENTS_STREAM, { filter_subjects: filter, ...(start as object) });
   const msgs = await consumer.consume();
-  const stop = () => void msgs.close().catch(() => undefined);
+  // closed, and deleted on the server (left alone it would stay 5 minutes: src/jet dropOrdered)
+  const stop = () => void msgs.close().then(() => dropOrdered(consumer), () => dropOrdered(consumer));
   opts.signal?.addEventListener("abort", stop, { once: true });
   try {
     for await (const m of msgs) {

@@ -15,6 +15,8 @@ export const JS_CODE = {
   ClusterNotAvailable: 10008,
   /** JSConsumerNotFoundErr. */
   ConsumerNotFound: 10014,
+  /** JSMaximumConsumersLimitErr: "maximum consumers limit reached" (nats-server 2.15: 1000 per stream unless the stream sets its own). */
+  MaximumConsumers: 10026,
   /** JSInsufficientResourcesErr: "insufficient resources". */
   InsufficientResources: 10023,
   /** JSNoMessageFoundErr: "no message found". */
@@ -54,6 +56,11 @@ export function isJsApiError(e: unknown, ...codes: number[]): boolean {
 /** A compare-and-set that lost: the subject's last sequence was not the one expected. */
 export function isWrongLastSequence(e: unknown): boolean {
   return isJsApiError(e, JS_CODE.WrongLastSequence, JS_CODE.WrongLastSequenceConstant);
+}
+
+/** The stream holds as many consumers as it may (JSMaximumConsumersLimitErr). */
+export function isMaximumConsumers(e: unknown): boolean {
+  return isJsApiError(e, JS_CODE.MaximumConsumers);
 }
 
 /** The stream (or the message asked for) does not exist. */

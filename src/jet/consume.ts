@@ -1,5 +1,6 @@
 /**
- * Consuming a durable pull consumer until it is gone.
+ * Consuming a durable pull consumer until it is gone; dropping a one-pass
+ * ordered consumer once done with it.
  *
  * `consume()` of @nats-io/jetstream 3.4.0 with `abort_on_missing_resource`
  * ends when the server says "consumer deleted" to a pending pull, but not
@@ -37,4 +38,27 @@ export async function consumeUntilGone(js: JetStreamClient, stream: string, dura
     }
   })().catch(() => undefined);
   return { msgs, gone: () => gone };
+}
+
+/**
+ * Deletes a one-pass ordered consumer on its server once its reader is done
+ * with it, without waiting for the answer. Closing the iterator of a
+ * @nats-io/jetstream 3.4 ordered consumer, or letting a fetch end, leaves
+ * the consumer on the server until its inactivity threshold — 5 minutes
+ * (nats.js's ordered-consumer default) — and nats-server 2.15 refuses a
+ * stream's 1001st consumer unless the stream sets a limit of its own
+ * (`default_max_consumers`, 1000; a stream's -1 means that default, not
+ * unlimited). Measured: the 1001st direct PUT into one bucket within 5
+ * minutes failed ("maximum consumers limit reached") while every commit's
+ * read-back left its consumer behind. Not awaited: a consumer whose server
+ * does not answer is left to its threshold, as before; one never created
+ * (its creation failed) has nothing to delete.
+ */
+export function dropOrdered(c: { delete(): Promise<unknown> } | undefined): void {
+  if (!c) return;
+  try {
+    void c.delete().catch(() => undefined);
+  } catch {
+    // never created on the server: nothing to delete
+  }
 }

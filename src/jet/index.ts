@@ -16,4 +16,4 @@ export { getSeq, getLast, readSubject, readSeqs, type ReadOptions, type ReadSeqs
 export { deleteSeqs, purgeSubject } from "./delete.ts";
 export { subjectSeqs, subjectCount } from "./seqs.ts";
 export { enableFeatures, type StreamFeatures } from "./stream.ts";
-export { consumeUntilGone, type Consuming } from "./consume.ts";
+export { consumeUntilGone, dropOrdered, type Consuming } from "./consume.ts";

@@ -5,7 +5,8 @@
  * The chunk sequences are never taken from the writer. At commit, a
  * headers-only ordered consumer on the chunk subject lists every stored
  * chunk — its sequence, its `Nats-Msg-Id` (`<nuid>.<index>`) and its
- * `Nats-Msg-Size` — without sending the bodies: the count must match the
+ * `Nats-Msg-Size` — without sending the bodies (a batched Direct Get walk
+ * when the stream allows no more consumers: readChunkHeaders): the count must match the
  * claimed size, the indexes must run 0…n-1 once each, every chunk but the
  * last must be full and the sizes must add up. (Watching the chunks land
  * during the upload instead was measured slower: the deliveries compete
@@ -17,7 +18,11 @@ import { ShoalError } from "../errors/index.ts";
 import { chunkSubject } from "../subjects/index.ts";
 import type { ObjectInfo } from "./format.ts";
 import { retry, isRetryable } from "../runtime/backoff.ts";
+import type { JsMsg } from "@nats-io/jetstream";
 import { toJetError } from "../jet/errors.ts";
+import { dropOrdered } from "../jet/consume.ts";
+import { readSubject } from "../jet/direct.ts";
+import { isMaximumConsumers } from "../errors/nats.ts";
 import { lastOnSubject } from "./reader.ts";
 import { commitChunks, DEFAULT_PUBLISH_TIMING, headWithRetry, removeChunks, timingOf, wantsMd5, type PublishTiming } from "./writer.ts";
 import type { Jet, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
@@ -50,6 +55,42 @@ async function named<T>(what: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Hands `take` the sequence, `Nats-Msg-Id` and size of each chunk on
+ * `subject`, in stream order, until it says it has all `want`: through a
+ * headers-only ordered consumer (no body bytes move), deleted afterwards
+ * (src/jet dropOrdered: left alone, each commit's consumer would count
+ * against the stream's 1000 for 5 minutes). When the stream holds as many
+ * consumers as it may — stock readers each leave one behind for 5 minutes
+ * too — the chunks are walked by batched Direct Get instead, bodies and
+ * all: slower, but the commit does not fail for it.
+ */
+async function readChunkHeaders(jet: Pick<Jet, "js" | "jsm">, store: StoreRef, subject: string, want: number, take: (seq: number, msgId: string, size: number) => boolean): Promise<void> {
+  let consumer: Awaited<ReturnType<Jet["js"]["consumers"]["get"]>> | undefined;
+  let fetched: AsyncIterable<JsMsg>;
+  try {
+    consumer = await jet.js.consumers.get(store.stream, { filter_subjects: subject, headers_only: true });
+    fetched = await consumer.fetch({ max_messages: want, expires: 10_000 });
+  } catch (e) {
+    dropOrdered(consumer);
+    if (!isMaximumConsumers(e)) throw toJetError(e, `a consumer on ${subject}`);
+    for await (const m of readSubject(jet.jsm, store.stream, subject, { windowBytes: DIRECT_WALK_BYTES, count: want })) {
+      if (take(m.seq, m.header?.get("Nats-Msg-Id") ?? "", m.data.byteLength)) return;
+    }
+    return;
+  }
+  try {
+    for await (const m of fetched) {
+      if (take(m.seq, m.headers?.get("Nats-Msg-Id") ?? "", Number(m.headers?.get("Nats-Msg-Size") ?? NaN))) return;
+    }
+  } finally {
+    dropOrdered(consumer);
+  }
+}
+
+/** Bytes per batched Direct Get when the chunks are walked instead (readChunkHeaders). */
+const DIRECT_WALK_BYTES = 8 * 1024 * 1024;
+
 const bad = (why: string) => new ShoalError("InvalidDirectUpload", `the upload's chunks do not match its claim: ${why}`);
 
 /**
@@ -75,20 +116,17 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
   }
   const seqs: number[] = [];
   if (want > 0) {
-    const consumer = await named(`a consumer on ${subject}`, () => js.consumers.get(store.stream, { filter_subjects: subject, headers_only: true }));
     let seen = 0;
-    const fetched = await named(`a fetch of ${subject}`, () => consumer.fetch({ max_messages: want, expires: 10_000 }));
-    for await (const m of fetched) {
-      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
+    const take = (seq: number, msgId: string, size: number): boolean => {
       const tail = msgId.startsWith(`${id}.`) ? msgId.slice(id.length + 1) : "";
       const index = /^(0|[1-9][0-9]{0,8})$/.test(tail) ? Number(tail) : NaN;
-      if (Number.isNaN(index) || index >= want || seqs[index] !== undefined) throw bad(`the chunk at sequence ${m.seq} has no index of its own`);
-      const size = Number(m.headers?.get("Nats-Msg-Size") ?? NaN);
+      if (Number.isNaN(index) || index >= want || seqs[index] !== undefined) throw bad(`the chunk at sequence ${seq} has no index of its own`);
       const full = index < want - 1 ? chunkSize : c.size - (want - 1) * chunkSize;
       if (size !== full) throw bad(`chunk ${index} holds ${size} bytes, not ${full}`);
-      seqs[index] = m.seq;
-      if (++seen === want) break;
-    }
+      seqs[index] = seq;
+      return ++seen === want;
+    };
+    await readChunkHeaders({ js, jsm }, store, subject, want, take);
     // the stream info counted them all: a short read is the read failing (retried), not the claim
     if (seen !== want) throw new ShoalError("ServiceUnavailable", `only ${seen} of ${want} chunks of upload ${id} could be read back`);
   }

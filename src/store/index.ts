@@ -6,6 +6,7 @@
  * every acknowledged write (read-after-write).
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type ConsumerMessages } from "@nats-io/jetstream";
+import { dropOrdered } from "../jet/consume.ts";
 import { ShoalError } from "../errors/index.ts";
 import { barrierSubject, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
 import { decodeStoredMeta, isVersionMarker, toObjectInfo, type ObjectInfo } from "./format.ts";
@@ -206,6 +207,7 @@ export class KeyIndex {
   private applied = 0;
   private waiters: Array<{ seq: number; resolve: () => void }> = [];
   private messages: ConsumerMessages | undefined;
+  private consumer: { delete(): Promise<unknown> } | undefined;
   private running: Promise<void> | undefined;
   private failure: unknown;
   private incarnationSeen = "";
@@ -243,6 +245,7 @@ export class KeyIndex {
     // rebuilds it (the safe direction)
     this.incarnationSeen = (await storeIncarnation(this.jsm, this.store)).incarnation;
     const consumer = await this.js.consumers.get(this.store.stream, { filter_subjects: indexFilter(this.store), deliver_policy: DeliverPolicy.LastPerSubject });
+    this.consumer = consumer;
     this.deliveredAt = Date.now();
     this.messages = await consumer.consume(INDEX_PULL);
     const msgs = this.messages;
@@ -342,6 +345,7 @@ export class KeyIndex {
     await withTimeout(
       (async () => {
         await this.messages?.close().catch(() => undefined);
+        dropOrdered(this.consumer);
         await this.running;
       })(),
       STOP_WAIT_MS,
@@ -393,8 +397,8 @@ export class IndexSet {
         const stale = e instanceof StaleIndex || idx.failed || (e instanceof ShoalError && e.code === "NoSuchBucket");
         if (!stale) throw e;
         if (this.indexes.get(bucket) === p) this.indexes.delete(bucket);
-        // not awaited: closing an ordered consumer deletes it on its server,
-        // and a stuck consumer's server may not answer for the API's 5 s
+        // not awaited: stopping deletes the consumer on its server, and a
+        // stuck consumer's server may not answer for the API's 5 s
         void idx.stop().catch(() => undefined);
         if (attempt >= 2 || !(e instanceof StaleIndex || idx.failed)) throw e;
       }
@@ -425,7 +429,8 @@ export async function hasLiveObject(js: JetStreamClient, jsm: JetStreamManager, 
   // stale leader once answered "no metadata" for a bucket full of objects).
   const upTo = await barrierFor(js, store.stream, barrierSubject(store.name));
   const bar = barrierSubject(store.name);
-  const msgs = await (await js.consumers.get(store.stream, { filter_subjects: indexFilter(store), deliver_policy: DeliverPolicy.LastPerSubject })).consume();
+  const consumer = await js.consumers.get(store.stream, { filter_subjects: indexFilter(store), deliver_policy: DeliverPolicy.LastPerSubject });
+  const msgs = await consumer.consume();
   const timer = setTimeout(() => void msgs.close().catch(() => undefined), timeoutMs);
   try {
     for await (const m of msgs) {
@@ -445,5 +450,6 @@ export async function hasLiveObject(js: JetStreamClient, jsm: JetStreamManager, 
   } finally {
     clearTimeout(timer);
     await msgs.close().catch(() => undefined);
+    dropOrdered(consumer);
   }
 }

@@ -13,6 +13,7 @@
 import type { KV } from "@nats-io/kv";
 import { kvKeys, sharedKv } from "../runtime/replicas.ts";
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { dropOrdered } from "../jet/consume.ts";
 import { ShoalError } from "../errors/index.ts";
 import { KV as KV_NAMES, keyFromMetaSubject, metaSubjectAll } from "../subjects/index.ts";
 import { assertBucketName } from "./names.ts";
@@ -164,7 +165,8 @@ export async function storeState(js: JetStreamClient, jsm: JetStreamManager, sto
   const filter = metaSubjectAll(store.name);
   const last = await leaderGet(jsm, store.stream, { last_by_subj: filter });
   if (!last) return out;
-  const msgs = await (await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.LastPerSubject })).consume();
+  const consumer = await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.LastPerSubject });
+  const msgs = await consumer.consume();
   try {
     for await (const m of msgs) {
       try {
@@ -177,6 +179,7 @@ export async function storeState(js: JetStreamClient, jsm: JetStreamManager, sto
     }
   } finally {
     await msgs.close().catch(() => undefined);
+    dropOrdered(consumer);
   }
   return out;
 }

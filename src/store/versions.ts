@@ -25,6 +25,7 @@
  * events, replication) sees each change exactly once, in order.
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { dropOrdered } from "../jet/consume.ts";
 import { nuid } from "@nats-io/nats-core";
 import { ShoalError } from "../errors/index.ts";
 import { isVersionId } from "../subjects/v1.ts";
@@ -145,7 +146,8 @@ export async function scanAllMetadata(js: JetStreamClient, jsm: JetStreamManager
   const filter = metaSubjectAll(store.name);
   const last = await leaderGet(jsm, store.stream, { last_by_subj: filter });
   if (!last) return;
-  const msgs = await (await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All })).consume();
+  const consumer = await js.consumers.get(store.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+  const msgs = await consumer.consume();
   try {
     for await (const m of msgs) {
       onMsg(m.subject, m.seq, m.data, Math.floor(m.info.timestampNanos / 1e6));
@@ -153,6 +155,7 @@ export async function scanAllMetadata(js: JetStreamClient, jsm: JetStreamManager
     }
   } finally {
     await msgs.close().catch(() => undefined);
+    dropOrdered(consumer);
   }
 }
 

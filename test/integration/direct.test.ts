@@ -323,3 +323,30 @@ test("etag sha256: a put's ETag is the first 16 bytes of its SHA-256 and -1 on e
   t.is(errorOf(await nc.request(o.subject, JSON.stringify({ v: 1, size: small.length, sha256: sha }), { headers: c, timeout: 10_000 }))?.code, "InvalidDirectUpload");
   await t.throwsAsync(() => client.head("dsha", "nomd5"), { message: /key does not exist/ });
 });
+
+test("direct commits leave no consumer behind, so a stream's consumer limit (nats-server 2.15: 1000 by default) does not fail later puts; at the limit, the commit walks the chunks by Direct Get instead", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("dlimit");
+  const nc = await connectTo(t, url);
+  const jsm = await jetstreamManager(nc);
+  const stream = "OBJ_dlimit";
+  const consumers = async () => (await jsm.streams.info(stream)).state.consumer_count;
+  // the server's default limit is 1000 per stream; 3 here, so that a leak shows within a few puts
+  const cfg = (await jsm.streams.info(stream)).config;
+  // (nats.js 3.4's types predate nats-server letting a stream's max_consumers change)
+  await jsm.streams.update(stream, { ...cfg, max_consumers: 3 } as unknown as Parameters<typeof jsm.streams.update>[1]);
+  t.is((await jsm.streams.info(stream)).config.max_consumers, 3);
+  const bodies = Array.from({ length: 8 }, (_, i) => randomBytes(600 * 1024 + i));
+  for (let i = 0; i < bodies.length; i++) await client.put("dlimit", `k${i}`, bodies[i]!); // > INLINE_PUT_MAX: direct path, claim read back
+  await eventually("the commits' consumers deleted", 5000, async () => (await consumers()) === 0);
+
+  // every slot taken (as stock readers leave theirs behind for 5 minutes): the commit still reads the chunks back
+  for (const name of ["held1", "held2", "held3"]) await jsm.consumers.add(stream, { durable_name: name, filter_subject: "$O.dlimit.M.>" });
+  t.is(await consumers(), 3);
+  const big = randomBytes(3 * MiB + 17);
+  const info = await client.put("dlimit", "at-limit", big);
+  t.is(info.size, big.length);
+  t.true(Buffer.from(await (await client.get("dlimit", "at-limit")).bytes()).equals(big));
+  for (let i = 0; i < bodies.length; i++) t.true(Buffer.from(await client.getBytes("dlimit", `k${i}`)).equals(bodies[i]!), `k${i}`);
+  t.is(await consumers(), 3, "no consumer was added past the limit");
+});

@@ -54,6 +54,10 @@ test("one event per committed change, in commit order, with S3 event names; buck
   const jsm = await jetstreamManager(await connectTo(t, url));
   const subjects = (await jsm.streams.info("SHOAL_EVENTS", { subjects_filter: ">" })).state.subjects ?? {};
   t.deepEqual(subjects, { "shoal.events.ev-one.created": 2, "shoal.events.ev-one.deleted": 1, "shoal.events.ev-two.created": 1 });
+  // each of the four readers above deleted its consumer when it stopped (not left for 5 minutes)
+  const deadline = Date.now() + 5000;
+  while ((await jsm.streams.info("SHOAL_EVENTS")).state.consumer_count > 0 && Date.now() < deadline) await sleep(100);
+  t.is((await jsm.streams.info("SHOAL_EVENTS")).state.consumer_count, 0);
 });
 
 test("a durable events consumer resumes where it left off", async (t) => {

@@ -8,6 +8,9 @@ import { putObject, deleteObject, type Jet } from "../../src/store/writer.ts";
 import { readObject, statObject, headObject, directGet, DIRECT_GET_ATTEMPT_MS } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import { chunkSubjectAll } from "../../src/subjects/index.ts";
+import { allVersions } from "../../src/store/versions.ts";
+import { storeState } from "../../src/store/replication.ts";
+import { hasLiveObject } from "../../src/store/index.ts";
 import { ShoalError } from "../../src/errors/index.ts";
 import type { ExecutionContext } from "ava";
 
@@ -188,4 +191,19 @@ test("a Direct Get that a replica takes and never answers (as during a leader el
   t.is(m?.seq, 7);
   t.is(asked, 2);
   t.true(took >= DIRECT_GET_ATTEMPT_MS - 50 && took < 4000, `answered after ${took} ms`);
+});
+
+test("one-pass reads of a store's metadata (the sweep's scan, replication's state, the bucket-empty check) delete their ordered consumers: none is left behind for its 5-minute inactivity threshold", async (t) => {
+  const { jet, store } = await setup(t, "passes");
+  for (let i = 0; i < 3; i++) await putObject(jet, store, `k${i}`, from(randomBytes(100)));
+  const consumers = async () => (await jet.jsm.streams.info(store.stream)).state.consumer_count;
+  t.is(await consumers(), 0);
+  for (let round = 0; round < 3; round++) {
+    t.is((await allVersions(jet.js, jet.jsm, store)).size, 3);
+    t.is((await storeState(jet.js, jet.jsm, store)).size, 3);
+    t.true(await hasLiveObject(jet.js, jet.jsm, store));
+  }
+  const deadline = Date.now() + 5000;
+  while ((await consumers()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.is(await consumers(), 0, "nine passes, no consumer left");
 });

@@ -154,6 +154,8 @@ async function listStreams(ctx: ActorContext, lastStreams: StreamSeen[] | undefi
         replicas: si.config.num_replicas ?? 1,
         leader: si.cluster?.leader ?? (si.config.num_replicas > 1 ? null : "local"),
         peers: (si.cluster?.replicas ?? []).map((p) => ({ name: p.name, current: p.current, offline: p.offline ?? false, lag: p.lag ?? 0 })),
+        consumers: si.state.consumer_count,
+        ...(si.config.max_consumers > 0 ? { maxConsumers: si.config.max_consumers } : {}),
       });
     }
     return streams;

@@ -29,7 +29,21 @@ export interface StreamSeen {
    * were missing at first boot — is under-replicated until raised.
    */
   intended?: number;
+  /** Consumers the stream holds, and how many it may (STREAM_CONSUMER_LIMIT when it sets none). */
+  consumers?: number;
+  maxConsumers?: number;
 }
+
+/**
+ * The consumers a stream may hold when it sets no limit of its own:
+ * nats-server 2.15's `default_max_consumers` (a stream's -1 means this
+ * default, not unlimited). Stock object-store readers leave one consumer per
+ * get for 5 minutes, so a bucket read that way can reach it; then every new
+ * consumer on it is refused — Shoal's list index and sweep included.
+ */
+export const STREAM_CONSUMER_LIMIT = 1000;
+/** A stream holding this share of its consumer limit raises stream-consumers-near-limit. */
+export const CONSUMERS_WARN_RATIO = 0.8;
 
 export interface Snapshot {
   time: number;
@@ -55,7 +69,7 @@ export interface Known {
 export interface Condition {
   /** `<code>.<subject token>`: what an alert is keyed by. */
   id: string;
-  code: "server-down" | "meta-leader-lost" | "stream-under-replicated" | "actor-kind-missing" | "storage-near-limit" | "restate-stalled";
+  code: "server-down" | "meta-leader-lost" | "stream-under-replicated" | "actor-kind-missing" | "storage-near-limit" | "restate-stalled" | "stream-consumers-near-limit";
   severity: AlertSeverity;
   subject: string;
   message: string;
@@ -69,6 +83,7 @@ export const ALERT_SEVERITY: Readonly<Record<Condition["code"], AlertSeverity>> 
   "actor-kind-missing": "critical",
   "storage-near-limit": "warning",
   "restate-stalled": "warning",
+  "stream-consumers-near-limit": "warning",
 };
 
 export const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_");
@@ -83,6 +98,14 @@ export function conditionsOf(s: Snapshot, known: Known, storageWarnRatio: number
   // stream leader has noticed yet (it marks peers offline only after a while).
   const down = new Set(known.servers.filter((n) => !up.has(n)));
   for (const st of s.streams) {
+    const limit = st.maxConsumers !== undefined && st.maxConsumers > 0 ? st.maxConsumers : STREAM_CONSUMER_LIMIT;
+    if (st.consumers !== undefined && st.consumers >= CONSUMERS_WARN_RATIO * limit) {
+      cond(
+        "stream-consumers-near-limit",
+        st.name,
+        `stream ${st.name} holds ${st.consumers} of the ${limit} consumers it may; at the limit every new consumer on it is refused (Shoal's list index and sweep too). Stock object-store readers (nats object get, @nats-io/obj) leave one per get for 5 minutes; raise the stream's max_consumers or read through Shoal`,
+      );
+    }
     if (st.intended !== undefined && st.replicas < st.intended) {
       cond("stream-under-replicated", st.name, `stream ${st.name} is R${st.replicas}, meant to be R${st.intended} (created while peers were missing; raised once they are up)`);
       continue;

@@ -13,6 +13,7 @@ import { startShoal, runActor } from "../helpers/actors.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { connectTo, startServer, TEST_AUTH } from "../helpers/nats.ts";
 import { storage } from "../../actors/storage/index.ts";
+import { healthMonitor } from "../../actors/health-monitor/index.ts";
 import { ShoalClient } from "../../src/client/index.ts";
 import { errorFromWire, type ShoalError } from "../../src/errors/index.ts";
 
@@ -349,4 +350,24 @@ test("direct commits leave no consumer behind, so a stream's consumer limit (nat
   t.true(Buffer.from(await (await client.get("dlimit", "at-limit")).bytes()).equals(big));
   for (let i = 0; i < bodies.length; i++) t.true(Buffer.from(await client.getBytes("dlimit", `k${i}`)).equals(bodies[i]!), `k${i}`);
   t.is(await consumers(), 3, "no consumer was added past the limit");
+});
+
+test("the health-monitor warns when a bucket's stream nears its consumer limit (stream-consumers-near-limit), and resolves it once the consumers are gone", async (t) => {
+  const { url, client } = await startShoal(t);
+  await runActor(t, url, healthMonitor, { health: { intervalMs: 200, debounceMs: 300 } });
+  await client.createBucket("dwarn");
+  const jsm = await jetstreamManager(await connectTo(t, url));
+  const stream = "OBJ_dwarn";
+  const cfg = (await jsm.streams.info(stream)).config;
+  await jsm.streams.update(stream, { ...cfg, max_consumers: 5 } as unknown as Parameters<typeof jsm.streams.update>[1]);
+  const held = ["h1", "h2", "h3", "h4"];
+  for (const name of held) await jsm.consumers.add(stream, { durable_name: name, filter_subject: "$O.dwarn.M.>" });
+  const id = "stream-consumers-near-limit.OBJ_dwarn";
+  await eventually("the warning", 20_000, async () => (await client.health()).alerts.some((a) => a.id === id));
+  const alert = (await client.health()).alerts.find((a) => a.id === id)!;
+  t.is(alert.severity, "warning");
+  t.regex(alert.message, /holds 4 of the 5 consumers/);
+  for (const name of held) await jsm.consumers.delete(stream, name);
+  await eventually("resolved", 20_000, async () => !(await client.health()).alerts.some((a) => a.id === id));
+  t.pass();
 });

@@ -13,6 +13,15 @@ const snap = (o: Partial<Snapshot> = {}): Snapshot => ({
   ...o,
 });
 
+test("stream-consumers-near-limit: a stream at 80% of its consumer limit (its own, else nats-server 2.15's 1000) warns; below it, none", (t) => {
+  const known = { servers: ["n1", "n2", "n3"], actorKinds: [] };
+  const st = (name: string, consumers: number, maxConsumers?: number) => ({ name, replicas: 1, leader: "n1", peers: [], consumers, ...(maxConsumers !== undefined ? { maxConsumers } : {}) });
+  const near = conditionsOf(snap({ streams: [st("OBJ_read", 800), st("OBJ_ok", 799), st("OBJ_own", 40, 50), st("OBJ_big", 5000, 100_000), st("OBJ_minus", 900, -1)] }), known, 0.99).filter((c) => c.code === "stream-consumers-near-limit");
+  t.deepEqual(near.map((c) => c.id).sort(), ["stream-consumers-near-limit.OBJ_minus", "stream-consumers-near-limit.OBJ_own", "stream-consumers-near-limit.OBJ_read"]);
+  t.is(ALERT_SEVERITY["stream-consumers-near-limit"], "warning");
+  t.regex(near.find((c) => c.subject === "OBJ_read")!.message, /800 of the 1000 consumers/);
+});
+
 test("conditions: down servers, lost meta leader, under-replicated streams (also via a down peer), missing actor kinds, storage near its limit", (t) => {
   const known = { servers: ["n1", "n2", "n3"], actorKinds: ["replicator", "storage"] };
   const ids = (s: Snapshot) => conditionsOf(s, known, 0.9).map((c) => c.id).sort();

@@ -19,6 +19,7 @@ import { ShoalError } from "../errors/index.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ALERTS_STREAM, BARRIER_TOKEN, EVENTS_STREAM, KV as KV_NAMES, kvKeyPrefix, kvStream } from "../subjects/index.ts";
 import { linearLast } from "./linear.ts";
+import { readSubject } from "../jet/direct.ts";
 
 /** The most replicas Shoal asks for on its own (shared state, buckets created without a count). */
 export const MAX_DEFAULT_REPLICAS = 3;
@@ -178,6 +179,26 @@ export async function kvGetLinear(kv: KV, key: string): Promise<LinearEntry | nu
   if (!m) return null;
   const op = m.header?.get("KV-Operation");
   return { value: m.data, revision: m.seq, operation: op === "DEL" || op === "PURGE" ? op : "PUT" };
+}
+
+/**
+ * The entries of a key of a bucket opened with sharedKv, oldest first (at
+ * most the bucket's history), read by batched Direct Get: no consumer. The
+ * KV library's history() opens an ordered consumer that stays on the
+ * server for 5 minutes after it is stopped, and nats-server 2.15 allows a
+ * stream 1000: a client repeating a request that reads a key's history
+ * (deleting a bucket that does not exist) filled the registry's stream
+ * within minutes. Read from whichever replica answers (not linearizable).
+ */
+export async function kvHistory(kv: KV, key: string, max = 64): Promise<LinearEntry[]> {
+  const o = opened.get(kv);
+  if (!o) throw new ShoalError("InternalError", "kvHistory needs a bucket opened with sharedKv");
+  const out: LinearEntry[] = [];
+  for await (const m of readSubject(o.jsm, kvStream(o.name), `${kvKeyPrefix(o.name)}${key}`, { windowBytes: 1024 * 1024, count: max })) {
+    const op = m.header?.get("KV-Operation");
+    out.push({ value: m.data, revision: m.seq, operation: op === "DEL" || op === "PURGE" ? op : "PUT" });
+  }
+  return out;
 }
 
 async function openOrCreate(js: JetStreamClient, jsm: JetStreamManager, name: string, opts: Partial<KvOptions>): Promise<KV> {

@@ -23,6 +23,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import { jetstream, jetstreamManager, DeliverPolicy, type JsMsg, type ConsumerMessages } from "@nats-io/jetstream";
+import { dropOrdered } from "../jet/consume.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { sharedKv } from "../runtime/replicas.ts";
 import { ShoalError } from "../errors/index.ts";
@@ -99,6 +100,8 @@ export class BucketSettings {
   private watching = false;
   private stopped = false;
   private consumer: ConsumerMessages | undefined;
+  /** The push consumer behind `consumer`: deleted on the server when replaced or stopped (src/jet dropOrdered). */
+  private pushConsumer: { delete(): Promise<unknown> } | undefined;
   private restarting: Promise<void> | undefined;
   /** The watch's generation: messages of a replaced watch are ignored. */
   private gen = 0;
@@ -149,6 +152,7 @@ export class BucketSettings {
     this.stopped = true;
     this.vouched = false;
     await this.consumer?.close().catch(() => undefined);
+    dropOrdered(this.pushConsumer);
   }
 
   private vouch(): void {
@@ -176,8 +180,11 @@ export class BucketSettings {
     this.vouched = false;
     this.gen++;
     const old = this.consumer;
+    const oldPush = this.pushConsumer;
     this.consumer = undefined;
+    this.pushConsumer = undefined;
     await old?.close().catch(() => undefined);
+    dropOrdered(oldPush);
     if (this.stopped) return;
     await this.kv(); // the KV exists
     this.liveStats.starts++;
@@ -227,9 +234,11 @@ export class BucketSettings {
     if (this.stopped || gen !== this.gen) {
       // stopped or replaced while it was being created
       await msgs.close().catch(() => undefined);
+      dropOrdered(oc);
       return;
     }
     this.consumer = msgs;
+    this.pushConsumer = oc;
     if (pending === 0) this.vouch();
     void (async () => {
       for await (const st of msgs.status()) {

@@ -6,7 +6,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { kvKeys, sharedKv } from "../runtime/replicas.ts";
+import { kvHistory, kvKeys, sharedKv } from "../runtime/replicas.ts";
 import { isWrongLastSequence } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
 import { withTimeout } from "../runtime/backoff.ts";
@@ -87,21 +87,10 @@ export async function markDeleting(kv: KV, cfg: BucketConfig, requestId: string)
  * or removed by a delete that did not record itself).
  */
 export async function deletedBy(kv: KV, name: string, timeoutMs = 2000): Promise<string | undefined> {
-  // the key's history (at most the registry's 5 entries) through a short-lived
-  // consumer; bounded, and on any failure the answer is "not known"
-  let it: Awaited<ReturnType<KV["history"]>> | undefined;
-  const read = async () => {
-    const out: Array<{ operation: string; value: Uint8Array }> = [];
-    it = await kv.history({ key: name });
-    for await (const e of it) out.push({ operation: e.operation, value: e.value });
-    return out;
-  };
-  let entries: Array<{ operation: string; value: Uint8Array }>;
-  try {
-    entries = (await withTimeout(read(), timeoutMs).catch(() => undefined)) ?? [];
-  } finally {
-    it?.stop();
-  }
+  // the key's history (at most the registry's 5 entries) by Direct Get, no
+  // consumer (kvHistory: one per call used to stay on the registry's stream
+  // for 5 minutes); bounded, and on any failure the answer is "not known"
+  const entries = (await withTimeout(kvHistory(kv, name, 16), timeoutMs).catch(() => undefined)) ?? [];
   const last = entries[entries.length - 1];
   const before = entries[entries.length - 2];
   if (!last || last.operation === "PUT" || before?.operation !== "PUT") return undefined;

@@ -13,6 +13,7 @@
  *   watch is restarted.
  */
 import test from "ava";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { startShoal } from "../helpers/actors.ts";
 import { startServer, connectTo } from "../helpers/nats.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -113,4 +114,8 @@ test("a change through the same instance is in its live copy before put() return
   t.false(s.isLive);
   t.is(await s.current("pre", "versioning"), "Enabled", "stopped: read from the leader");
   t.is(s.liveStats.leaderReads, reads + 1);
+  // the replaced watch's consumer and the stopped one's are deleted on the server (not left for 5 minutes)
+  const jsm = await jetstreamManager(nc);
+  await eventually("no watch consumer left", 5000, async () => (await jsm.streams.info(kvStream(KV.bucketSettings))).state.consumer_count === 0, 50);
+  t.pass();
 });

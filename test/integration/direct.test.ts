@@ -369,5 +369,6 @@ test("the health-monitor warns when a bucket's stream nears its consumer limit (
   t.regex(alert.message, /holds 4 of the 5 consumers/);
   for (const name of held) await jsm.consumers.delete(stream, name);
   await eventually("resolved", 20_000, async () => !(await client.health()).alerts.some((a) => a.id === id));
-  t.pass();
+  t.is((await jsm.streams.info(stream)).state.consumer_count, 0);
+  t.false((await client.health()).alerts.some((a) => a.id === id), "the warning is resolved once the consumers are gone");
 });

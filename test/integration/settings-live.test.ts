@@ -117,5 +117,6 @@ test("a change through the same instance is in its live copy before put() return
   // the replaced watch's consumer and the stopped one's are deleted on the server (not left for 5 minutes)
   const jsm = await jetstreamManager(nc);
   await eventually("no watch consumer left", 5000, async () => (await jsm.streams.info(kvStream(KV.bucketSettings))).state.consumer_count === 0, 50);
-  t.pass();
+  t.is((await jsm.streams.info(kvStream(KV.bucketSettings))).state.consumer_count, 0, "two watches ran (starts ≥ 2); neither left its consumer");
+  t.true(s.liveStats.starts >= 2);
 });

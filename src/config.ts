@@ -34,6 +34,13 @@ export interface StorageConfig {
   readonly orphanGraceMs: number;
   /** A version replaced (overwritten or deleted) keeps its chunks this long, so reads already streaming it finish. */
   readonly readGraceMs: number;
+  /**
+   * The read grace when JetStream refuses a write for want of storage
+   * (InsufficientStorage): the storage instance that saw it sweeps every
+   * bucket at once with this grace instead of readGraceMs (at most once per
+   * PRESSURE_SWEEP_GAP_MS), so that replaced versions stop filling the store.
+   */
+  readonly pressureReadGraceMs: number;
   /** How often each storage instance sweeps every bucket; 0 = never (on request only). */
   readonly sweepIntervalMs: number;
   /** Multipart uploads neither completed nor aborted are removed after this long. */
@@ -124,7 +131,7 @@ export interface ShoalConfig {
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
   runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
-  storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000, restateAfterMs: 60_000, firstSweepMs: 30_000 },
+  storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, pressureReadGraceMs: 30_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000, restateAfterMs: 60_000, firstSweepMs: 30_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
   health: { intervalMs: 1000, debounceMs: 3000, repairGraceMs: 180_000, storageWarnRatio: 0.9 },
@@ -265,6 +272,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
       markerTtlMs: int("storage.markerTtlMs", g("storage", "markerTtlMs"), 0, 365 * 86_400_000),
       orphanGraceMs: int("storage.orphanGraceMs", g("storage", "orphanGraceMs"), 1000, 365 * 86_400_000),
       readGraceMs: int("storage.readGraceMs", g("storage", "readGraceMs"), 0, 7 * 86_400_000),
+      pressureReadGraceMs: int("storage.pressureReadGraceMs", g("storage", "pressureReadGraceMs"), 0, 7 * 86_400_000),
       sweepIntervalMs: int("storage.sweepIntervalMs", g("storage", "sweepIntervalMs"), 0, 7 * 86_400_000),
       multipartMaxAgeMs: int("storage.multipartMaxAgeMs", g("storage", "multipartMaxAgeMs"), 1000, 365 * 86_400_000),
       restateAfterMs: int("storage.restateAfterMs", g("storage", "restateAfterMs"), 0, 7 * 86_400_000),
@@ -316,6 +324,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
       markerTtlMs: e("SHOAL_MARKER_TTL_MS"),
       orphanGraceMs: e("SHOAL_ORPHAN_GRACE_MS"),
       readGraceMs: e("SHOAL_READ_GRACE_MS"),
+      pressureReadGraceMs: e("SHOAL_PRESSURE_READ_GRACE_MS"),
       sweepIntervalMs: e("SHOAL_SWEEP_INTERVAL_MS"),
       multipartMaxAgeMs: e("SHOAL_MULTIPART_MAX_AGE_MS"),
       restateAfterMs: e("SHOAL_RESTATE_AFTER_MS"),

@@ -37,6 +37,7 @@ export function bodyTransport(s: StorageState) {
       if (receiver.endMsg) respondError(receiver.endMsg, err);
       else StreamReceiver.refuse(ctx.nc, receiver.lastReply, err);
       req.log.info({ code: err.code }, `streamed ${what} failed`);
+      s.noteFailure(err.code);
     }
     return undefined;
   };
@@ -51,6 +52,7 @@ export function bodyTransport(s: StorageState) {
     return openDirectUpload(ctx.nc, jet, bucket, store, { idleMs, signal: ctx.transfers }, commit, reply, (outcome, err) => {
       release();
       if (outcome !== "ok") req.log.info({ code: outcome, ...(err ? { why: err.message } : {}), ...about }, "direct upload failed");
+      s.noteFailure(outcome);
     });
   };
 

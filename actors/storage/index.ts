@@ -14,7 +14,10 @@
  * Control: shoal.ctl.storage.sweep ({"v":1,"bucket"?}) sweeps now and replies
  *   with what it removed; a loop sweeps every bucket storage.firstSweepMs
  *   after the start, then every storage.sweepIntervalMs (src/store/sweep.ts:
- *   old delete markers, orphan chunks, copies of composed multipart objects).
+ *   old delete markers, orphan chunks, copies of composed multipart objects);
+ *   a write JetStream refuses for want of storage (InsufficientStorage) sets
+ *   off a sweep of every bucket at once with the short
+ *   storage.pressureReadGraceMs (storage pressure, ./sweep.ts).
  *
  * Layout: this file is the contract and the wiring. The handlers live by
  * concern — ./objects.ts, ./multipart.ts, ./buckets.ts, ./sweep.ts — on
@@ -22,7 +25,8 @@
  * streamed transfers, direct uploads: ./direct.ts). Decisions live in
  * ./logic.ts; the store format and data path in src/store.
  */
-import { defineActor, type ActorContext } from "../../src/runtime/index.ts";
+import { defineActor, type ActorContext, type Handler } from "../../src/runtime/index.ts";
+import { toShoalError } from "../../src/errors/index.ts";
 import { BUCKET_OPS, MPU_OPS, OBJECT_OPS, KV as KV_NAMES, STORAGE_QUEUE, STORAGE_SERVICE, bucketSubject, chunkSubjectAll, controlSubject, metaSubjectAll, objectSubjectWildcard, mpuSubjectWildcard, transferSubjectAll } from "../../src/subjects/index.ts";
 import { openState } from "./state.ts";
 import { bodyTransport } from "./body.ts";
@@ -46,14 +50,25 @@ export const storage = defineActor({
     const body = bodyTransport(s);
     const { createBucket, deleteBucket, listAll, bucketInfo } = bucketHandlers(s);
     const { sweepControl, sweepLoop } = sweeper(s);
+    // a write refused for want of storage sets off the sweep's relief (./sweep.ts)
+    const watched =
+      (h: Handler): Handler =>
+      async (req, c) => {
+        try {
+          return await h(req, c);
+        } catch (e) {
+          s.noteFailure(toShoalError(e).code);
+          throw e;
+        }
+      };
     return {
       endpoints: [
-        ...objectHandlers(s, body).map(([op, handler]) => ({ name: `obj-${op}`, subject: objectSubjectWildcard(op), handler })),
+        ...objectHandlers(s, body).map(([op, handler]) => ({ name: `obj-${op}`, subject: objectSubjectWildcard(op), handler: watched(handler) })),
         { name: "bucket-create", subject: bucketSubject("create"), handler: createBucket },
         { name: "bucket-delete", subject: bucketSubject("delete"), handler: deleteBucket },
         { name: "bucket-list", subject: bucketSubject("list"), handler: listAll },
         { name: "bucket-info", subject: bucketSubject("info"), handler: bucketInfo },
-        ...multipartHandlers(s, body).map(([op, handler]) => ({ name: `mpu-${op}`, subject: mpuSubjectWildcard(op), handler })),
+        ...multipartHandlers(s, body).map(([op, handler]) => ({ name: `mpu-${op}`, subject: mpuSubjectWildcard(op), handler: watched(handler) })),
       ],
       controls: [{ subject: controlSubject("storage", "sweep"), handler: sweepControl }],
       loops: [{ name: "sweep", run: sweepLoop }],

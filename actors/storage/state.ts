@@ -119,6 +119,17 @@ export async function openState(ctx: ActorContext) {
     return p;
   };
 
-  return { ctx, jet, registry, uploads, indexes, idleMs, settings, versioning, versionOpt, stat, restate };
+  /**
+   * A write JetStream refused for want of storage (InsufficientStorage),
+   * wherever this instance saw it fail — a handler's error, a streamed body's,
+   * a direct upload's outcome as its writer reported it: the sweep
+   * (./sweep.ts) listens, and reclaims replaced versions at once.
+   */
+  const storageFullListeners = new Set<() => void>();
+  const noteFailure = (code: string | undefined) => {
+    if (code === "InsufficientStorage") for (const f of storageFullListeners) f();
+  };
+
+  return { ctx, jet, registry, uploads, indexes, idleMs, settings, versioning, versionOpt, stat, restate, storageFullListeners, noteFailure };
 }
 export type StorageState = Awaited<ReturnType<typeof openState>>;

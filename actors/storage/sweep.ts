@@ -12,12 +12,15 @@ import { listBuckets } from "../../src/store/registry.ts";
 import { decodeSweep } from "./logic.ts";
 import { sleepUnlessAborted, type StorageState } from "./state.ts";
 
+/** A storage-pressure sweep starts at most this often (ms). */
+export const PRESSURE_SWEEP_GAP_MS = 5000;
+
 export function sweeper(s: StorageState) {
   const { ctx, jet, registry, uploads } = s;
-  const sweepOpts = (bucket: string) => ({
+  const sweepOpts = (bucket: string, readGraceMs: number) => ({
     markerTtlMs: ctx.storage.markerTtlMs,
     orphanGraceMs: ctx.storage.orphanGraceMs,
-    readGraceMs: ctx.storage.readGraceMs,
+    readGraceMs,
     alsoReferenced: () => partChunkIds(uploads, bucket),
     restate: (key: string, revision: number) => s.restate(bucket, key, revision).catch(() => "failed" as const),
     restateAfterMs: ctx.storage.restateAfterMs,
@@ -30,7 +33,7 @@ export function sweeper(s: StorageState) {
     if (n > 0) stalled.set(bucket, n);
     else stalled.delete(bucket);
   };
-  const sweep = async (only?: string): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
+  const sweep = async (only?: string, readGraceMs = ctx.storage.readGraceMs): Promise<Array<SweepReport & { uploadsExpired: number }>> => {
     const names = only !== undefined ? [only] : (await listBuckets(registry)).map((b) => b.name);
     const reports: Array<SweepReport & { uploadsExpired: number }> = [];
     if (only === undefined) for (const b of [...stalled.keys()]) if (!names.includes(b)) stalled.delete(b);
@@ -40,7 +43,7 @@ export function sweeper(s: StorageState) {
       if (only !== undefined) await storeInfo(ctx.jsm, store); // NoSuchBucket
       try {
         const expired = await expireUploads(jet, uploads, store, name, ctx.storage.multipartMaxAgeMs);
-        const r = await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name));
+        const r = await sweepStore(ctx.js, ctx.jsm, store, sweepOpts(name, readGraceMs));
         setComposedPending(name, r.composedPending);
         report(name, r.composedStalled);
         reports.push({ ...r, uploadsExpired: expired });
@@ -76,6 +79,35 @@ export function sweeper(s: StorageState) {
       wait = every;
     }
   };
+
+  /**
+   * Storage pressure. What fills a store that takes overwrites is mostly
+   * versions nobody can read any more: a replaced version keeps its chunks
+   * for storage.readGraceMs (10 min), so that reads already streaming it
+   * finish. Measured: `shoal dev` (max_file_store 10 GB) taking 64 MiB
+   * overwrites of one key at ~130 MB/s refused every write after ~77 s, and
+   * would have gone on refusing them until the grace ran out. So when this
+   * instance sees a write refused for want of storage, it sweeps every
+   * bucket at once with storage.pressureReadGraceMs (30 s) instead: a read
+   * of a replaced version older than that may then fail (a typed error, or
+   * over S3 a body cut short — never other bytes), and writes go on. One such
+   * sweep at a time, at most one per PRESSURE_SWEEP_GAP_MS.
+   */
+  let relieving = false;
+  let lastRelief = -Infinity;
+  s.storageFullListeners.add(() => {
+    if (relieving || ctx.signal.aborted || performance.now() - lastRelief < PRESSURE_SWEEP_GAP_MS) return;
+    relieving = true;
+    lastRelief = performance.now();
+    const graceMs = Math.min(ctx.storage.pressureReadGraceMs, ctx.storage.readGraceMs);
+    ctx.log.warn({ readGraceMs: graceMs }, "JetStream refused a write for want of storage: sweeping replaced versions now");
+    void sweep(undefined, graceMs)
+      .then((reports) => ctx.log.info({ replacedChunksRemoved: reports.reduce((n, r) => n + r.replacedChunksRemoved, 0), replacedHeld: reports.reduce((n, r) => n + r.replacedHeld, 0) }, "storage-pressure sweep done"))
+      .catch((e: unknown) => ctx.log.warn({ err: e }, "storage-pressure sweep failed"))
+      .finally(() => {
+        relieving = false;
+      });
+  });
 
   return { sweepControl, sweepLoop };
 }

@@ -1,5 +1,5 @@
 import { ERRORS, isErrorCode, type ErrorCode, type ErrorSpec } from "./table.ts";
-import { isConnectionClosed, isJetStreamUnavailable, isNoResponders, isTimeout } from "./nats.ts";
+import { isConnectionClosed, isJetStreamUnavailable, isNoResponders, isStorageFull, isTimeout } from "./nats.ts";
 
 export { ERRORS, isErrorCode, type ErrorCode, type ErrorSpec };
 
@@ -49,7 +49,8 @@ export function isShoalError(e: unknown, code?: ErrorCode): e is ShoalError {
 /**
  * Turns any thrown value into a ShoalError that is safe to show a client.
  * ShoalErrors pass through; NATS timeouts, no-responders, JetStream
- * unavailable and a closed connection become retryable 503s; anything else becomes InternalError with a generic message
+ * unavailable and a closed connection become retryable 503s; JetStream's
+ * storage limit InsufficientStorage (507); anything else becomes InternalError with a generic message
  * (the original stays as `cause`, for the log only).
  */
 export function toShoalError(e: unknown): ShoalError {
@@ -57,6 +58,7 @@ export function toShoalError(e: unknown): ShoalError {
   // by the client's error classes and JetStream API codes (./nats.ts), never by message text
   if (isTimeout(e)) return new ShoalError("Timeout", undefined, { cause: e });
   if (isNoResponders(e) || isJetStreamUnavailable(e) || isConnectionClosed(e)) return new ShoalError("ServiceUnavailable", undefined, { cause: e });
+  if (isStorageFull(e)) return new ShoalError("InsufficientStorage", undefined, { cause: e });
   return new ShoalError("InternalError", undefined, { cause: e });
 }
 

@@ -19,6 +19,8 @@ export const JS_CODE = {
   MaximumConsumers: 10026,
   /** JSInsufficientResourcesErr: "insufficient resources". */
   InsufficientResources: 10023,
+  /** JSStorageResourcesExceededErr: "insufficient storage resources available". */
+  StorageResourcesExceeded: 10047,
   /** JSNoMessageFoundErr: "no message found". */
   NoMessageFound: 10037,
   /** JSNotEnabledForAccountErr. */
@@ -75,6 +77,15 @@ export function isNoMessageFound(e: unknown): boolean {
 /** A message delete that found nothing to delete (already deleted, or past the stream's end). */
 export function isMessageGone(e: unknown): boolean {
   return isJsApiError(e, JS_CODE.MsgDeleteFailed, JS_CODE.NoMessageFound, JS_CODE.SequenceNotFound);
+}
+
+/**
+ * JetStream refused a write for want of room: the server's (or the
+ * account's) storage limit is reached — measured: a publish into a full
+ * `max_file_store` answers 10023 "insufficient resources".
+ */
+export function isStorageFull(e: unknown): boolean {
+  return isJsApiError(e, JS_CODE.InsufficientResources, JS_CODE.StorageResourcesExceeded);
 }
 
 /** The cluster cannot place the replicas asked for (a single server, or too few peers). */

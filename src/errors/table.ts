@@ -80,6 +80,7 @@ export const ERRORS = {
   ServiceUnavailable: { s3: "ServiceUnavailable", http: 503, nats: 503, retryable: true, message: "The service is unavailable; retry." },
   SlowDown: { s3: "SlowDown", http: 503, nats: 503, retryable: true, message: "Please reduce your request rate." },
   Timeout: { s3: "RequestTimeout", http: 503, nats: 504, retryable: true, message: "The operation did not complete in time; retry." },
+  InsufficientStorage: { s3: "InsufficientStorage", http: 507, nats: 507, retryable: true, message: "There is no room for this write: JetStream's storage limit is reached. Delete objects, or retry once replaced versions have been reclaimed." },
   ShuttingDown: { s3: "ServiceUnavailable", http: 503, nats: 503, retryable: true, message: "The actor is shutting down; retry on another instance." },
   NatsServerMissing: { s3: "InternalError", http: 500, nats: 500, retryable: false, message: "nats-server was not found." },
   NatsServerTooOld: { s3: "InternalError", http: 500, nats: 500, retryable: false, message: "The nats-server is older than the oldest version Shoal runs on." },

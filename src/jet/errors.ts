@@ -8,6 +8,7 @@ import { ClosedConnectionError, DrainingConnectionError, NoRespondersError, Requ
 import { JetStreamApiError, JetStreamError, JetStreamApiCodes } from "@nats-io/jetstream";
 import { JetStreamStatusError } from "@nats-io/jetstream/internal";
 import { ShoalError, type ErrorCode } from "../errors/index.ts";
+import { isStorageFull } from "../errors/nats.ts";
 
 /** JetStream API error codes src/jet decides on (nats-server's errors.json names in comments). */
 export const JS_CODES = Object.freeze({
@@ -87,7 +88,7 @@ const SHOAL_CODE: Record<JetFailure, ErrorCode> = {
 export function toJetError(e: unknown, what: string): ShoalError {
   if (e instanceof ShoalError) return e;
   const kind = classify(e);
-  const code = kind === "transient" && e instanceof TimeoutError ? "Timeout" : SHOAL_CODE[kind];
+  const code = kind === "transient" && e instanceof TimeoutError ? "Timeout" : isStorageFull(e) ? "InsufficientStorage" : SHOAL_CODE[kind];
   const js = jsCode(e);
   return new ShoalError(code, `${what}: ${kind}`, { cause: e, detail: js === undefined ? { jet: kind } : { jet: kind, jsCode: js } });
 }

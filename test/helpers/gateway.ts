@@ -12,8 +12,8 @@ export const S3_CREDS = Object.freeze({ accessKey: "SHOALTESTKEY", secretKey: "s
 /** A second key pair (another bucket owner), accepted when startS3 is given `otherUser: true`. */
 export const S3_OTHER_CREDS = Object.freeze({ accessKey: "SHOALOTHERKEY", secretKey: "shoal-other-secret-key-987654321", region: "us-east-1" });
 
-export async function startS3(t: ExecutionContext, o: { instances?: number; gateways?: number; now?: () => Date; otherUser?: boolean; completeHoldMs?: number } = {}) {
-  const shoal = await startShoal(t, { instances: o.instances ?? 1 });
+export async function startS3(t: ExecutionContext, o: { instances?: number; gateways?: number; now?: () => Date; otherUser?: boolean; completeHoldMs?: number; url?: string; storage?: NonNullable<Parameters<typeof startShoal>[1]>["storage"] } = {}) {
+  const shoal = await startShoal(t, { instances: o.instances ?? 1, ...(o.url ? { url: o.url } : {}), ...(o.storage ? { storage: o.storage } : {}) });
   const config = buildConfig({ gateway: { port: 0, host: "127.0.0.1" } }).gateway;
   const gateways: Gateway[] = [];
   for (let i = 0; i < (o.gateways ?? 1); i++) {

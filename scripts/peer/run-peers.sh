@@ -192,4 +192,11 @@ if ((R3_RUNS > 0)); then
   stop_shoal shoal-r3
 fi
 
+# The machine, with what moves these figures most on a VM: free page reporting hands freed
+# guest memory back to the host, and a file store writing through the page cache (nats-server)
+# then pays system time for every fresh page; radosgw's BlueStore (O_DIRECT) does not
+# (docs/benchmarks.md, "the page cache on this VM")
+reporting=none
+[ -r /sys/module/page_reporting/parameters/page_reporting_order ] && reporting="on, order $(cat /sys/module/page_reporting/parameters/page_reporting_order)"
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo) GiB, kernel $(uname -r), free page reporting: $reporting, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 "$HERE/summary.py" "$RESULTS"

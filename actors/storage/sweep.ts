@@ -12,7 +12,7 @@ import { listBuckets } from "../../src/store/registry.ts";
 import { decodeSweep } from "./logic.ts";
 import { sleepUnlessAborted, type StorageState } from "./state.ts";
 
-/** A storage-pressure sweep starts at most this often (ms). */
+/** After a storage-pressure sweep that removed nothing, the next waits this long (ms). */
 export const PRESSURE_SWEEP_GAP_MS = 5000;
 
 export function sweeper(s: StorageState) {
@@ -91,21 +91,29 @@ export function sweeper(s: StorageState) {
    * bucket at once with storage.pressureReadGraceMs (30 s) instead: a read
    * of a replaced version older than that may then fail (a typed error, or
    * over S3 a body cut short — never other bytes), and writes go on. One such
-   * sweep at a time, at most one per PRESSURE_SWEEP_GAP_MS.
+   * sweep at a time; after one that removed nothing, none for
+   * PRESSURE_SWEEP_GAP_MS.
    */
   let relieving = false;
-  let lastRelief = -Infinity;
+  // after a relief that removed nothing, the next waits PRESSURE_SWEEP_GAP_MS (the store is full
+  // of live data: sweeping again at once would only repeat the scan); after one that made room,
+  // the next may come as soon as the store fills again
+  let quietUntil = -Infinity;
   s.storageFullListeners.add(() => {
-    if (relieving || ctx.signal.aborted || performance.now() - lastRelief < PRESSURE_SWEEP_GAP_MS) return;
+    if (relieving || ctx.signal.aborted || performance.now() < quietUntil) return;
     relieving = true;
-    lastRelief = performance.now();
     const graceMs = Math.min(ctx.storage.pressureReadGraceMs, ctx.storage.readGraceMs);
     ctx.log.warn({ readGraceMs: graceMs }, "JetStream refused a write for want of storage: sweeping replaced versions now");
+    let removed = 0;
     void sweep(undefined, graceMs)
-      .then((reports) => ctx.log.info({ replacedChunksRemoved: reports.reduce((n, r) => n + r.replacedChunksRemoved, 0), replacedHeld: reports.reduce((n, r) => n + r.replacedHeld, 0) }, "storage-pressure sweep done"))
+      .then((reports) => {
+        removed = reports.reduce((n, r) => n + r.replacedChunksRemoved + r.orphansPurged + r.uploadsExpired, 0);
+        ctx.log.info({ removed, replacedHeld: reports.reduce((n, r) => n + r.replacedHeld, 0) }, "storage-pressure sweep done");
+      })
       .catch((e: unknown) => ctx.log.warn({ err: e }, "storage-pressure sweep failed"))
       .finally(() => {
         relieving = false;
+        quietUntil = removed > 0 ? -Infinity : performance.now() + PRESSURE_SWEEP_GAP_MS;
       });
   });
 

@@ -17,7 +17,10 @@
  *
  * Serves `shoal.v1.health` (service `shoal-health`) with the health view, also
  * kept in KV shoal_health under `view`. A server down longer than
- * health.repairGraceMs publishes `shoal.ctl.rebalancer.repair` once.
+ * health.repairGraceMs publishes `shoal.ctl.rebalancer.repair` once. While a
+ * server's JetStream storage is past health.storageWarnRatio, every look
+ * asks the storage actors' sweep control for a pressure sweep (replaced
+ * versions reclaimed with the short storage.pressureReadGraceMs).
  * Optional webhook: every alert event is POSTed to health.webhookUrl with retries.
  */
 import { Kvm, type KV } from "@nats-io/kv";
@@ -174,7 +177,7 @@ export const healthMonitor = defineActor({
   contract: {
     serves: ENDPOINTS.map((e) => e.subject),
     consumes: ["$SYS.REQ.SERVER.PING (statsz)", "$SYS.REQ.SERVER.PING.JSZ", "$JS.API.STREAM.LIST", kvSubjectAll(KV_NAMES.actors)],
-    publishes: [`${alertSubject()} (<severity>.<code>, stream ${ALERTS_STREAM})`, controlSubject("rebalancer", "repair")],
+    publishes: [`${alertSubject()} (<severity>.<code>, stream ${ALERTS_STREAM})`, controlSubject("rebalancer", "repair"), `${controlSubject("storage", "sweep")} ({"pressure":true} while JetStream storage is past health.storageWarnRatio)`],
     kv: [KV_NAMES.health, KV_NAMES.actors],
   },
   service: { name: HEALTH_SERVICE, version: "1.0.0", queue: HEALTH_SERVICE },
@@ -295,6 +298,11 @@ export const healthMonitor = defineActor({
       lastStreams = snap.streams;
       known = learn(known, snap);
       const conds = conditionsOf(snap, known, cfg.storageWarnRatio);
+      // Storage pressure: a server's JetStream storage past health.storageWarnRatio asks the
+      // storage actors to reclaim replaced versions now (the sweep control with `pressure: true`;
+      // an instance skips it while its own runs), at every look while it lasts — not after the
+      // alert's debounce, which is for people: at 130 MB/s the last 10 % of a 10 GB store go in 8 s
+      if (conds.some((c) => c.code === "storage-near-limit")) ctx.nc.publish(controlSubject("storage", "sweep"), JSON.stringify({ v: 1, pressure: true }));
       const byId = new Map(conds.map((c) => [c.id, c]));
       const { held, gone } = debounce.update(snap.time, byId.keys(), Object.keys(open));
       // The view first, from this look alone: the alerts last read plus the

@@ -59,8 +59,54 @@ export function sweeper(s: StorageState) {
     if (removed.length > 0) ctx.log.info({ reports: removed }, "sweep removed garbage");
     return reports;
   };
+  /**
+   * Storage pressure. What fills a store that takes overwrites is mostly
+   * versions nobody can read any more: a replaced version keeps its chunks
+   * for storage.readGraceMs (10 min), so that reads already streaming it
+   * finish. Measured: `shoal dev` (max_file_store 10 GB) taking 64 MiB
+   * overwrites of one key at ~130 MB/s refused every write after ~77 s, and
+   * would have gone on refusing them until the grace ran out. So when
+   * JetStream storage nears its limit (the health-monitor asks, through the
+   * sweep control with `pressure: true`), or when this instance sees a write
+   * refused for want of storage, it sweeps every bucket at once with
+   * storage.pressureReadGraceMs (30 s) instead: a read
+   * of a replaced version older than that may then fail (a typed error, or
+   * over S3 a body cut short — never other bytes), and writes go on. One such
+   * sweep at a time; after one that removed nothing, none for
+   * PRESSURE_SWEEP_GAP_MS.
+   */
+  let relieving = false;
+  // after a relief that removed nothing, the next waits PRESSURE_SWEEP_GAP_MS (the store is full
+  // of live data: sweeping again at once would only repeat the scan); after one that made room,
+  // the next may come as soon as the store fills again
+  let quietUntil = -Infinity;
+  /** One storage-pressure sweep (see below); undefined when one runs already or the last found nothing a moment ago. */
+  const relieve = async (why: string): Promise<Array<SweepReport & { uploadsExpired: number }> | undefined> => {
+    if (relieving || ctx.signal.aborted || performance.now() < quietUntil) return undefined;
+    relieving = true;
+    const graceMs = Math.min(ctx.storage.pressureReadGraceMs, ctx.storage.readGraceMs);
+    ctx.log.warn({ readGraceMs: graceMs, why }, "storage pressure: sweeping replaced versions now");
+    let removed = 0;
+    try {
+      const reports = await sweep(undefined, graceMs);
+      removed = reports.reduce((n, r) => n + r.replacedChunksRemoved + r.orphansPurged + r.uploadsExpired, 0);
+      ctx.log.info({ removed, replacedHeld: reports.reduce((n, r) => n + r.replacedHeld, 0) }, "storage-pressure sweep done");
+      return reports;
+    } finally {
+      relieving = false;
+      quietUntil = removed > 0 ? -Infinity : performance.now() + PRESSURE_SWEEP_GAP_MS;
+    }
+  };
+  s.storageFullListeners.add(() => {
+    relieve("JetStream refused a write for want of storage").catch((e: unknown) => ctx.log.warn({ err: e }, "storage-pressure sweep failed"));
+  });
+
   const sweepControl = async (req: Request) => {
     const o = req.data.byteLength > 0 ? decodeSweep(req.json()) : {};
+    if (o.pressure) {
+      const reports = await relieve("the health-monitor: JetStream storage near its limit");
+      return reports ? { v: 1, reports } : { v: 1, reports: [], skipped: true };
+    }
     return { v: 1, reports: await sweep(o.bucket) };
   };
   const sweepLoop = async () => {
@@ -79,43 +125,6 @@ export function sweeper(s: StorageState) {
       wait = every;
     }
   };
-
-  /**
-   * Storage pressure. What fills a store that takes overwrites is mostly
-   * versions nobody can read any more: a replaced version keeps its chunks
-   * for storage.readGraceMs (10 min), so that reads already streaming it
-   * finish. Measured: `shoal dev` (max_file_store 10 GB) taking 64 MiB
-   * overwrites of one key at ~130 MB/s refused every write after ~77 s, and
-   * would have gone on refusing them until the grace ran out. So when this
-   * instance sees a write refused for want of storage, it sweeps every
-   * bucket at once with storage.pressureReadGraceMs (30 s) instead: a read
-   * of a replaced version older than that may then fail (a typed error, or
-   * over S3 a body cut short — never other bytes), and writes go on. One such
-   * sweep at a time; after one that removed nothing, none for
-   * PRESSURE_SWEEP_GAP_MS.
-   */
-  let relieving = false;
-  // after a relief that removed nothing, the next waits PRESSURE_SWEEP_GAP_MS (the store is full
-  // of live data: sweeping again at once would only repeat the scan); after one that made room,
-  // the next may come as soon as the store fills again
-  let quietUntil = -Infinity;
-  s.storageFullListeners.add(() => {
-    if (relieving || ctx.signal.aborted || performance.now() < quietUntil) return;
-    relieving = true;
-    const graceMs = Math.min(ctx.storage.pressureReadGraceMs, ctx.storage.readGraceMs);
-    ctx.log.warn({ readGraceMs: graceMs }, "JetStream refused a write for want of storage: sweeping replaced versions now");
-    let removed = 0;
-    void sweep(undefined, graceMs)
-      .then((reports) => {
-        removed = reports.reduce((n, r) => n + r.replacedChunksRemoved + r.orphansPurged + r.uploadsExpired, 0);
-        ctx.log.info({ removed, replacedHeld: reports.reduce((n, r) => n + r.replacedHeld, 0) }, "storage-pressure sweep done");
-      })
-      .catch((e: unknown) => ctx.log.warn({ err: e }, "storage-pressure sweep failed"))
-      .finally(() => {
-        relieving = false;
-        quietUntil = removed > 0 ? -Infinity : performance.now() + PRESSURE_SWEEP_GAP_MS;
-      });
-  });
 
   return { sweepControl, sweepLoop };
 }

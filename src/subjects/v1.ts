@@ -448,11 +448,19 @@ export function encodeBucketName(bucket: string, force?: boolean): string {
   return encoded(defined({ bucket, force: force || undefined }), (o) => decodeBucketName(o, ["force"]));
 }
 
-/** `{"v":1,"bucket"?}` of the sweep control: a named bucket, or all when absent. */
-export function decodeSweep(o: Record<string, unknown>): { bucket?: string } {
-  onlyFields(o, ["bucket"]);
+/**
+ * `{"v":1,"bucket"?,"pressure"?}` of the sweep control: a named bucket, or
+ * all when absent; `pressure: true` (the health-monitor's, when JetStream
+ * storage nears its limit) sweeps every bucket with the short
+ * storage.pressureReadGraceMs — and not at all while such a sweep runs, or
+ * shortly after one that found nothing to remove.
+ */
+export function decodeSweep(o: Record<string, unknown>): { bucket?: string; pressure?: boolean } {
+  onlyFields(o, ["bucket", "pressure"]);
   const b = field.optString(o, "bucket");
-  return b === undefined ? {} : { bucket: assertBucketName(b) };
+  const pressure = field.optBool(o, "pressure") ?? false;
+  if (pressure && b !== undefined) throw new ShoalError("InvalidArgument", "a pressure sweep covers every bucket: no \"bucket\" with it");
+  return { ...(b === undefined ? {} : { bucket: assertBucketName(b) }), ...(pressure ? { pressure } : {}) };
 }
 
 // put and part headers ------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
-import { startServer, connectTo } from "../helpers/nats.ts";
-import { startShoal } from "../helpers/actors.ts";
+import { startServer, connectTo, TEST_AUTH } from "../helpers/nats.ts";
+import { startShoal, runActor } from "../helpers/actors.ts";
+import { healthMonitor } from "../../actors/health-monitor/index.ts";
 import { startS3, S3_CREDS } from "../helpers/gateway.ts";
 import { signRequest } from "../../src/gateway/auth.ts";
 import { isShoalError } from "../../src/errors/index.ts";
@@ -111,4 +112,29 @@ test("storage pressure: replaced versions are reclaimed at once, so overwrites g
   t.true(refusals > 0, "the store did fill (else this test proves nothing)");
   t.log(`${refusals} refusals over ${rounds} overwrites (each sets off a relief sweep, which makes room again)`);
   t.true(Buffer.from(await client.getBytes("churn", "k")).equals(last));
+});
+
+test("storage pressure ahead of the limit: the health-monitor asks for the relief once JetStream storage passes health.storageWarnRatio, before any write is refused", async (t) => {
+  const srv = await startServer(t, { maxFileStore: "40MB" });
+  const { client, url } = await startShoal(t, { url: srv.url, storage: { readGraceMs: 600_000, pressureReadGraceMs: 0, sweepIntervalMs: 0 } });
+  await runActor(t, url, healthMonitor, { health: { intervalMs: 200, debounceMs: 60_000, storageWarnRatio: 0.5 }, nats: { sysUser: TEST_AUTH.sysUser, sysPass: TEST_AUTH.sysPassword } });
+  await client.createBucket("ahead");
+  const jsm = await jetstreamManager(await connectTo(t, url));
+  const versionsStored = async () => Object.keys((await jsm.streams.info("OBJ_ahead", { subjects_filter: chunkSubjectAll("ahead") })).state.subjects ?? {}).filter((s) => s !== barrierSubject("ahead")).length;
+  // twelve 2 MiB overwrites of one key: 24 MiB, past the monitor's 50 % of the 40 MB store and
+  // short of its limit — no write is refused (each would throw)
+  let last = Buffer.alloc(0);
+  for (let i = 0; i < 12; i++) {
+    last = randomBytes(2 * MiB);
+    await client.put("ahead", "k", last);
+  }
+  // the replaced versions are reclaimed anyway, within a few looks (without the monitor's
+  // request they would stay the 10-minute read grace: twelve versions' chunks)
+  let left = await versionsStored();
+  for (let i = 0; i < 100 && left > 1; i++) {
+    await sleep(100);
+    left = await versionsStored();
+  }
+  t.is(left, 1, "only the live version's chunks are left");
+  t.true(Buffer.from(await client.getBytes("ahead", "k")).equals(last), "the live version is whole");
 });

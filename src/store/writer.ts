@@ -14,7 +14,8 @@
  * - A commit whose outcome is unknown (no answer, a failover) keeps its
  *   chunks: the sweep decides from the stream's state whether anything
  *   refers to them.
- * No purges and no rollups (see deleteSeqs).
+ * No purges and no rollups on the request path (see deleteSeqs); the sweep
+ * purges the chunk subjects of replaced versions (src/store/sweep.ts).
  */
 import { AdaptiveHasher, digestOf, type Digests } from "./hasher.ts";
 import { nuid } from "@nats-io/nats-core";

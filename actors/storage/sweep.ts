@@ -12,7 +12,12 @@ import { listBuckets } from "../../src/store/registry.ts";
 import { decodeSweep } from "./logic.ts";
 import { sleepUnlessAborted, type StorageState } from "./state.ts";
 
-/** After a storage-pressure sweep that removed nothing, the next waits this long (ms). */
+/**
+ * After a storage-pressure sweep that removed nothing, the next waits this
+ * long (ms), doubled after each further one that removed nothing, up to the
+ * sweep interval: a store full of live data is not rescanned every few
+ * seconds for as long as it stays full.
+ */
 export const PRESSURE_SWEEP_GAP_MS = 5000;
 
 export function sweeper(s: StorageState) {
@@ -73,13 +78,16 @@ export function sweeper(s: StorageState) {
    * of a replaced version older than that may then fail (a typed error, or
    * over S3 a body cut short — never other bytes), and writes go on. One such
    * sweep at a time; after one that removed nothing, none for
-   * PRESSURE_SWEEP_GAP_MS.
+   * PRESSURE_SWEEP_GAP_MS, then twice that, and so on up to the sweep
+   * interval (reset by one that removed something).
    */
   let relieving = false;
-  // after a relief that removed nothing, the next waits PRESSURE_SWEEP_GAP_MS (the store is full
-  // of live data: sweeping again at once would only repeat the scan); after one that made room,
-  // the next may come as soon as the store fills again
+  // after a relief that removed nothing, the next waits (the store is full of live data: sweeping
+  // again at once would only repeat the scan, of every bucket's metadata); after one that made
+  // room, the next may come as soon as the store fills again
   let quietUntil = -Infinity;
+  let idleGapMs = PRESSURE_SWEEP_GAP_MS;
+  const maxGapMs = Math.max(PRESSURE_SWEEP_GAP_MS, ctx.storage.sweepIntervalMs || 600_000);
   /** One storage-pressure sweep (see below); undefined when one runs already or the last found nothing a moment ago. */
   const relieve = async (why: string): Promise<Array<SweepReport & { uploadsExpired: number }> | undefined> => {
     if (relieving || ctx.signal.aborted || performance.now() < quietUntil) return undefined;
@@ -94,7 +102,13 @@ export function sweeper(s: StorageState) {
       return reports;
     } finally {
       relieving = false;
-      quietUntil = removed > 0 ? -Infinity : performance.now() + PRESSURE_SWEEP_GAP_MS;
+      if (removed > 0) {
+        quietUntil = -Infinity;
+        idleGapMs = PRESSURE_SWEEP_GAP_MS;
+      } else {
+        quietUntil = performance.now() + idleGapMs;
+        idleGapMs = Math.min(2 * idleGapMs, maxGapMs);
+      }
     }
   };
   s.storageFullListeners.add(() => {

@@ -17,7 +17,7 @@ import { healthMonitor } from "../../actors/health-monitor/index.ts";
 import { startS3, S3_CREDS } from "../helpers/gateway.ts";
 import { signRequest } from "../../src/gateway/auth.ts";
 import { isShoalError } from "../../src/errors/index.ts";
-import { barrierSubject, chunkSubject, chunkSubjectAll } from "../../src/subjects/index.ts";
+import { barrierSubject, chunkSubject, chunkSubjectAll, controlSubject } from "../../src/subjects/index.ts";
 
 const MiB = 1024 * 1024;
 
@@ -137,4 +137,27 @@ test("storage pressure ahead of the limit: the health-monitor asks for the relie
   }
   t.is(left, 1, "only the live version's chunks are left");
   t.true(Buffer.from(await client.getBytes("ahead", "k")).equals(last), "the live version is whole");
+});
+
+test("pressure sweeps on a store full of live data back off: skipped while the wait lasts, the wait doubling while they remove nothing, reset by one that removes something", async (t) => {
+  const { client, url } = await startShoal(t, { storage: { readGraceMs: 600_000, pressureReadGraceMs: 0, sweepIntervalMs: 0 } });
+  await client.createBucket("live");
+  await client.put("live", "a", "1");
+  const nc = await connectTo(t, url);
+  type Reply = { reports: Array<{ replacedChunksRemoved: number }>; skipped?: boolean };
+  const pressure = async () => (await nc.request(controlSubject("storage", "sweep"), JSON.stringify({ v: 1, pressure: true }), { timeout: 10_000 })).json<Reply>();
+  const first = await pressure();
+  t.falsy(first.skipped, "the first runs");
+  t.true((await pressure()).skipped, "removed nothing: the next within 5 s is skipped");
+  await sleep(6000);
+  t.falsy((await pressure()).skipped, "after 5 s one runs again (and removes nothing)");
+  await sleep(6000);
+  t.true((await pressure()).skipped, "now the wait is 10 s");
+  await sleep(5000);
+  await client.put("live", "a", "2"); // a replaced version, removable at once (grace 0)
+  const removing = await pressure();
+  t.falsy(removing.skipped);
+  t.is(removing.reports.find((r) => r)?.replacedChunksRemoved, 1);
+  t.falsy((await pressure()).skipped, "one that removed something resets the wait");
+  t.is(Buffer.from(await client.getBytes("live", "a")).toString(), "2");
 });

@@ -50,7 +50,8 @@ export function isShoalError(e: unknown, code?: ErrorCode): e is ShoalError {
  * Turns any thrown value into a ShoalError that is safe to show a client.
  * ShoalErrors pass through; NATS timeouts, no-responders, JetStream
  * unavailable and a closed connection become retryable 503s; JetStream's
- * storage limit InsufficientStorage (507); anything else becomes InternalError with a generic message
+ * storage reservation refused (10047) InsufficientStorage (507; a publish's
+ * 10023 is mapped where it is known to answer a write, src/jet); anything else becomes InternalError with a generic message
  * (the original stays as `cause`, for the log only).
  */
 export function toShoalError(e: unknown): ShoalError {

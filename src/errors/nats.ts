@@ -80,12 +80,15 @@ export function isMessageGone(e: unknown): boolean {
 }
 
 /**
- * JetStream refused a write for want of room: the server's (or the
- * account's) storage limit is reached — measured: a publish into a full
- * `max_file_store` answers 10023 "insufficient resources".
+ * JetStream refused for want of room. 10047 ("insufficient storage resources
+ * available") always means storage. 10023 ("insufficient resources") means
+ * it only as the answer to a write — measured: a publish into a full
+ * `max_file_store` — because nats-server also answers any JetStream API
+ * request with 10023 when too many are outstanding (its API overload), so
+ * `write` says whether `e` answered a publish.
  */
-export function isStorageFull(e: unknown): boolean {
-  return isJsApiError(e, JS_CODE.InsufficientResources, JS_CODE.StorageResourcesExceeded);
+export function isStorageFull(e: unknown, o: { write?: boolean } = {}): boolean {
+  return o.write ? isJsApiError(e, JS_CODE.InsufficientResources, JS_CODE.StorageResourcesExceeded) : isJsApiError(e, JS_CODE.StorageResourcesExceeded);
 }
 
 /** The cluster cannot place the replicas asked for (a single server, or too few peers). */

@@ -77,7 +77,7 @@ export async function publishAtomic(nc: NatsConnection, msgs: readonly BatchMsg[
       }
     }
   } catch (e) {
-    throw toJetError(e, "atomic batch");
+    throw toJetError(e, "atomic batch", { write: true });
   }
   let r: Partial<AtomicAck> & { error?: { code: number; err_code: number; description: string } };
   try {
@@ -85,7 +85,7 @@ export async function publishAtomic(nc: NatsConnection, msgs: readonly BatchMsg[
   } catch (e) {
     throw toJetError(new Error("atomic batch: the commit's reply is not a JetStream ack", { cause: e }), "atomic batch");
   }
-  if (r.error) throw toJetError(new JetStreamApiError(r.error), "atomic batch");
+  if (r.error) throw toJetError(new JetStreamApiError(r.error), "atomic batch", { write: true });
   if (r.count !== msgs.length || typeof r.seq !== "number" || typeof r.stream !== "string") {
     throw toJetError(new Error(`atomic batch ack does not match: ${msgs.length} sent, ack ${JSON.stringify(r)}`), "atomic batch");
   }

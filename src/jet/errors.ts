@@ -84,11 +84,15 @@ const SHOAL_CODE: Record<JetFailure, ErrorCode> = {
   unknown: "InternalError",
 };
 
-/** The ShoalError a primitive throws once it gives up; the server's code (if any) is in `detail.jsCode`. */
-export function toJetError(e: unknown, what: string): ShoalError {
+/**
+ * The ShoalError a primitive throws once it gives up; the server's code (if
+ * any) is in `detail.jsCode`. `write`: `e` answered a publish (a refusal for
+ * want of storage is then InsufficientStorage; see isStorageFull).
+ */
+export function toJetError(e: unknown, what: string, o: { write?: boolean } = {}): ShoalError {
   if (e instanceof ShoalError) return e;
   const kind = classify(e);
-  const code = kind === "transient" && e instanceof TimeoutError ? "Timeout" : isStorageFull(e) ? "InsufficientStorage" : SHOAL_CODE[kind];
+  const code = kind === "transient" && e instanceof TimeoutError ? "Timeout" : isStorageFull(e, o) ? "InsufficientStorage" : SHOAL_CODE[kind];
   const js = jsCode(e);
   return new ShoalError(code, `${what}: ${kind}`, { cause: e, detail: js === undefined ? { jet: kind } : { jet: kind, jsCode: js } });
 }

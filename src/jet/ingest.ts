@@ -84,7 +84,7 @@ export async function ingest(nc: NatsConnection, subject: string, source: AsyncI
     // The server ends an idle batch after 10 s; ending it now frees it sooner. What was stored stays.
     if (fi) await fi.end({ timeout: Math.min(o.timeoutMs, 1000) }).catch(() => undefined);
     if (e instanceof RangeError || (o.signal?.aborted && e === o.signal.reason)) throw e;
-    throw toJetError(e, `fast ingest to ${subject}`);
+    throw toJetError(e, `fast ingest to ${subject}`, { write: true });
   }
 }
 

@@ -118,6 +118,6 @@ export async function publish(js: JetStreamClient, subject: string, data: Uint8A
       ...(o.onRetry ? { onRetry: (e: unknown, attempt: number) => o.onRetry!(e, attempt) } : {}),
     });
   } catch (e) {
-    throw toJetError(e, `publish to ${subject}`);
+    throw toJetError(e, `publish to ${subject}`, { write: true });
   }
 }

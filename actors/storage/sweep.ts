@@ -88,12 +88,15 @@ export function sweeper(s: StorageState) {
   let quietUntil = -Infinity;
   let idleGapMs = PRESSURE_SWEEP_GAP_MS;
   const maxGapMs = Math.max(PRESSURE_SWEEP_GAP_MS, ctx.storage.sweepIntervalMs || 600_000);
-  /** One storage-pressure sweep (see below); undefined when one runs already or the last found nothing a moment ago. */
-  const relieve = async (why: string): Promise<Array<SweepReport & { uploadsExpired: number }> | undefined> => {
+  /** One storage-pressure sweep (see above); undefined when one runs already or the last ones found nothing a moment ago. */
+  const relieve = async (cause: "refused" | "near-limit"): Promise<Array<SweepReport & { uploadsExpired: number }> | undefined> => {
     if (relieving || ctx.signal.aborted || performance.now() < quietUntil) return undefined;
     relieving = true;
     const graceMs = Math.min(ctx.storage.pressureReadGraceMs, ctx.storage.readGraceMs);
-    ctx.log.warn({ readGraceMs: graceMs, why }, "storage pressure: sweeping replaced versions now");
+    // a refused write is news (warn); the health-monitor's request comes at every look while
+    // storage stays high (info)
+    const log = cause === "refused" ? ctx.log.warn.bind(ctx.log) : ctx.log.info.bind(ctx.log);
+    log({ readGraceMs: graceMs, cause: cause === "refused" ? "JetStream refused a write for want of storage" : "the health-monitor: JetStream storage near its limit" }, "storage pressure: sweeping replaced versions now");
     let removed = 0;
     try {
       const reports = await sweep(undefined, graceMs);
@@ -112,13 +115,13 @@ export function sweeper(s: StorageState) {
     }
   };
   s.storageFullListeners.add(() => {
-    relieve("JetStream refused a write for want of storage").catch((e: unknown) => ctx.log.warn({ err: e }, "storage-pressure sweep failed"));
+    relieve("refused").catch((e: unknown) => ctx.log.warn({ err: e }, "storage-pressure sweep failed"));
   });
 
   const sweepControl = async (req: Request) => {
     const o = req.data.byteLength > 0 ? decodeSweep(req.json()) : {};
     if (o.pressure) {
-      const reports = await relieve("the health-monitor: JetStream storage near its limit");
+      const reports = await relieve("near-limit");
       return reports ? { v: 1, reports } : { v: 1, reports: [], skipped: true };
     }
     return { v: 1, reports: await sweep(o.bucket) };

@@ -64,6 +64,14 @@ export interface UploadRecord {
   userMeta: Record<string, string>;
   /** Set once the upload is completed: when, and the object it made (what a repeated Complete returns). */
   completed?: { at: string; info: ObjectInfo };
+  /**
+   * Set (compare-and-set) by a completion before it commits anything: from
+   * then on an abort is refused (NoSuchUpload, as for a completed upload)
+   * and the sweep's expiry leaves the parts' chunks to the orphan pass, so
+   * no object a completion commits loses its chunks to an abort racing it.
+   * A completion that stopped after setting it is finished by its retry.
+   */
+  completing?: { at: string };
 }
 
 /** How long a completed upload's result is kept for repeated CompleteMultipartUpload requests. */
@@ -337,6 +345,18 @@ export async function completeUpload(
   o: { signal?: AbortSignal; versionId?: string; copy?: boolean } = {},
 ): Promise<ObjectInfo> {
   if (upload.completed) return upload.completed.info;
+  // the linearization point with an abort: marked completing before anything is committed
+  for (let attempt = 0; ; attempt++) {
+    const cur = await readUpload(kv, bucket, upload.uploadId, undefined, { completed: true });
+    if (cur.rec.completed) return cur.rec.completed.info;
+    if (cur.rec.completing) break; // this completion's earlier attempt, or another completion: same request id, one commit
+    try {
+      await kv.update(uploadKey(bucket, upload.uploadId), JSON.stringify({ ...cur.rec, completing: { at: new Date().toISOString() } }), cur.revision);
+      break;
+    } catch (e) {
+      if (attempt === 4) throw e; // changed under us each time: a part or an abort; read again
+    }
+  }
   const recorded = await listParts(kv, bucket, upload.uploadId);
   const chosen = checkCompletion(requested, recorded);
   const opts = {
@@ -403,13 +423,34 @@ async function removeParts(jet: Jet, kv: KV, store: StoreRef, bucket: string, up
   }
 }
 
-/** Removes an upload's record and every part's chunks. Idempotent. */
-export async function removeUpload(jet: Jet, kv: KV, store: StoreRef, bucket: string, uploadId: string, parts?: PartRecord[]): Promise<void> {
-  const all = parts ?? (await listParts(kv, bucket, uploadId));
-  // the record first: a part racing with this sees NoSuchUpload and drops its chunks
-  // (kv.delete, not kv.purge: a purge is a rollup, see writer.ts deleteSeqs)
-  await kv.delete(uploadKey(bucket, uploadId));
-  await removeParts(jet, kv, store, bucket, uploadId, all);
+/**
+ * Removes an upload's record and every part's chunks (an abort, or the
+ * sweep's expiry). Idempotent. The record goes first, compare-and-set on the
+ * revision read: an upload a completion has marked completing is refused
+ * (NoSuchUpload, `completed: true`), so the completion's object keeps its
+ * chunks; one marked after this read makes the delete fail, and the read
+ * again refuses. A part racing with this sees NoSuchUpload. `expired`: the
+ * sweep's expiry, which also takes an upload left completing by a
+ * completion that never finished — its record only: the chunks are left to
+ * the orphan pass (the object it may have committed holds them).
+ */
+export async function removeUpload(jet: Jet, kv: KV, store: StoreRef, bucket: string, uploadId: string, o: { expired?: boolean } = {}): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const cur = await readUpload(kv, bucket, uploadId);
+    const completing = cur.rec.completing !== undefined;
+    if (completing && !o.expired) throw new ShoalError("NoSuchUpload", "the upload is being completed", { detail: { uploadId, completed: true } });
+    const all = await listParts(kv, bucket, uploadId);
+    try {
+      // kv.delete, not kv.purge: a purge is a rollup, see writer.ts deleteSeqs
+      await kv.delete(uploadKey(bucket, uploadId), { previousSeq: cur.revision });
+    } catch (e) {
+      if (attempt === 4) throw e; // changed under us each time (a part, a completion): read again
+      continue;
+    }
+    if (completing) for (const p of all) await kv.delete(partKey(bucket, uploadId, p.n)).catch(() => undefined);
+    else await removeParts(jet, kv, store, bucket, uploadId, all);
+    return;
+  }
 }
 
 /** Upload ids of the bucket whose record is open (not completed), read now. */
@@ -454,7 +495,9 @@ export async function expireUploads(jet: Jet, kv: KV, store: StoreRef, bucket: s
     if (u.completed) {
       if (now - Date.parse(u.completed.at) > Math.min(COMPLETED_TTL_MS, olderThanMs)) await kv.delete(k).catch(() => undefined);
     } else if (now - Date.parse(u.created) > olderThanMs) {
-      await removeUpload(jet, kv, store, bucket, u.uploadId);
+      await removeUpload(jet, kv, store, bucket, u.uploadId, { expired: true }).catch((e: unknown) => {
+        if (!(e instanceof ShoalError && e.code === "NoSuchUpload")) throw e; // gone or completed meanwhile
+      });
       n++;
     }
   }

@@ -1,4 +1,5 @@
 import test from "ava";
+import { isShoalError } from "../../src/errors/index.ts";
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -103,6 +104,34 @@ test("multipart: a part uploaded again while its upload completes never takes th
   t.log(`${reuploaded} of 40 re-uploads landed before the completion closed the upload`);
   t.true(reuploaded > 0, "the race was run (else this test proves nothing)");
   t.deepEqual(broken, []);
+});
+
+test("multipart: an abort racing a completion of the same upload: one wins, and a committed object keeps its chunks", async (t) => {
+  // Before the completing mark (src/store/multipart.ts), 40 of 40 such races ended with the
+  // completion answering NoSuchUpload, the abort succeeding, and the key visible without its
+  // first chunk
+  const { client } = await startShoal(t, { instances: 2, storage: { sweepIntervalMs: 0 } });
+  await client.createBucket("mpabort");
+  const outcomes: Record<string, number> = {};
+  for (let i = 0; i < 40; i++) {
+    const key = `k${i}`;
+    const body = randomBytes(64 * 1024);
+    const { uploadId } = await client.createMultipart("mpabort", key);
+    const p = await client.uploadPart("mpabort", key, uploadId, 1, body);
+    const [done, abort] = await Promise.allSettled([client.completeMultipart("mpabort", key, uploadId, [{ partNumber: 1, etag: `"${p.etag}"` }]), client.abortMultipart("mpabort", key, uploadId)]);
+    let read: string;
+    try {
+      read = Buffer.from(await client.getBytes("mpabort", key)).equals(body) ? "whole" : "other bytes";
+    } catch (e) {
+      read = isShoalError(e, "NoSuchKey") ? "absent" : `error ${String(e)}`;
+    }
+    const o = `complete ${done.status === "fulfilled" ? "ok" : (done.reason as { code?: string }).code} / abort ${abort.status === "fulfilled" ? "ok" : (abort.reason as { code?: string }).code} / ${read}`;
+    outcomes[o] = (outcomes[o] ?? 0) + 1;
+  }
+  t.log(outcomes);
+  // exactly one wins: a completion that answered is whole and its abort was refused; an abort
+  // that answered left no object
+  for (const o of Object.keys(outcomes)) t.true(o === "complete ok / abort NoSuchUpload / whole" || o === "complete NoSuchUpload / abort ok / absent", o);
 });
 
 test("multipart: a repeated CompleteMultipartUpload returns the first one's result and commits nothing more (as S3)", async (t) => {

@@ -65,11 +65,13 @@ export interface UploadRecord {
   /** Set once the upload is completed: when, and the object it made (what a repeated Complete returns). */
   completed?: { at: string; info: ObjectInfo };
   /**
-   * Set (compare-and-set) by a completion before it commits anything: from
-   * then on an abort is refused (NoSuchUpload, as for a completed upload)
-   * and the sweep's expiry leaves the parts' chunks to the orphan pass, so
-   * no object a completion commits loses its chunks to an abort racing it.
-   * A completion that stopped after setting it is finished by its retry.
+   * Set (compare-and-set) by a completion, once its request is checked and
+   * before it commits anything: from then on an abort is refused
+   * (NoSuchUpload, as for a completed upload) and the sweep's expiry leaves
+   * the parts' chunks to the orphan pass, so no object a completion commits
+   * loses its chunks to an abort racing it. A completion that stopped after
+   * setting it (its commit failed, or its answer was lost) is finished by
+   * its retry; until then the upload cannot be aborted.
    */
   completing?: { at: string };
 }
@@ -345,7 +347,11 @@ export async function completeUpload(
   o: { signal?: AbortSignal; versionId?: string; copy?: boolean } = {},
 ): Promise<ObjectInfo> {
   if (upload.completed) return upload.completed.info;
+  // the request checked first: a completion refused for its parts (InvalidPart, …) marks nothing
+  const recorded = await listParts(kv, bucket, upload.uploadId);
+  const chosen = checkCompletion(requested, recorded);
   // the linearization point with an abort: marked completing before anything is committed
+  // (a part recorded after the read above is not in this object; its chunks stay for the sweep)
   for (let attempt = 0; ; attempt++) {
     const cur = await readUpload(kv, bucket, upload.uploadId, undefined, { completed: true });
     if (cur.rec.completed) return cur.rec.completed.info;
@@ -357,8 +363,6 @@ export async function completeUpload(
       if (attempt === 4) throw e; // changed under us each time: a part or an abort; read again
     }
   }
-  const recorded = await listParts(kv, bucket, upload.uploadId);
-  const chosen = checkCompletion(requested, recorded);
   const opts = {
     ...(upload.contentType ? { contentType: upload.contentType } : {}),
     userMeta: { ...upload.userMeta, [PARTS_META]: partSizeRuns(chosen.map((p) => p.size)) },

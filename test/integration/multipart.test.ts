@@ -209,6 +209,8 @@ test("multipart: S3's completion rules and bad input get typed errors and change
   const u2 = await client.createMultipart("mpe", "k2");
   await client.uploadPart("mpe", "k2", u2.uploadId, 1, randomBytes(1000));
   t.is((await chunkSubjects(t, url, "mpe")).length, stored + 1);
+  // a completion refused for its parts leaves the upload abortable (it marks nothing)
+  t.is(await code(client.completeMultipart("mpe", "k2", u2.uploadId, [{ partNumber: 1, etag: "0".repeat(32) }])), "InvalidPart");
   await client.abortMultipart("mpe", "k2", u2.uploadId);
   t.is((await chunkSubjects(t, url, "mpe")).length, stored);
   t.deepEqual(await kvKeys(t, url), [completion], "only the completion record of the first upload");

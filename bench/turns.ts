@@ -2,8 +2,17 @@
  * Measuring several paths fairly on a machine whose speed drifts: every
  * path is warmed up once (JIT, connections, workers, first stream blocks),
  * then the paths take turns run by run, so a slow spell hits all of them
- * alike instead of whichever happened to run during it.
+ * alike instead of whichever happened to run during it. Each run starts one
+ * path further along (`rotated`), so no path always follows the same
+ * other: a path that leaves the server busy behind it (a burst of raw
+ * publishes) would otherwise slow the same neighbour every time.
  */
+
+/** The paths in the order of run `r`: the list turned by `r` places. */
+export function rotated<T>(entries: readonly T[], r: number): T[] {
+  const k = entries.length === 0 ? 0 : r % entries.length;
+  return [...entries.slice(k), ...entries.slice(0, k)];
+}
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A call that has not settled after BENCH_CALL_TIMEOUT_MS (default 5 min) fails the bench, naming its path: a stalled reader must not hang it. */
@@ -26,7 +35,7 @@ export async function mbpsInTurns<K extends string>(paths: Record<K, (i: number)
   const ts = new Map<K, number[]>(entries.map(([k]) => [k, []]));
   for (const [k, fn] of entries) await bounded(k, fn(o.runs));
   for (let i = 0; i < o.runs; i++) {
-    for (const [k, fn] of entries) {
+    for (const [k, fn] of rotated(entries, i)) {
       const t0 = performance.now();
       await bounded(k, fn(i));
       ts.get(k)!.push((performance.now() - t0) / 1000);
@@ -70,7 +79,7 @@ export async function opsMedianInTurns<K extends string>(paths: Record<K, (i: nu
   }
   const rs = new Map<K, number[]>(entries.map(([k]) => [k, []]));
   for (let r = 0; r < o.runs; r++) {
-    for (const [k, fn] of entries) {
+    for (const [k, fn] of rotated(entries, r)) {
       rs.get(k)!.push(await opsPerSecond(o.n, o.concurrency, (i) => fn(r * o.n + i)));
       await o.after?.(k);
     }

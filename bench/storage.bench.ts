@@ -118,7 +118,9 @@ async function smallOps(nc: NatsConnection, shoal: ShoalClient) {
   await roomForStockGets(jsm, "stocksmall");
   await shoal.createBucket("small");
   const data = randomBytes(4096);
-  const o = { n: QUICK ? 300 : 2000, warm: 200 };
+  // warm-up calls per path: the storage actor reaches its steady CPU per request only after
+  // thousands (bench/storage-smallput.bench.ts); BENCH_WARM sets it
+  const o = { n: QUICK ? 300 : 2000, warm: Number(process.env["BENCH_WARM"] ?? (QUICK ? 200 : 6000)) };
   const rows: string[] = [];
   for (const concurrency of [1, 16]) {
     // bench/turns.ts: warmed up, in turns; keys are overwritten (500 of them), for both

@@ -236,6 +236,8 @@ export interface ReadOptions {
  *   Direct Gets. A chunk a replica cannot serve yet (missing, or another
  *   message in its place) is fetched one by one from there on, with the
  *   leader's answer as the last word (read-after-write at R3).
+ * - Not known, one chunk (a small object Shoal wrote: its metadata went out
+ *   beside its chunk): one Direct Get of the chunk subject's last message.
  * - Not known (objects written by stock tools): the chunk subject is walked
  *   by batched Direct Get (`readSubject`), one window ahead.
  *
@@ -299,6 +301,18 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
         yield* chunkByChunk(jsm, store, subject, seqs, index, span.last, readAhead, opts.signal, take, info.key);
       }
     }
+  } else if (info.chunks === 1) {
+    // One chunk and no recorded sequence (a small object's metadata goes out
+    // beside its chunk, before the chunk's sequence is known): one Direct Get
+    // on the connection's shared inbox. A batch would cost a subscription of
+    // its own (SUB, UNSUB) and an end-of-batch message per read. Its chunk
+    // subject is its own (a fresh nuid per write), so its last message is
+    // its chunk; a replica without it yet is asked again through the leader.
+    let m = await directGet(jsm, store.stream, { last_by_subj: subject });
+    if (!m) m = await leaderGet(jsm, store.stream, { last_by_subj: subject });
+    if (!m || m.subject !== subject) throw new ShoalError("InternalError", `chunk 0 of ${JSON.stringify(info.key)} is missing`);
+    const d = take(m);
+    if (d) yield d;
   } else {
     let last = 0;
     for await (const m of readSubject(jsm, store.stream, subject, { windowBytes: readAhead * info.chunkSize, count: span.last + 1 })) {

@@ -369,6 +369,10 @@ test("the health-monitor warns when a bucket's stream nears its consumer limit (
   t.regex(alert.message, /holds 4 of the 5 consumers/);
   for (const name of held) await jsm.consumers.delete(stream, name);
   await eventually("resolved", 20_000, async () => !(await client.health()).alerts.some((a) => a.id === id));
-  t.is((await jsm.streams.info(stream)).state.consumer_count, 0);
+  // the held consumers are gone (Shoal's own one-pass readers — the sweep's scan, the list
+  // index's catch-up — may hold one for a moment: under load one was counted here)
+  const left: string[] = [];
+  for await (const c of jsm.consumers.list(stream)) left.push(c.name);
+  t.deepEqual(left.filter((n) => held.includes(n)), []);
   t.false((await client.health()).alerts.some((a) => a.id === id), "the warning is resolved once the consumers are gone");
 });

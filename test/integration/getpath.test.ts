@@ -64,6 +64,31 @@ test("objects written by stock @nats-io/obj read back through Shoal, whole and r
   }
 });
 
+test("a small object (one chunk, no recorded sequence) is read with one plain Direct Get: no batch with a subscription of its own; whole and ranged reads are byte for byte", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("gpsmall");
+  const body = randomBytes(4096);
+  await client.put("gpsmall", "s", body);
+  const nc = await connectTo(t, url);
+  const jsm = await jetstreamManager(nc);
+  const store = { name: "gpsmall", stream: "OBJ_gpsmall" };
+  const info = await statObject(jsm, store, "s");
+  t.is(info.chunks, 1);
+  t.is(info.chunkSeqs, undefined, "a small object's metadata records no chunk sequence (the case read here)");
+  const watcher = await connectTo(t, url);
+  const asked: string[] = [];
+  watcher.subscribe("$JS.API.DIRECT.GET.>", { callback: (_e, m) => void asked.push(`${m.subject} ${m.string()}`) });
+  await watcher.flush();
+  t.true((await collect(readObject(jsm, store, info))).equals(body), "whole");
+  t.true((await collect(readObject(jsm, store, info, { range: { start: 100, end: 199 } }))).equals(body.subarray(100, 200)), "ranged");
+  await nc.flush();
+  await watcher.flush();
+  t.is(asked.length, 2, `one Direct Get per read: ${asked.join(" | ")}`);
+  for (const a of asked) t.false(/"batch"|"max_bytes"/.test(a), `not a batch: ${a}`);
+  // through the SDK (the actor answers a small GET inline) the bytes are the same
+  t.true(Buffer.from(await client.getBytes("gpsmall", "s")).equals(body));
+});
+
 test("a reader that stops early leaves nothing behind and the next read is whole", async (t) => {
   const { client } = await startShoal(t);
   await client.createBucket("gpstop");

@@ -30,6 +30,7 @@ import type { ReplicationRule, ReplicationTarget, ScrubReport } from "../store/r
 import type { VersionPage, VersionListOptions } from "../store/versions.ts";
 import { Wire } from "./wire.ts";
 import { installPayloadPaths } from "./payloads.ts";
+import { installRequestPaths } from "./requests.ts";
 import * as buckets from "./buckets.ts";
 import * as objects from "./objects.ts";
 import * as multipart from "./multipart.ts";
@@ -60,8 +61,10 @@ import type {
   UploadListOptions,
 } from "./types.ts";
 
-// large chunks travel through nats.js without its extra copies (see payloads.ts)
+// large chunks travel through nats.js without its extra copies (payloads.ts), and answered
+// requests without a stack trace each (requests.ts)
 installPayloadPaths();
+installRequestPaths();
 
 export class ShoalClient {
   readonly nc: NatsConnection;

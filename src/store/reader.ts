@@ -311,6 +311,7 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
     let m = await directGet(jsm, store.stream, { last_by_subj: subject });
     if (!m) m = await leaderGet(jsm, store.stream, { last_by_subj: subject });
     if (!m || m.subject !== subject) throw new ShoalError("InternalError", `chunk 0 of ${JSON.stringify(info.key)} is missing`);
+    opts.signal?.throwIfAborted();
     const d = take(m);
     if (d) yield d;
   } else {

@@ -53,7 +53,7 @@ try {
       const w = await writeChunks(jet, store, body(), { chunkSize, windowBytes: Math.max(8 * MiB, 2 * chunkSize) });
       const s = (performance.now() - t0) / 1000;
       const row = { mbs: TOTAL / MiB / s, client: ((cpu() - c0) * 1024 * MiB) / TOTAL, server: ((procCpu(srv.pid!) - s0) * 1024 * MiB) / TOTAL };
-      await removeChunks(jet.jsm, store, w.id, w.seqs);
+      await removeChunks(jet.jsm, store, w.id);
       if (r > 0) rows.set(chunkSize, [...(rows.get(chunkSize) ?? []), row]);
     }
   }

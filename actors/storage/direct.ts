@@ -134,7 +134,7 @@ export function openDirectUpload<T>(
     opts.signal.removeEventListener("abort", onStop);
     try {
       const c = decodeClaim(parseJsonObject(m.data));
-      reply(m, await commit({ size: c.size, md5hex: c.md5, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) }, id, chunkSize));
+      reply(m, await commit({ size: c.size, md5hex: c.md5, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}), ...(c.seqs !== undefined ? { seqs: c.seqs } : {}) }, id, chunkSize));
       onEnd("ok");
     } catch (e) {
       const err = toShoalError(e);
@@ -148,5 +148,5 @@ export function openDirectUpload<T>(
     void end("ShuttingDown", false);
     throw new ShoalError("ShuttingDown");
   }
-  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, crc32: true, sha256Etag: true };
+  return { v: 1, subject, stream: store.stream, store: store.name, nuid: id, chunkSubject: chunkSubj, chunkSize, idleMs: opts.idleMs, crc32: true, sha256Etag: true, seqs: true };
 }

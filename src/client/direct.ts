@@ -27,7 +27,7 @@ import { HEADER_ROOM } from "../transfer/rechunk.ts";
 import { DEFAULT_WINDOW } from "../transfer/index.ts";
 import { DEFAULT_PUBLISH_TIMING, writeChunks, type Jet, type PublishTiming } from "../store/writer.ts";
 import { readObject } from "../store/reader.ts";
-import { decodeParts, decodeRuns, type ObjectInfo } from "../store/format.ts";
+import { decodeParts, decodeRuns, encodeRuns, type ObjectInfo } from "../store/format.ts";
 import type { DirectOffer, DirectRead } from "../subjects/direct.ts";
 
 export type { DirectOffer, DirectRead };
@@ -147,7 +147,7 @@ export class DirectPath {
       h.set(H.commit, "1");
       let m;
       try {
-        m = await this.nc.request(o.subject, JSON.stringify({ v: 1, size: w.size, ...(w.md5hex ? { md5: w.md5hex } : {}), sha256: w.sha256, ...(o.crc32 && w.crc32 ? { crc32: w.crc32 } : {}) }), { headers: h, timeout: opts.commitTimeoutMs });
+        m = await this.nc.request(o.subject, JSON.stringify({ v: 1, size: w.size, ...(w.md5hex ? { md5: w.md5hex } : {}), sha256: w.sha256, ...(o.crc32 && w.crc32 ? { crc32: w.crc32 } : {}), ...(o.seqs ? { seqs: encodeRuns(w.seqs) } : {}) }), { headers: h, timeout: opts.commitTimeoutMs });
       } catch (e) {
         throw toShoalError(e);
       }
@@ -234,5 +234,5 @@ export function parseOffer(o: Record<string, unknown>): DirectOffer {
     if (typeof o[k] !== "number") throw new ShoalError("InternalError", `the direct-upload offer lacks ${k}`);
     return o[k] as number;
   };
-  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(o["crc32"] === true ? { crc32: true as const } : {}), ...(o["sha256Etag"] === true ? { sha256Etag: true as const } : {}) };
+  return { v: 1, subject: s("subject"), stream: s("stream"), store: s("store"), nuid: s("nuid"), chunkSubject: s("chunkSubject"), chunkSize: n("chunkSize"), idleMs: n("idleMs"), ...(o["crc32"] === true ? { crc32: true as const } : {}), ...(o["sha256Etag"] === true ? { sha256Etag: true as const } : {}), ...(o["seqs"] === true ? { seqs: true as const } : {}) };
 }

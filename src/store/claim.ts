@@ -2,17 +2,28 @@
  * Direct uploads, the store side: a writer published the chunks itself and
  * claims what it wrote; this checks the claim against the stream and commits.
  *
- * The chunk sequences are never taken from the writer. At commit, a
- * headers-only ordered consumer on the chunk subject lists every stored
- * chunk — its sequence, its `Nats-Msg-Id` (`<nuid>.<index>`) and its
+ * The claim names the chunks' sequences as the writer's acks gave them
+ * (`seqs`, when the offer allowed it). They are taken when they are
+ * well-formed (ascending, one per chunk) and the stream counts exactly that
+ * many messages on the upload's chunk subject, because nothing trusts them
+ * beyond the writer's own object: every read checks that each message it is
+ * handed is on the object's chunk subject, at the recorded sequence, and of
+ * the chunk's size (src/store/reader.ts), and no delete uses recorded
+ * sequences — chunks go by a purge of their own subject (removeChunks). A
+ * lying writer can spoil only the object it wrote, as any ADR-20 writer can.
+ * (Before 2026-12-04 the sequences were always read back with a headers-only
+ * consumer at commit: 23–64 ms of every direct PUT and part, and the server
+ * reading the object's records again; docs/benchmarks.md.)
+ *
+ * A claim without `seqs` (a writer that predates them) is read back as
+ * before: a headers-only ordered consumer on the chunk subject lists every
+ * stored chunk — its sequence, its `Nats-Msg-Id` (`<nuid>.<index>`) and its
  * `Nats-Msg-Size` — without sending the bodies (a batched Direct Get walk
- * when the stream allows no more consumers: readChunkHeaders): the count must match the
- * claimed size, the indexes must run 0…n-1 once each, every chunk but the
- * last must be full and the sizes must add up. (Watching the chunks land
- * during the upload instead was measured slower: the deliveries compete
- * with the writes, ~100 vs ~190 MB/s for 64 MiB.) A wrong claim can therefore never make a later overwrite or delete remove
- * another object's messages. The digests are the writer's, as with any
- * ADR-20 writer; whole-object reads verify the SHA-256.
+ * when the stream allows no more consumers: readChunkHeaders): the count must
+ * match the claimed size, the indexes must run 0…n-1 once each, every chunk
+ * but the last must be full and the sizes must add up. The digests are the
+ * writer's, as with any ADR-20 writer; whole-object reads verify the CRC-32
+ * (or the SHA-256).
  */
 import { ShoalError } from "../errors/index.ts";
 import { chunkSubject } from "../subjects/index.ts";
@@ -24,6 +35,7 @@ import { dropOrdered } from "../jet/consume.ts";
 import { readSubject } from "../jet/direct.ts";
 import { isMaximumConsumers } from "../errors/nats.ts";
 import { lastOnSubject } from "./reader.ts";
+import { decodeRuns } from "./format.ts";
 import { commitChunks, DEFAULT_PUBLISH_TIMING, headWithRetry, removeChunks, timingOf, wantsMd5, type PublishTiming } from "./writer.ts";
 import type { Jet, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
 
@@ -36,6 +48,8 @@ export interface ClaimedChunks {
   sha256: string;
   /** CRC-32, 8 hex digits, when the writer sent it. */
   crc32?: string;
+  /** The chunks' sequences from the writer's acks, as runs (format.ts encodeRuns), when it sent them. */
+  seqs?: string;
 }
 
 /** Whether the subject's last chunk (read linearizably) has an index past `counted` chunks. */
@@ -114,8 +128,14 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
     }
     throw bad(`${stored} chunks stored; ${c.size} bytes in chunks of ${chunkSize} take ${want}`);
   }
-  const seqs: number[] = [];
-  if (want > 0) {
+  let seqs: number[] = [];
+  if (c.seqs !== undefined) {
+    try {
+      seqs = decodeRuns(c.seqs, want);
+    } catch (e) {
+      throw bad(`its chunk sequences: ${(e as Error).message}`);
+    }
+  } else if (want > 0) {
     let seen = 0;
     const take = (seq: number, msgId: string, size: number): boolean => {
       const tail = msgId.startsWith(`${id}.`) ? msgId.slice(id.length + 1) : "";
@@ -170,7 +190,7 @@ export async function commitClaim(jet: Jet, store: StoreRef, id: string, chunkSi
   prevP.catch(() => undefined);
   const w = await claimedChunks(jet, store, id, chunkSize, c, timing);
   const prev = await prevP.catch(async (e: unknown) => {
-    await removeChunks(jet.jsm, store, id, w.seqs).catch(() => undefined);
+    await removeChunks(jet.jsm, store, id).catch(() => undefined);
     throw e;
   });
   return commitChunks(jet, store, key, w, opts, timing, prev);

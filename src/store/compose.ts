@@ -76,7 +76,7 @@ export async function restateComposed(jet: Jet, store: StoreRef, key: string, re
     ...(o.signal ? { signal: o.signal } : {}),
   });
   if (w.size !== info.size) {
-    await removeChunks(jet.jsm, store, w.id, w.seqs).catch(() => undefined);
+    await removeChunks(jet.jsm, store, w.id).catch(() => undefined);
     throw new ShoalError("InternalError", `the parts of ${JSON.stringify(key.slice(0, 256))} hold ${w.size} bytes, not ${info.size}`);
   }
   const stock: StoredMeta = {
@@ -96,7 +96,7 @@ export async function restateComposed(jet: Jet, store: StoreRef, key: string, re
   } catch (e) {
     // refused (replaced meanwhile): the copy is nobody's; no answer: the sweep decides
     if (apiCode(e) !== undefined) {
-      await removeChunks(jet.jsm, store, w.id, w.seqs).catch(() => undefined);
+      await removeChunks(jet.jsm, store, w.id).catch(() => undefined);
       return "not-current";
     }
     throw e;

@@ -77,7 +77,7 @@ export async function expireIfUnchanged(jet: Jet, bucket: string, key: string, r
     throw e;
   }
   // a versioned bucket keeps the expired version (non-current now)
-  if (versionId === undefined) for (const c of chunkRefs(prev.info)) await removeChunks(jet.jsm, store, c.nuid, c.chunkSeqs).catch(() => undefined);
+  if (versionId === undefined) for (const c of chunkRefs(prev.info)) await removeChunks(jet.jsm, store, c.nuid).catch(() => undefined);
   return true;
 }
 

@@ -238,7 +238,7 @@ export async function recordPart(jet: Jet, kv: KV, store: StoreRef, bucket: stri
   } catch (e) {
     if (!ambiguous) {
       if (recorded && e instanceof ShoalError && e.code === "NoSuchUpload") await kv.delete(key).catch(() => undefined);
-      if (!recorded) await removeChunks(jet.jsm, store, w.id, w.seqs).catch(() => undefined);
+      if (!recorded) await removeChunks(jet.jsm, store, w.id).catch(() => undefined);
     }
     throw e;
   }
@@ -422,7 +422,7 @@ function composable(chosen: readonly PartRecord[], maxPayload: number): PartRef[
 /** Removes the given (else all) parts of an upload: chunks (unless `keep` names them), then records. */
 async function removeParts(jet: Jet, kv: KV, store: StoreRef, bucket: string, uploadId: string, parts?: PartRecord[], keep?: ReadonlySet<string>): Promise<void> {
   for (const p of parts ?? (await listParts(kv, bucket, uploadId))) {
-    if (!keep?.has(p.id)) await removeChunks(jet.jsm, store, p.id, decodeRuns(p.seqs, p.chunks)).catch(() => undefined);
+    if (!keep?.has(p.id)) await removeChunks(jet.jsm, store, p.id).catch(() => undefined);
     await kv.delete(partKey(bucket, uploadId, p.n)).catch(() => undefined);
   }
 }

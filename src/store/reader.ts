@@ -235,7 +235,9 @@ export interface ReadOptions {
  *   chunk, each chunk handed on as it arrives. One or two chunks: plain
  *   Direct Gets. A chunk a replica cannot serve yet (missing, or another
  *   message in its place) is fetched one by one from there on, with the
- *   leader's answer as the last word (read-after-write at R3).
+ *   leader's answer as the last word (read-after-write at R3). Each chunk
+ *   must be on the object's chunk subject, at its recorded sequence, and of
+ *   its size: a direct writer's recorded sequences are its own word.
  * - Not known, one chunk (a small object Shoal wrote: its metadata went out
  *   beside its chunk): one Direct Get of the chunk subject's last message.
  * - Not known (objects written by stock tools): the chunk subject is walked
@@ -265,7 +267,16 @@ export async function* readObject(jsm: JetStreamManager, store: StoreRef, info: 
   let skip = span.skip;
   /** The next chunk index to hand out. */
   let index = span.first;
+  // Shoal's writers record sequences and cut every chunk but the last to the
+  // chunk size; those sequences may be a direct writer's own word
+  // (src/store/claim.ts), so each chunk read by them is held to its size
+  // (stock writers may cut short chunks anywhere, and record none).
+  const sized = info.chunkSeqs !== undefined;
+  const lastSize = info.size - (info.chunks - 1) * info.chunkSize;
   const take = (m: StoredMsg): Uint8Array | undefined => {
+    if (sized && m.data.byteLength !== (index < info.chunks - 1 ? info.chunkSize : lastSize)) {
+      throw new ShoalError("InternalError", `chunk ${index} of ${JSON.stringify(info.key)} holds ${m.data.byteLength} bytes, not ${index < info.chunks - 1 ? info.chunkSize : lastSize}`);
+    }
     opts.onChunkFetched?.(index);
     index++;
     let data = m.data;

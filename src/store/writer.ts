@@ -14,8 +14,11 @@
  * - A commit whose outcome is unknown (no answer, a failover) keeps its
  *   chunks: the sweep decides from the stream's state whether anything
  *   refers to them.
- * No purges and no rollups on the request path (see deleteSeqs); the sweep
- * purges the chunk subjects of replaced versions (src/store/sweep.ts).
+ * No rollups, and no message is removed by a recorded sequence on the
+ * request path: a write that fails or is abandoned is removed by one purge
+ * of its own chunk subject (removeChunks), as the sweep purges the chunk
+ * subjects of replaced versions (src/store/sweep.ts); metadata goes by
+ * message deletes (see deleteSeqs).
  */
 import { AdaptiveHasher, digestOf, type Digests } from "./hasher.ts";
 import { nuid } from "@nats-io/nats-core";
@@ -25,7 +28,7 @@ export type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, Writ
 import { isMessageGone, isWrongLastSequence, jsApiCode } from "../errors/nats.ts";
 import { ShoalError } from "../errors/index.ts";
 import { retry } from "../runtime/backoff.ts";
-import { enableFeatures, JS_CODES, publish } from "../jet/index.ts";
+import { enableFeatures, JS_CODES, publish, purgeSubject } from "../jet/index.ts";
 import { crc32, crcHex } from "../runtime/crc32.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
@@ -74,14 +77,16 @@ export function apiCode(e: unknown): number | undefined {
 }
 
 /**
- * Messages are removed one by one (message deletes), never with a filtered
- * purge or a `Nats-Rollup` header: on nats-server 2.9.10 a purge — including
- * the one a rollup triggers — moves every consumer of the stream past
- * messages it has not delivered yet (fixed upstream in 2.9.12,
- * nats-server#3838). Measured here: 59 of 80 delete markers published with
- * rollups were never delivered to a watching consumer; 0 of 80 with message
- * deletes. Skipped messages would make the list index and the event stream
- * miss commits.
+ * Metadata messages are removed one by one (message deletes), never with a
+ * `Nats-Rollup` header: on nats-server 2.9.10 a purge — including the one a
+ * rollup triggers — moved every consumer of the stream past messages it had
+ * not delivered yet (fixed upstream in 2.9.12, nats-server#3838; measured
+ * here then: 59 of 80 delete markers published with rollups never delivered
+ * to a watching consumer, 0 of 80 with message deletes). Skipped messages
+ * would make the list index and the event stream miss commits. Chunks are
+ * purged by subject (removeChunks): on the servers Shoal needs (>= 2.14) a
+ * purge filtered to one chunk subject moves no consumer of the metadata
+ * subjects (`sweep` and `storage` tests hold the list index to it).
  */
 export async function deleteSeqs(jsm: JetStreamManager, stream: string, seqs: readonly number[]): Promise<void> {
   const queue = [...seqs];
@@ -108,10 +113,14 @@ export async function seqsOfSubject(jsm: JetStreamManager, stream: string, subje
   }
 }
 
-/** Removes the chunks of `nuid` (their sequences when known, else found by walking the subject). */
-export async function removeChunks(jsm: JetStreamManager, store: StoreRef, nuid: string, knownSeqs?: readonly number[]): Promise<void> {
-  const seqs = knownSeqs && knownSeqs.length > 0 ? knownSeqs : await seqsOfSubject(jsm, store.stream, chunkSubject(store.name, nuid));
-  await deleteSeqs(jsm, store.stream, seqs);
+/**
+ * Removes the chunks of `nuid`: one purge of its chunk subject (a version's
+ * own, a fresh nuid per write). Never by recorded sequences: those can come
+ * from a direct writer's acks (src/store/claim.ts), and a delete must not
+ * trust them — a purge by subject cannot reach another object's messages.
+ */
+export async function removeChunks(jsm: JetStreamManager, store: StoreRef, nuid: string): Promise<void> {
+  await purgeSubject(jsm, store.stream, chunkSubject(store.name, nuid));
 }
 
 
@@ -380,7 +389,7 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
       }
     }
     if (!conditional) prev = known ? guessHead(known) : await prevP.catch(async (e: unknown) => {
-      await removeChunks(jsm, store, w.id, seqs).catch(() => undefined);
+      await removeChunks(jsm, store, w.id).catch(() => undefined);
       throw e;
     });
     return commitChunks(jet, store, key, { ...w, seqs }, opts, timing, prev);
@@ -474,7 +483,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
       if (isOwnCommit(prev, opts)) {
         // An earlier attempt of this call committed: that is the result.
         // (its chunks are not this attempt's when they differ: ours are unreferenced)
-        if (prev!.info!.nuid !== w.id && !ambiguous) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
+        if (prev!.info!.nuid !== w.id && !ambiguous) await removeChunks(jsm, store, w.id).catch(() => undefined);
         return prev!.info!;
       }
       checkPreconditions(prev, opts);
@@ -507,13 +516,13 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
           // and was maybe acknowledged and overwritten since: the call has
           // taken effect, and this attempt must not land on top of a later
           // write (model test, known issue 3).
-          if (!ambiguous) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
+          if (!ambiguous) await removeChunks(jsm, store, w.id).catch(() => undefined);
           return earlier;
         }
       }
     }
   } catch (e) {
-    if (w.size > 0 && !ambiguous) await removeChunks(jsm, store, w.id, w.seqs).catch(() => undefined);
+    if (w.size > 0 && !ambiguous) await removeChunks(jsm, store, w.id).catch(() => undefined);
     if (opts.signal?.aborted && !(e instanceof ShoalError)) throw new ShoalError("Aborted", "the upload was aborted", { cause: e });
     throw e;
   }

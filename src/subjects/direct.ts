@@ -19,6 +19,8 @@ export type DirectOffer = {
   crc32?: true;
   /** The commit may leave out `md5` when the put asked for an ETag from the SHA-256 (an actor that predates it requires one). */
   sha256Etag?: true;
+  /** The commit may carry `seqs`, the chunks' sequences from the writer's acks, and then is not read back (an actor that predates it refuses unknown fields). */
+  seqs?: true;
 };
 
 /** Payload of a GET reply with `Shoal-Direct: 1`: what the reader fetches itself with Direct Get. */

@@ -662,10 +662,19 @@ export interface DirectClaim {
   sha256: string;
   /** CRC-32, 8 hex digits (optional: writers before it send none, and the object is then checked by its SHA-256). */
   crc32?: string;
+  /**
+   * The chunks' sequences as the writer's acks gave them, as runs
+   * (`first+count,…`; src/store/format.ts encodeRuns), sent when the offer
+   * says `seqs: true`; without them the actor reads the chunks' headers back.
+   */
+  seqs?: string;
 }
 
+/** Runs of sequences (`first+count,…`): shape only; the count is checked against the claim's size by the store. */
+const SEQ_RUNS = /^[1-9][0-9]{0,15}\+[1-9][0-9]{0,8}(,[1-9][0-9]{0,15}\+[1-9][0-9]{0,8})*$/;
+
 export function decodeClaim(o: Record<string, unknown>): DirectClaim {
-  onlyFields(o, ["size", "md5", "sha256", "crc32"]);
+  onlyFields(o, ["size", "md5", "sha256", "crc32", "seqs"]);
   const size = field.optInt(o, "size");
   if (size === undefined) throw new ShoalError("MalformedPayload", 'field "size" is required');
   const md5 = o["md5"] === undefined ? "" : field.string(o, "md5").toLowerCase();
@@ -674,11 +683,13 @@ export function decodeClaim(o: Record<string, unknown>): DirectClaim {
   if (!/^[A-Za-z0-9_-]{43}=$/.test(sha256)) throw new ShoalError("MalformedPayload", 'field "sha256" must be the padded base64url of 32 bytes');
   const crc32 = o["crc32"] === undefined ? undefined : field.string(o, "crc32").toLowerCase();
   if (crc32 !== undefined && !/^[0-9a-f]{8}$/.test(crc32)) throw new ShoalError("MalformedPayload", 'field "crc32" must be 8 hex digits');
-  return { size, md5, sha256, ...(crc32 !== undefined ? { crc32 } : {}) };
+  const seqs = o["seqs"] === undefined ? undefined : field.string(o, "seqs");
+  if (seqs !== undefined && (seqs.length > 1_000_000 || (seqs !== "" && !SEQ_RUNS.test(seqs)))) throw new ShoalError("MalformedPayload", 'field "seqs" must be runs of sequences, "<first>+<count>,…"');
+  return { size, md5, sha256, ...(crc32 !== undefined ? { crc32 } : {}), ...(seqs !== undefined ? { seqs } : {}) };
 }
 
 export function encodeClaim(c: DirectClaim): string {
-  return encoded({ size: c.size, ...(c.md5 ? { md5: c.md5 } : {}), sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) }, decodeClaim);
+  return encoded({ size: c.size, ...(c.md5 ? { md5: c.md5 } : {}), sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}), ...(c.seqs !== undefined ? { seqs: c.seqs } : {}) }, decodeClaim);
 }
 
 // replies ---------------------------------------------------------------------------------------------------

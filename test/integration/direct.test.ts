@@ -235,6 +235,111 @@ test("a commit the stream contradicts is refused with InvalidDirectUpload; its c
   t.true(Buffer.from(await (await client.get("dlie", "keep")).bytes()).equals(keep));
 });
 
+/** Counts the JetStream API requests on `stream` that a commit's read-back would make (consumer creates, Direct Gets). */
+function countReadBacks(nc: NatsConnection, stream: string): () => { consumers: number; directGets: number } {
+  let consumers = 0;
+  let directGets = 0;
+  nc.subscribe(`$JS.API.CONSUMER.CREATE.${stream}.>`, { callback: () => void consumers++ });
+  nc.subscribe(`$JS.API.CONSUMER.CREATE.${stream}`, { callback: () => void consumers++ });
+  nc.subscribe(`$JS.API.DIRECT.GET.${stream}`, { callback: () => void directGets++ });
+  nc.subscribe(`$JS.API.DIRECT.GET.${stream}.>`, { callback: () => void directGets++ });
+  return () => ({ consumers, directGets });
+}
+
+test("the SDK's direct commits carry the sequences its acks gave: the actor commits without reading the chunks back (no consumer, no Direct Get), and the object reads back byte for byte", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("dseqs");
+  const watch = await connectTo(t, url);
+  const seen = countReadBacks(watch, "OBJ_dseqs");
+  await watch.flush();
+  const body = randomBytes(5 * MiB + 3);
+  const info = await client.put("dseqs", "k", body);
+  await watch.flush();
+  t.deepEqual(seen(), { consumers: 0, directGets: 0 }, "the commit read nothing back");
+  t.is(info.size, body.length);
+  t.true(Buffer.from(await client.getBytes("dseqs", "k")).equals(body));
+  const part = randomBytes(5 * MiB);
+  const up = await client.createMultipart("dseqs", "mp");
+  const before = seen().consumers;
+  const p1 = await client.uploadPart("dseqs", "mp", up.uploadId, 1, part);
+  await watch.flush();
+  t.is(seen().consumers, before, "a part's commit reads nothing back either");
+  await client.completeMultipart("dseqs", "mp", up.uploadId, [{ partNumber: 1, etag: p1.etag }]);
+  t.true(Buffer.from(await client.getBytes("dseqs", "mp")).equals(part));
+});
+
+test("a claim naming another object's sequences spoils only its own object: reading it fails (whole or ranged), and its removal, an overwrite and the sweep leave the other object whole", async (t) => {
+  const { url, client } = await startShoal(t, { storage: { readGraceMs: 0 } });
+  await client.createBucket("dseqlie");
+  const keep = randomBytes(3 * MiB);
+  await client.put("dseqlie", "keep", keep);
+  const nc = await connectTo(t, url);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const keepSeqs: number[] = [];
+  for (let after = 0; ; ) {
+    const m = await jsm.direct.getMessage("OBJ_dseqlie", { seq: after + 1, next_by_subj: "$O.dseqlie.C.>" }).catch(() => null);
+    if (!m) break;
+    keepSeqs.push(m.seq);
+    after = m.seq;
+  }
+  const n = keepSeqs.length;
+  t.true(n >= 3, "keep has several chunks");
+  const offer = async (key: string) => {
+    const h = natsHeaders();
+    h.set("Shoal-Key", key);
+    h.set("Shoal-Direct", "1");
+    return (await nc.request("shoal.v1.obj.put.dseqlie", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number; seqs?: true }>();
+  };
+  const commit = async (o: { subject: string }, claim: Record<string, unknown>) => {
+    const c = natsHeaders();
+    c.set("Shoal-Commit", "1");
+    return nc.request(o.subject, JSON.stringify({ v: 1, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", ...claim }), { headers: c, timeout: 10_000 });
+  };
+  // as many chunks of its own, claimed at keep's sequences: the count matches, so it commits
+  const o = await offer("liar");
+  t.true(o.seqs, "the offer allows sequences in the commit");
+  for (let i = 0; i < n; i++) await js.publish(o.chunkSubject, randomBytes(o.chunkSize), { msgID: `${o.nuid}.${i}` });
+  const r = await commit(o, { size: n * o.chunkSize, seqs: keepSeqs.map((q) => `${q}+1`).join(",") });
+  t.is(errorOf(r), undefined, "committed (its sequences are its own word)");
+  // reading it never serves keep's bytes
+  await t.throwsAsync(() => client.getBytes("dseqlie", "liar"), { message: /chunk|missing|InternalError/i });
+  await t.throwsAsync(async () => (await client.get("dseqlie", "liar", { range: "bytes=10-20" })).bytes(), { message: /chunk|missing|InternalError/i });
+  // malformed sequences: refused, their chunks removed by subject
+  const o2 = await offer("badseqs");
+  await js.publish(o2.chunkSubject, randomBytes(100), { msgID: `${o2.nuid}.0` });
+  t.is(errorOf(await commit(o2, { size: 100, seqs: "5+2" }))?.code, "InvalidDirectUpload", "two sequences for one chunk");
+  const o3 = await offer("shape");
+  t.is(errorOf(await commit(o3, { size: 100, seqs: "x" }))?.code, "MalformedPayload");
+  // the liar overwritten, then deleted, then swept: keep stays whole
+  await client.put("dseqlie", "liar", randomBytes(2 * MiB));
+  await client.delete("dseqlie", "liar");
+  await nc.request("shoal.ctl.storage.sweep", JSON.stringify({ v: 1, bucket: "dseqlie" }), { timeout: 10_000 });
+  t.true(Buffer.from(await client.getBytes("dseqlie", "keep")).equals(keep), "keep reads back byte for byte");
+  for (const seq of keepSeqs) t.truthy(await jsm.streams.getMessage("OBJ_dseqlie", { seq }), `keep's chunk at ${seq} is still there`);
+  await until("the refused uploads' chunks to be removed", async () => (await chunkCount(jsm, "dseqlie")) === n, 5000);
+});
+
+test("a chunk of the wrong size at a recorded sequence fails the read, whole or ranged, instead of shifting the bytes", async (t) => {
+  const { url, client } = await startShoal(t);
+  await client.createBucket("dsize");
+  const nc = await connectTo(t, url);
+  const js = jetstream(nc);
+  const h = natsHeaders();
+  h.set("Shoal-Key", "short");
+  h.set("Shoal-Direct", "1");
+  const o = (await nc.request("shoal.v1.obj.put.dsize", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number }>();
+  const seqs: number[] = [];
+  seqs.push((await js.publish(o.chunkSubject, randomBytes(o.chunkSize - 1), { msgID: `${o.nuid}.0` })).seq);
+  seqs.push((await js.publish(o.chunkSubject, randomBytes(o.chunkSize + 1), { msgID: `${o.nuid}.1` })).seq);
+  const c = natsHeaders();
+  c.set("Shoal-Commit", "1");
+  const r = await nc.request(o.subject, JSON.stringify({ v: 1, size: 2 * o.chunkSize, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", seqs: `${seqs[0]}+1,${seqs[1]}+1` }), { headers: c, timeout: 10_000 });
+  t.is(errorOf(r), undefined);
+  await t.throwsAsync(() => client.getBytes("dsize", "short"), { message: /holds \d+ bytes, not \d+/ });
+  await t.throwsAsync(async () => (await client.get("dsize", "short", { range: `bytes=${o.chunkSize}-${o.chunkSize + 9}` })).bytes(), { message: /holds \d+ bytes, not \d+/ });
+});
+
 test("a client whose NATS user may only use shoal.v1.> and inboxes falls back to the actor for large bodies, before any byte moves", async (t) => {
   const srv = await startServer(t, {
     auth: { ...TEST_AUTH, scopedUsers: [{ user: "scoped", password: "scoped-pw", publish: ["shoal.v1.>", "_INBOX.>"], subscribe: ["_INBOX.>"] }] },
@@ -325,7 +430,7 @@ test("etag sha256: a put's ETag is the first 16 bytes of its SHA-256 and -1 on e
   await t.throwsAsync(() => client.head("dsha", "nomd5"), { message: /key does not exist/ });
 });
 
-test("direct commits leave no consumer behind, so a stream's consumer limit (nats-server 2.15: 1000 by default) does not fail later puts; at the limit, the commit walks the chunks by Direct Get instead", async (t) => {
+test("direct commits leave no consumer behind, so a stream's consumer limit (nats-server 2.15: 1000 by default) does not fail later puts; at the limit, a commit without sequences walks the chunks by Direct Get instead", async (t) => {
   const { url, client } = await startShoal(t);
   await client.createBucket("dlimit");
   const nc = await connectTo(t, url);
@@ -341,13 +446,28 @@ test("direct commits leave no consumer behind, so a stream's consumer limit (nat
   for (let i = 0; i < bodies.length; i++) await client.put("dlimit", `k${i}`, bodies[i]!); // > INLINE_PUT_MAX: direct path, claim read back
   await eventually("the commits' consumers deleted", 5000, async () => (await consumers()) === 0);
 
-  // every slot taken (as stock readers leave theirs behind for 5 minutes): the commit still reads the chunks back
+  // every slot taken (as stock readers leave theirs behind for 5 minutes): a commit without
+  // sequences (a writer from before them) still reads the chunks back, and the SDK's puts need no consumer
   for (const name of ["held1", "held2", "held3"]) await jsm.consumers.add(stream, { durable_name: name, filter_subject: "$O.dlimit.M.>" });
   t.is(await consumers(), 3);
   const big = randomBytes(3 * MiB + 17);
   const info = await client.put("dlimit", "at-limit", big);
   t.is(info.size, big.length);
   t.true(Buffer.from(await (await client.get("dlimit", "at-limit")).bytes()).equals(big));
+  const h = natsHeaders();
+  h.set("Shoal-Key", "old-writer");
+  h.set("Shoal-Direct", "1");
+  const o = (await nc.request("shoal.v1.obj.put.dlimit", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number }>();
+  const js = jetstream(nc);
+  const old = randomBytes(o.chunkSize + 5);
+  await js.publish(o.chunkSubject, old.subarray(0, o.chunkSize), { msgID: `${o.nuid}.0` });
+  await js.publish(o.chunkSubject, old.subarray(o.chunkSize), { msgID: `${o.nuid}.1` });
+  const c = natsHeaders();
+  c.set("Shoal-Commit", "1");
+  const sha256 = createHash("sha256").update(old).digest("base64url") + "=";
+  const r = await nc.request(o.subject, JSON.stringify({ v: 1, size: old.length, md5: createHash("md5").update(old).digest("hex"), sha256 }), { headers: c, timeout: 10_000 });
+  t.is(errorOf(r), undefined, "the commit without sequences walked the chunks");
+  t.true(Buffer.from(await client.getBytes("dlimit", "old-writer")).equals(old));
   for (let i = 0; i < bodies.length; i++) t.true(Buffer.from(await client.getBytes("dlimit", `k${i}`)).equals(bodies[i]!), `k${i}`);
   t.is(await consumers(), 3, "no consumer was added past the limit");
 });

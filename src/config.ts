@@ -23,6 +23,8 @@ export interface RuntimeConfig {
   readonly heartbeatMs: number;
   readonly presenceTtlMs: number;
   readonly drainTimeoutMs: number;
+  /** V8's old-generation growth in `shoal dev` / `shoal start`, percent (src/runtime/gc.ts); 0 = V8's own heuristic. */
+  readonly heapGrowingPercent: number;
 }
 
 export interface StorageConfig {
@@ -130,7 +132,7 @@ export interface ShoalConfig {
 
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
-  runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000 },
+  runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000, heapGrowingPercent: 400 },
   storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, pressureReadGraceMs: 30_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000, restateAfterMs: 60_000, firstSweepMs: 30_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },
@@ -266,7 +268,7 @@ export function buildConfig(...layers: ConfigInput[]): ShoalConfig {
   };
   return deepFreeze({
     nats,
-    runtime: { heartbeatMs, presenceTtlMs, drainTimeoutMs: int("runtime.drainTimeoutMs", g("runtime", "drainTimeoutMs"), 0, 600_000) },
+    runtime: { heartbeatMs, presenceTtlMs, drainTimeoutMs: int("runtime.drainTimeoutMs", g("runtime", "drainTimeoutMs"), 0, 600_000), heapGrowingPercent: int("runtime.heapGrowingPercent", g("runtime", "heapGrowingPercent"), 0, 1000) },
     storage: {
       defaultReplicas: replicas,
       markerTtlMs: int("storage.markerTtlMs", g("storage", "markerTtlMs"), 0, 365 * 86_400_000),
@@ -318,7 +320,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
   const e = (k: string) => (env[k] === undefined || env[k] === "" ? undefined : env[k]);
   return {
     nats: { servers: e("SHOAL_NATS_URL"), user: e("SHOAL_NATS_USER"), pass: e("SHOAL_NATS_PASS"), creds: e("SHOAL_NATS_CREDS"), sysUser: e("SHOAL_NATS_SYS_USER"), sysPass: e("SHOAL_NATS_SYS_PASS") },
-    runtime: { heartbeatMs: e("SHOAL_HEARTBEAT_MS"), drainTimeoutMs: e("SHOAL_DRAIN_TIMEOUT_MS") },
+    runtime: { heartbeatMs: e("SHOAL_HEARTBEAT_MS"), drainTimeoutMs: e("SHOAL_DRAIN_TIMEOUT_MS"), heapGrowingPercent: e("SHOAL_HEAP_GROWING_PERCENT") },
     storage: {
       defaultReplicas: e("SHOAL_DEFAULT_REPLICAS"),
       markerTtlMs: e("SHOAL_MARKER_TTL_MS"),

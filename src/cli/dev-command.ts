@@ -5,6 +5,7 @@
 import { createLogger } from "../log.ts";
 import { startActors, installSignalHandlers, drainProcess } from "../runtime/index.ts";
 import { instancesReady } from "../runtime/process.ts";
+import { tuneServerGc } from "../runtime/gc.ts";
 import { parseFlags } from "./args.ts";
 import { portIsFree, startDevEngine } from "./dev.ts";
 import { runGateway } from "../gateway/index.ts";
@@ -28,6 +29,8 @@ export async function runDev(args: string[], deps: CliDeps, stdout: NodeJS.Writa
     console: { port: values["console-port"], publicUrl: values["public-url"] },
   });
   const log = createLogger({ level: config.log.level });
+  const gc = tuneServerGc(config.runtime.heapGrowingPercent);
+  log.debug({ gc }, "V8 heap growth");
   const say = (line: string) => stdout.write(`${line}\n`);
   const engine = await startDevEngine(config.dev, (l) => process.stderr.write(`${l}\n`));
   const c = engine.credentials;

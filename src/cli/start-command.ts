@@ -10,6 +10,7 @@ import { runGateway } from "../gateway/index.ts";
 import { runConsole } from "../console/index.ts";
 import { startOpsServer, type OpsServer } from "../metrics/index.ts";
 import { instancesReady } from "../runtime/process.ts";
+import { tuneServerGc } from "../runtime/gc.ts";
 import { parseFlags } from "./args.ts";
 import { selectActors } from "./actors.ts";
 import { commonFlagsLayer, configFor, EXIT, type CliDeps } from "./main.ts";
@@ -19,6 +20,8 @@ export async function runStart(args: string[], deps: CliDeps): Promise<number> {
   const config = configFor(values, { ...commonFlagsLayer(values), gateway: { port: values["s3-port"] }, metrics: { port: values["metrics-port"] }, console: { port: values["console-port"], publicUrl: values["public-url"] } });
   const defs = values.gateway && !values.actors ? [] : selectActors(deps.actors, values.actors);
   const log = createLogger({ level: config.log.level });
+  const gc = tuneServerGc(config.runtime.heapGrowingPercent);
+  log.debug({ gc }, "V8 heap growth");
   const running = await startActors(defs, { nats: config.nats, runtime: config.runtime, storage: config.storage, health: config.health, logger: log });
   let gateway: Awaited<ReturnType<typeof runGateway>> | undefined;
   let ops: OpsServer | undefined;

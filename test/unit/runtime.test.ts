@@ -106,3 +106,11 @@ test("keepRunning runs again after a run returns, resting restMs, until aborted"
   t.is(runs, 3);
   t.true(Date.now() - t0 >= 40, "two rests of 20 ms");
 });
+
+test("tuneServerGc sets V8's heap growth unless node was given the flag itself or the config says 0", async (t) => {
+  const { tuneServerGc } = await import("../../src/runtime/gc.ts");
+  t.deepEqual(tuneServerGc(400, ["--heap-growing-percent=100"]), { skipped: "node-flag" });
+  t.deepEqual(tuneServerGc(400, ["--heap_growing_percent", "100"]), { skipped: "node-flag" });
+  t.deepEqual(tuneServerGc(0, []), { skipped: "default" });
+  t.deepEqual(tuneServerGc(400, []), { heapGrowingPercent: 400 });
+});

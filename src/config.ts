@@ -132,7 +132,7 @@ export interface ShoalConfig {
 
 export const DEFAULTS: ShoalConfig = deepFreeze({
   nats: { servers: ["nats://127.0.0.1:4222"] },
-  runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000, heapGrowingPercent: 400 },
+  runtime: { heartbeatMs: 2000, presenceTtlMs: 6000, drainTimeoutMs: 10_000, heapGrowingPercent: 300 },
   storage: { defaultReplicas: 0, markerTtlMs: 3_600_000, orphanGraceMs: 3_600_000, readGraceMs: 600_000, pressureReadGraceMs: 30_000, sweepIntervalMs: 600_000, multipartMaxAgeMs: 7 * 86_400_000, restateAfterMs: 60_000, firstSweepMs: 30_000 },
   dev: { dataDir: ".shoal/data", natsPort: 4222, servers: 1 },
   gateway: { host: "127.0.0.1", port: 9000, region: "us-east-1", domains: ["localhost"], maxPutBytes: 5 * 1024 ** 3 },

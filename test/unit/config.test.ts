@@ -94,8 +94,8 @@ test("storage: replicas default to 0 (the cluster's count), readGraceMs to 10 mi
   t.throws(() => buildConfig({ storage: { readGraceMs: -1 } }), { instanceOf: ShoalError, message: /storage.readGraceMs/ });
 });
 
-test("runtime.heapGrowingPercent: 400 by default, SHOAL_HEAP_GROWING_PERCENT sets it (0 = V8's heuristic), out of range is InvalidConfig", (t) => {
-  t.is(buildConfig().runtime.heapGrowingPercent, 400);
+test("runtime.heapGrowingPercent: 300 by default, SHOAL_HEAP_GROWING_PERCENT sets it (0 = V8's heuristic), out of range is InvalidConfig", (t) => {
+  t.is(buildConfig().runtime.heapGrowingPercent, 300);
   t.is(loadConfig({ env: { SHOAL_HEAP_GROWING_PERCENT: "0" } }).runtime.heapGrowingPercent, 0);
   t.is(loadConfig({ env: { SHOAL_HEAP_GROWING_PERCENT: "150" } }).runtime.heapGrowingPercent, 150);
   for (const bad of ["-1", "1001", "lots"]) t.throws(() => loadConfig({ env: { SHOAL_HEAP_GROWING_PERCENT: bad } }), { instanceOf: ShoalError, message: /heapGrowingPercent/ });

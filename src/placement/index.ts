@@ -79,6 +79,9 @@ export interface LeaderMove {
 
 export type Move = ReplicaMove | LeaderMove;
 
+/** The `to` of a replica move that removes a surplus member without placing a replacement. */
+export const NO_REPLACEMENT = "-";
+
 /** Rendezvous weight of (stream, server): a stable pseudo-random 48-bit number. */
 export function rendezvous(stream: string, server: string): number {
   return createHash("sha256").update(stream).update("\0").update(server).digest().readUIntBE(0, 6);
@@ -125,6 +128,10 @@ export function applyMoves(streams: readonly PlacementStream[], moves: readonly 
       continue;
     }
     st.peers = st.peers.filter((p) => p !== m.from);
+    if (m.to === NO_REPLACEMENT) {
+      if (st.leader === m.from) st.leader = rendezvousOrder(st.name, st.peers)[0] ?? null;
+      continue;
+    }
     if (!st.peers.includes(m.to)) st.peers.push(m.to);
     if (st.leader === m.from) st.leader = rendezvousOrder(st.name, st.peers.filter((p) => p !== m.to))[0] ?? m.to;
   }
@@ -197,6 +204,18 @@ export function plan(servers: readonly PlacementServer[], streamsIn: readonly Pl
       const state = s?.state ?? "down"; // a peer no server list knows has been removed from the cluster
       if (state !== "down" && state !== "drained") continue;
       if (moves.length >= policy.maxMoves) return moves;
+      if (st.peers.length > st.replicas) {
+        // More members than replicas (an evacuation cut short by a member
+        // going offline leaves the new peer added and the old one in place):
+        // the surplus member on a dead or drained server is removed, with no
+        // replacement (a peer remove, as a repair: the group keeps its
+        // configured count). Replacing it instead would keep the surplus.
+        moves.push({ kind: "replica", stream: st.name, from: p, to: NO_REPLACEMENT, bytes: st.bytes, reason: "repair" });
+        const next = applyMoves([st], [moves[moves.length - 1]!])[0]!;
+        st.peers = next.peers;
+        st.leader = next.leader; // (p is not live: no load to take off it)
+        continue;
+      }
       const to = bestTarget(st);
       if (to) move(st, p, to, state === "down" ? "repair" : "drain");
     }

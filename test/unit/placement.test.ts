@@ -204,3 +204,34 @@ test("a stream's replica on a dead server is replaced before one on a drained se
   const moves = plan(servers, [{ name: "S", replicas: 3, bytes: 1, peers: ["n3", "n2", "n1"], leader: "n2" }]).filter((m) => m.kind === "replica");
   t.deepEqual(moves.map((m) => [m.from, m.reason]), [["n1", "repair"], ["n3", "drain"]]);
 });
+
+test("a stream with a member more than its replica count, the extra on a dead or drained server and every live server a member already, loses the extra (a peer remove, no replacement); CI saw such a stream never converge", (t) => {
+  const servers: PlacementServer[] = [
+    { name: "n1", state: "up" },
+    { name: "n2", state: "up" },
+    { name: "n3", state: "down" },
+    { name: "n4", state: "drained" },
+    { name: "n5", state: "up" },
+  ];
+  for (const extra of ["n4", "n3"]) {
+    const st: PlacementStream = { name: "KV_shoal_bucket_settings", replicas: 3, bytes: 0, peers: ["n1", "n2", "n5", extra], leader: extra };
+    const moves = plan(servers, [st]);
+    t.deepEqual(moves.map((m) => m.kind === "replica" && [m.from, m.to, m.reason]), [[extra, "-", "repair"]], extra);
+    const after = applyMoves([st], moves)[0]!;
+    t.deepEqual([...after.peers].sort(), ["n1", "n2", "n5"]);
+    t.true(after.leader !== null && after.peers.includes(after.leader), "a member leads");
+    t.deepEqual(plan(servers, [after]), [], "a fixed point");
+  }
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom(1, 3, 5), fc.constantFrom<ServerState>("down", "drained"), fc.integer({ min: 0, max: 1 << 30 }), (live, r, state, seed) => {
+        fc.pre(r <= live);
+        const servers: PlacementServer[] = [...names(live).map((name) => ({ name, state: "up" as const })), { name: "gone", state }];
+        const members = rendezvousOrder(`S${seed}`, names(live)).slice(0, r);
+        const st: PlacementStream = { name: `S${seed}`, replicas: r, bytes: 1, peers: [...members, "gone"], leader: members[0]! };
+        const after = applyMoves([st], plan(servers, [st]))[0]!;
+        return after.peers.length === r && !after.peers.includes("gone") && new Set(after.peers).size === r;
+      }),
+    ),
+  );
+});

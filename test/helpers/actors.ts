@@ -46,11 +46,14 @@ function printKept(title: string, who: string, lines: Array<Record<string, unkno
 export const FAST_RUNTIME: RuntimeConfig = buildConfig({ runtime: { heartbeatMs: 100, presenceTtlMs: 600, drainTimeoutMs: 3000 } }).runtime;
 
 export const ECHO_SUBJECT = "shoal.test.echo";
+/** The test actor's `slow` handler publishes its payload here as it starts. */
+export const SLOW_STARTED_SUBJECT = "shoal.test.started.slow";
 
 /**
  * An actor whose endpoints misbehave on purpose: `echo` answers, `throw`
  * throws synchronously, `reject` rejects, `refuse` throws a typed client
- * error, `slow` waits for the ms in its payload, `silent` returns nothing.
+ * error, `slow` waits for the ms in its payload (saying so on
+ * SLOW_STARTED_SUBJECT first), `silent` returns nothing.
  */
 export function makeTestActor(kind = "tester", extra: Partial<ActorWiring> = {}): ActorDefinition {
   return defineActor({
@@ -81,6 +84,7 @@ export function makeTestActor(kind = "tester", extra: Partial<ActorWiring> = {})
           subject: `${ECHO_SUBJECT}.slow`,
           handler: async (req) => {
             const ms = Number(new TextDecoder().decode(req.data)) || 500;
+            ctx.nc.publish(SLOW_STARTED_SUBJECT, req.data); // a test can wait for the handler to be running
             await new Promise((r) => setTimeout(r, ms));
             return { slept: ms };
           },

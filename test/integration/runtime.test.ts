@@ -8,7 +8,7 @@ import { decodeHeartbeat, listPresence, startActors } from "../../src/runtime/in
 import { buildConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { startServer, connectTo } from "../helpers/nats.ts";
-import { captureLogger, ECHO_SUBJECT, FAST_RUNTIME, makeTestActor, runActor } from "../helpers/actors.ts";
+import { captureLogger, ECHO_SUBJECT, FAST_RUNTIME, makeTestActor, runActor, SLOW_STARTED_SUBJECT } from "../helpers/actors.ts";
 import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 
 async function call(nc: NatsConnection, op: string, body = ""): Promise<{ msg: Msg; error: ShoalError | undefined }> {
@@ -149,8 +149,11 @@ test("drain: an in-flight request completes and is answered; later requests go e
   const srv = await startServer(t);
   const inst = await runActor(t, srv.url);
   const nc = await connectTo(t, srv.url);
+  // stop once the handler is running (a fixed sleep lost the race under load: the request came after the stop began)
+  const started = nc.subscribe(SLOW_STARTED_SUBJECT, { max: 1 });
+  await nc.flush();
   const slow = call(nc, "slow", "600");
-  await sleep(100);
+  for await (const _ of started) break;
   const stopping = inst.stop(3000);
   const { msg, error } = await slow;
   t.is(error, undefined);

@@ -142,7 +142,12 @@ test.serial("a stale leader of the multipart KV never turns an acknowledged Crea
   t.timeout(600_000);
   const pc = await startProxiedCluster(t, 3);
   const any = await jetOf(await connectTo(t, pc.cluster.urls));
-  await eventually(() => openMultipart(any.js, any.jsm), () => true, { timeoutMs: 60_000, intervalMs: 500, what: "shoal_multipart placed at R3" });
+  // opened while a peer is not up yet, the KV is created at R1; opening it again lifts it to R3 once the peers are there
+  const placed = async () => {
+    await openMultipart(any.js, any.jsm);
+    return (await any.jsm.streams.info(kvStream(KV.multipart))).config.num_replicas;
+  };
+  await eventually(placed, (r) => r === 3, { timeoutMs: 60_000, intervalMs: 500, what: "shoal_multipart placed at R3" });
   t.is((await any.jsm.streams.info(kvStream(KV.multipart))).config.num_replicas, 3);
   let farKv!: Awaited<ReturnType<typeof openMultipart>>;
   let nearKv!: Awaited<ReturnType<typeof openMultipart>>;

@@ -149,6 +149,8 @@ export async function verifyClaim({ js, jsm }: Jet, store: StoreRef, id: string,
     await readChunkHeaders({ js, jsm }, store, subject, want, take);
     // the stream info counted them all: a short read is the read failing (retried), not the claim
     if (seen !== want) throw new ShoalError("ServiceUnavailable", `only ${seen} of ${want} chunks of upload ${id} could be read back`);
+    // stream order must be chunk order (a chunk sent again in a failover can land after later ones): stock readers read in stream order
+    for (let i = 1; i < seqs.length; i++) if (seqs[i]! <= seqs[i - 1]!) throw bad(`chunk ${i} is stored before chunk ${i - 1}`);
   }
   return { id, seqs, size: c.size, chunkSize, md5hex: c.md5hex, sha256: c.sha256, ...(c.crc32 !== undefined ? { crc32: c.crc32 } : {}) };
 }

@@ -192,6 +192,15 @@ export async function writeChunks({ nc, js, jsm }: Jet, store: StoreRef, source:
     }
     while (pending.length > 0) await settleOldest();
     opts.signal?.throwIfAborted();
+    // A chunk whose first publish was lost and sent again lands after the
+    // chunks pipelined behind it: the subject then holds the object out of
+    // order (stock readers take it in stream order) and its sequences do not
+    // ascend (the recorded runs could not be read back). Nothing can put it
+    // in order again — the later chunks are stored, and their ids are
+    // taken — so the write fails, retryably, and its chunks are removed.
+    for (let i = 1; i < seqs.length; i++) {
+      if (seqs[i]! <= seqs[i - 1]!) throw new ShoalError("ServiceUnavailable", `chunk ${i} of upload ${id} landed before chunk ${i - 1} (a publish sent again during a failover); the write is retryable`);
+    }
     digests = await hasher.digest();
   } catch (e) {
     // Let in-flight publishes land, then remove every chunk of this attempt.

@@ -64,6 +64,23 @@ function errorOf(m: Msg): ShoalError | undefined {
   return errorFromWire((n) => m.headers?.get(n) || undefined, m.string());
 }
 
+type RawOffer = { subject: string; chunkSubject: string; nuid: string; chunkSize: number; seqs?: true; sha256Etag?: boolean };
+
+/** A direct-upload offer asked for by hand, as a writer other than the SDK would. */
+async function rawOffer(nc: NatsConnection, bucket: string, key: string): Promise<RawOffer> {
+  const h = natsHeaders();
+  h.set("Shoal-Key", key);
+  h.set("Shoal-Direct", "1");
+  return (await nc.request(`shoal.v1.obj.put.${bucket}`, "", { headers: h, timeout: 5000 })).json<RawOffer>();
+}
+
+/** Its commit: `claim` over placeholder digests (the commit does not check them; reads would). */
+async function rawCommit(nc: NatsConnection, o: { subject: string }, claim: Record<string, unknown>): Promise<Msg> {
+  const c = natsHeaders();
+  c.set("Shoal-Commit", "1");
+  return nc.request(o.subject, JSON.stringify({ v: 1, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", ...claim }), { headers: c, timeout: 10_000 });
+}
+
 test("a 5 MiB put and get move their bytes between the SDK and the stream, not through the actor; with direct: false they go through it; both read back byte for byte", async (t) => {
   const { url, client, watch, seen } = await watchedShoal(t, "dpath");
   const body = randomBytes(5 * MiB + 123);
@@ -198,15 +215,9 @@ test("a commit the stream contradicts is refused with InvalidDirectUpload; its c
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const before = await chunkCount(jsm, "dlie");
-  const attempt = async (key: string, write: (o: { chunkSubject: string; nuid: string; chunkSize: number }) => Promise<Record<string, unknown>>) => {
-    const h = natsHeaders();
-    h.set("Shoal-Key", key);
-    h.set("Shoal-Direct", "1");
-    const o = (await nc.request("shoal.v1.obj.put.dlie", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number }>();
-    const claim = await write(o);
-    const c = natsHeaders();
-    c.set("Shoal-Commit", "1");
-    return errorOf(await nc.request(o.subject, JSON.stringify({ v: 1, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", ...claim }), { headers: c, timeout: 10_000 }));
+  const attempt = async (key: string, write: (o: RawOffer) => Promise<Record<string, unknown>>) => {
+    const o = await rawOffer(nc, "dlie", key);
+    return errorOf(await rawCommit(nc, o, await write(o)));
   };
   // more bytes claimed than written
   let err = await attempt("more", async (o) => {
@@ -285,17 +296,8 @@ test("a claim naming another object's sequences spoils only its own object: read
   }
   const n = keepSeqs.length;
   t.true(n >= 3, "keep has several chunks");
-  const offer = async (key: string) => {
-    const h = natsHeaders();
-    h.set("Shoal-Key", key);
-    h.set("Shoal-Direct", "1");
-    return (await nc.request("shoal.v1.obj.put.dseqlie", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number; seqs?: true }>();
-  };
-  const commit = async (o: { subject: string }, claim: Record<string, unknown>) => {
-    const c = natsHeaders();
-    c.set("Shoal-Commit", "1");
-    return nc.request(o.subject, JSON.stringify({ v: 1, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", ...claim }), { headers: c, timeout: 10_000 });
-  };
+  const offer = (key: string) => rawOffer(nc, "dseqlie", key);
+  const commit = (o: RawOffer, claim: Record<string, unknown>) => rawCommit(nc, o, claim);
   // as many chunks of its own, claimed at keep's sequences: the count matches, so it commits
   const o = await offer("liar");
   t.true(o.seqs, "the offer allows sequences in the commit");
@@ -325,16 +327,11 @@ test("a chunk of the wrong size at a recorded sequence fails the read, whole or 
   await client.createBucket("dsize");
   const nc = await connectTo(t, url);
   const js = jetstream(nc);
-  const h = natsHeaders();
-  h.set("Shoal-Key", "short");
-  h.set("Shoal-Direct", "1");
-  const o = (await nc.request("shoal.v1.obj.put.dsize", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number }>();
+  const o = await rawOffer(nc, "dsize", "short");
   const seqs: number[] = [];
   seqs.push((await js.publish(o.chunkSubject, randomBytes(o.chunkSize - 1), { msgID: `${o.nuid}.0` })).seq);
   seqs.push((await js.publish(o.chunkSubject, randomBytes(o.chunkSize + 1), { msgID: `${o.nuid}.1` })).seq);
-  const c = natsHeaders();
-  c.set("Shoal-Commit", "1");
-  const r = await nc.request(o.subject, JSON.stringify({ v: 1, size: 2 * o.chunkSize, md5: "0".repeat(32), sha256: "A".repeat(43) + "=", seqs: `${seqs[0]}+1,${seqs[1]}+1` }), { headers: c, timeout: 10_000 });
+  const r = await rawCommit(nc, o, { size: 2 * o.chunkSize, seqs: `${seqs[0]}+1,${seqs[1]}+1` });
   t.is(errorOf(r), undefined);
   await t.throwsAsync(() => client.getBytes("dsize", "short"), { message: /holds \d+ bytes, not \d+/ });
   await t.throwsAsync(async () => (await client.get("dsize", "short", { range: `bytes=${o.chunkSize}-${o.chunkSize + 9}` })).bytes(), { message: /holds \d+ bytes, not \d+/ });
@@ -454,18 +451,13 @@ test("direct commits leave no consumer behind, so a stream's consumer limit (nat
   const info = await client.put("dlimit", "at-limit", big);
   t.is(info.size, big.length);
   t.true(Buffer.from(await (await client.get("dlimit", "at-limit")).bytes()).equals(big));
-  const h = natsHeaders();
-  h.set("Shoal-Key", "old-writer");
-  h.set("Shoal-Direct", "1");
-  const o = (await nc.request("shoal.v1.obj.put.dlimit", "", { headers: h, timeout: 5000 })).json<{ subject: string; chunkSubject: string; nuid: string; chunkSize: number }>();
+  const o = await rawOffer(nc, "dlimit", "old-writer");
   const js = jetstream(nc);
   const old = randomBytes(o.chunkSize + 5);
   await js.publish(o.chunkSubject, old.subarray(0, o.chunkSize), { msgID: `${o.nuid}.0` });
   await js.publish(o.chunkSubject, old.subarray(o.chunkSize), { msgID: `${o.nuid}.1` });
-  const c = natsHeaders();
-  c.set("Shoal-Commit", "1");
   const sha256 = createHash("sha256").update(old).digest("base64url") + "=";
-  const r = await nc.request(o.subject, JSON.stringify({ v: 1, size: old.length, md5: createHash("md5").update(old).digest("hex"), sha256 }), { headers: c, timeout: 10_000 });
+  const r = await rawCommit(nc, o, { size: old.length, md5: createHash("md5").update(old).digest("hex"), sha256 });
   t.is(errorOf(r), undefined, "the commit without sequences walked the chunks");
   t.true(Buffer.from(await client.getBytes("dlimit", "old-writer")).equals(old));
   for (let i = 0; i < bodies.length; i++) t.true(Buffer.from(await client.getBytes("dlimit", `k${i}`)).equals(bodies[i]!), `k${i}`);

@@ -328,6 +328,13 @@ function sameBytes(e: EventLike, w: WriteRecord): boolean {
   return normDigest(e.sha256) === normDigest(w.sha256);
 }
 
+/** A key's writes and events side by side, for a failure's post-mortem. */
+function keyHistory(key: string, writes: readonly WriteRecord[], events: readonly EventLike[]): string {
+  const ws = writes.filter((w) => w.key === key).map((w) => `#${w.n} ${w.kind} ${w.outcome}${w.revision !== undefined ? `@${w.revision}` : ""}${w.size !== undefined ? ` ${w.size} B` : ""}${w.sha256 ? ` sha256 ${w.sha256.slice(0, 10)}` : ""}`);
+  const es = events.filter((e) => e.key === key).map((e) => `${e.eventName.split(":").pop()}@${e.revision} ${e.size} B${e.sha256 ? ` sha256 ${e.sha256.slice(0, 10)}` : ""} (${e.source.stream}:${e.source.seq})`);
+  return `the key's writes: [${ws.join(", ")}]; its events: [${es.join(", ")}]`;
+}
+
 export function checkEvents(writes: readonly WriteRecord[], events: readonly EventLike[], finalState: ReadonlyMap<string, { present: false } | { present: true; revision: number }>): void {
   const fail = (m: string) => {
     throw new Violation(`events: ${m}`);
@@ -348,8 +355,7 @@ export function checkEvents(writes: readonly WriteRecord[], events: readonly Eve
     if (w.kind !== "create" || w.outcome !== "acked") continue;
     const es = created.filter((e) => e.key === w.key && e.revision === w.revision);
     if (es.length !== 1) {
-      const ofKey = events.filter((e) => e.key === w.key).map((e) => `${e.eventName.split(":").pop()}@${e.revision} ${e.size} B`);
-      fail(`E2 acknowledged write of ${w.key} (revision ${w.revision}, cid ${w.cid}, ${w.size} B) has ${es.length} created events; the key's events: [${ofKey.join(", ")}]; ${events.length} events in all`);
+      fail(`E2 acknowledged write of ${w.key} (revision ${w.revision}, cid ${w.cid}, ${w.size} B) has ${es.length} created events; ${keyHistory(w.key, writes, events)}; ${events.length} events in all`);
     }
     const e = es[0]!;
     if (e.size !== w.size || !sameBytes(e, w) || (w.etag !== undefined && e.etag !== w.etag)) {
@@ -362,7 +368,7 @@ export function checkEvents(writes: readonly WriteRecord[], events: readonly Eve
   for (const e of created) {
     if (matched.has(e)) continue;
     const i = unused.findIndex((w) => w.key === e.key && w.size === e.size && sameBytes(e, w));
-    if (i < 0) fail(`E3 created event of ${e.key} (revision ${e.revision}, ${e.size} B) matches no write (or one ambiguous write yielded two events)`);
+    if (i < 0) fail(`E3 created event of ${e.key} (revision ${e.revision}, ${e.size} B) matches no write (or one ambiguous write yielded two events); ${keyHistory(e.key, writes, events)}`);
     unused.splice(i, 1);
   }
   // E4

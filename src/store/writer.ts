@@ -21,6 +21,7 @@
  * message deletes (see deleteSeqs).
  */
 import { AdaptiveHasher, digestOf, type Digests } from "./hasher.ts";
+import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
 import type { ChunkOptions, Head, Jet, PublishTiming, PutOptions, StoreRef, WrittenChunks } from "./types.ts";
@@ -32,8 +33,8 @@ import { enableFeatures, JS_CODES, publish, purgeSubject } from "../jet/index.ts
 import { crc32, crcHex } from "../runtime/crc32.ts";
 import { chunkSubject, metaSubject } from "../subjects/index.ts";
 import { keyMessages, foldVersions } from "./versions.ts";
-import { buildHeaders, DIGEST_PREFIX, header, sha256Etag, isComposed, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo } from "./format.ts";
-import { assertStream, directGet, headObject } from "./reader.ts";
+import { buildHeaders, DIGEST_PREFIX, header, sha256Etag, isComposed, H_DELETE_MARKER, H_DELETES_VERSION, H_REQUEST_ID, H_VERSION_ID, requestIdOf, type CommitSource, type ObjectInfo, type StoredMeta, toObjectInfo, decodeStoredMeta } from "./format.ts";
+import { assertStream, directGet, headObject, leaderGet } from "./reader.ts";
 import { HEADER_ROOM, isOwnedChunk, rechunk } from "../transfer/rechunk.ts";
 
 /**
@@ -74,6 +75,40 @@ export function apiCode(e: unknown): number | undefined {
   if (isWrongLastSequence(e)) return WRONG_LAST_SEQUENCE;
   const code = jsApiCode(e);
   return code === JS_CODES.DuplicateMessageInProcess ? undefined : code;
+}
+
+/**
+ * The Nats-Msg-Id of what one call commits to one key ("m" a version, "d" a
+ * delete marker, "v" a version's removal): the same for every attempt of the
+ * call, whichever actor runs it and whatever head it read. An attempt that
+ * starts late — its request delivered after the call's first commit was
+ * acknowledged and overwritten, so it reads the later write as the head and
+ * its compare-and-set passes — is then refused by JetStream's duplicate
+ * window (the ack says duplicate, with the first commit's sequence) instead
+ * of committing the call a second time on top of the later write (the model
+ * test, seed 1110964612: an acknowledged 567 KB put replaced by a retry of an
+ * earlier 633 B put of the same key). Without a request id every commit
+ * attempt has an id of its own (`fallback`).
+ */
+export function callMsgId(kind: "m" | "d" | "v", requestId: string | undefined, key: string, fallback: string): string {
+  if (requestId === undefined) return fallback;
+  return `${kind}.${requestId}.${createHash("sha256").update(key).digest("base64url").slice(0, 22)}`;
+}
+
+/**
+ * What a call committed at `seq` (a publish answered as a duplicate of it),
+ * read from the leader; undefined when that message cannot be read or is not
+ * a version of `key`.
+ */
+async function committedAt(jsm: JetStreamManager, store: StoreRef, key: string, seq: number): Promise<{ meta: StoredMeta; info: ObjectInfo | undefined } | undefined> {
+  try {
+    const m = await leaderGet(jsm, store.stream, { seq });
+    if (!m || m.subject !== metaSubject(store.name, key)) return undefined;
+    const meta = decodeStoredMeta(m.data);
+    return { meta, info: meta.deleted ? undefined : toObjectInfo(meta, seq) };
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -406,7 +441,7 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
   // R1: chunk and metadata pipelined, one wait for both
   const meta = metaFor(store, key, { ...w, seqs: undefined, chunks: 1 }, opts);
   const chunkP = sendChunk();
-  const metaP = publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), `${w.id}.m0`, timing, { expectLastSubjectSeq: known?.revision ?? 0 });
+  const metaP = publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), callMsgId("m", opts.requestId, key, `${w.id}.m0`), timing, { expectLastSubjectSeq: known?.revision ?? 0 });
   const [c, m] = await Promise.allSettled([chunkP, metaP]);
   let chunkSeq = c.status === "fulfilled" ? c.value.seq : undefined;
   if (chunkSeq === undefined) {
@@ -416,17 +451,18 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
     try {
       chunkSeq = (await sendChunk()).seq;
     } catch (e) {
-      if (m.status === "fulfilled") throw new ShoalError("InternalError", `the chunk of ${JSON.stringify(key.slice(0, 256))} was refused after its metadata was stored`, { cause: e });
+      if (m.status === "fulfilled" && !m.value.duplicate) throw new ShoalError("InternalError", `the chunk of ${JSON.stringify(key.slice(0, 256))} was refused after its metadata was stored`, { cause: e });
       await removeChunks(jsm, store, w.id).catch(() => undefined);
       throw e;
     }
   }
-  if (m.status === "fulfilled") {
+  if (m.status === "fulfilled" && !m.value.duplicate) {
     const info = toObjectInfo(meta, m.value.seq);
     remember(jsm, store, key, m.value.seq, opts.requestId, info);
     return info;
   }
-  // The guess was wrong (10071), or the commit's outcome is unknown: the
+  // The guess was wrong (10071), the commit's outcome is unknown, or this
+  // call had committed already (a duplicate: see callMsgId): the
   // compare-and-set loop reads the key and decides (same message id: a
   // commit that did land is not stored twice).
   return commitChunks(jet, store, key, { ...w, seqs: [chunkSeq] }, opts, timing, await headWithRetry(jsm, store, key, timing));
@@ -499,7 +535,25 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
       try {
         let seq: number;
         try {
-          seq = (await publishWith(js, metaSubj, JSON.stringify(meta), `${w.id}.m${attempt}`, timing, { expectLastSubjectSeq: prev?.revision ?? prev?.markerRevision ?? 0 })).seq;
+          const ack = await publishWith(js, metaSubj, JSON.stringify(meta), callMsgId("m", opts.requestId, key, `${w.id}.m${attempt}`), timing, { expectLastSubjectSeq: prev?.revision ?? prev?.markerRevision ?? 0 });
+          seq = ack.seq;
+          if (ack.duplicate) {
+            // This call committed already: this attempt's own publish whose
+            // answer was lost, or another attempt's (see callMsgId) — whose
+            // version may have been replaced since. That commit is the result.
+            const first = await committedAt(jsm, store, key, seq);
+            if (first?.info && first.meta.nuid !== w.id) {
+              forgetKey(jsm, store, key); // not necessarily the head
+              if (!ambiguous) await removeChunks(jsm, store, w.id).catch(() => undefined);
+              return first.info;
+            }
+            if (!first?.info) {
+              // cannot tell whose (the message is gone): the chunks stay for the sweep
+              forgetKey(jsm, store, key);
+              ambiguous = true;
+              return toObjectInfo(meta, seq);
+            }
+          }
         } catch (e) {
           if (apiCode(e) !== undefined) throw e; // the server refused it: it did not land
           // No answer: the commit may have landed, or may still land (a
@@ -507,8 +561,9 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
           // be applied after we look). Our chunks are never removed from
           // here on; the sweep decides from the stream's state.
           ambiguous = true;
-          const landed = await commitLanded(jsm, store, key, w.id);
-          if (typeof landed !== "number") throw e;
+          const landed = await commitLanded(jsm, store, key, w.id, opts.requestId);
+          if (landed === undefined || landed === false) throw e;
+          if (typeof landed !== "number") return landed; // another attempt of this call committed (the server said 10158: it was in flight)
           seq = landed;
         }
         remember(jsm, store, key, seq, opts.requestId, toObjectInfo(meta, seq));
@@ -543,14 +598,16 @@ export function headWithRetry(jsm: JetStreamManager, store: StoreRef, key: strin
 
 /**
  * After a commit publish failed without an answer: the revision when the
- * key's live metadata (read from the leader) is ours, false when it is
- * readable and not ours (not landed yet — it may still), undefined when it
- * cannot be read.
+ * key's live metadata (read from the leader) is ours, the version when
+ * another attempt of the same call committed it, false when it is readable
+ * and neither (not landed yet — it may still), undefined when it cannot be
+ * read.
  */
-async function commitLanded(jsm: JetStreamManager, store: StoreRef, key: string, id: string): Promise<number | false | undefined> {
+async function commitLanded(jsm: JetStreamManager, store: StoreRef, key: string, id: string, requestId: string | undefined): Promise<number | ObjectInfo | false | undefined> {
   try {
     const head = await headObject(jsm, store, key);
-    return head?.info?.nuid === id && head.revision !== undefined ? head.revision : false;
+    if (head?.info?.nuid === id && head.revision !== undefined) return head.revision;
+    return requestId !== undefined && head?.info?.requestId === requestId ? head.info : false;
   } catch {
     return undefined;
   }
@@ -632,7 +689,14 @@ export async function deleteObject(
     }
     const marker = { name: key, bucket: store.name, nuid: prev?.info?.nuid ?? id, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev?.info?.chunkSize ?? 128 * 1024 }, ...(Object.keys(headers).length ? { headers } : {}) };
     try {
-      const ack = await publishWith(js, metaSubject(store.name, key), JSON.stringify(marker), `${id}.d${attempt}`, timing, { expectLastSubjectSeq });
+      const ack = await publishWith(js, metaSubject(store.name, key), JSON.stringify(marker), callMsgId("d", requestId, key, `${id}.d${attempt}`), timing, { expectLastSubjectSeq });
+      if (ack.duplicate) {
+        // this call's marker landed before (see callMsgId); a later write may have replaced it since
+        forgetKey(jsm, store, key);
+        if (o.versionId === undefined) return { deleted: true };
+        const first = await committedAt(jsm, store, key, ack.seq);
+        return { deleted: true, versionId: (first && header(first.meta, H_VERSION_ID)) ?? o.versionId, deleteMarker: true };
+      }
       remember(jsm, store, key, ack.seq, requestId, undefined);
     } catch (e) {
       if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
@@ -686,7 +750,8 @@ export async function deleteVersion(
     }
     try {
       forgetKey(jsm, store, key);
-      await publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), `${id}.v${attempt}`, timing, { expectLastSubjectSeq: msgs[msgs.length - 1]?.seq ?? 0 });
+      // (the version is part of the id: one DeleteObjects call may remove several versions of a key)
+      await publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), callMsgId("v", requestId, `${key}\u0000${versionId}`, `${id}.v${attempt}`), timing, { expectLastSubjectSeq: msgs[msgs.length - 1]?.seq ?? 0 });
     } catch (e) {
       if (apiCode(e) === WRONG_LAST_SEQUENCE && attempt < 20) continue;
       throw e;

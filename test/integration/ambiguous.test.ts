@@ -15,7 +15,8 @@ import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jets
 import { TimeoutError } from "@nats-io/nats-core";
 import { startServer, connectTo } from "../helpers/nats.ts";
 import { eventually } from "../helpers/wait.ts";
-import { commitChunks, putObject, timingOf, writeChunks, type Jet } from "../../src/store/writer.ts";
+import { commitChunks, deleteObject, deleteVersion, putBytes, putObject, timingOf, writeChunks, type Jet } from "../../src/store/writer.ts";
+import { keyVersions } from "../../src/store/versions.ts";
 import { readObject, statObject, headObject } from "../../src/store/reader.ts";
 import { ensureStore, storeRef } from "../../src/store/bucket.ts";
 import { sweepStore } from "../../src/store/sweep.ts";
@@ -120,4 +121,68 @@ test("a slow attempt of a call whose retry already committed (and was overwritte
   const parts: Buffer[] = [];
   for await (const c of readObject(jet.jsm, store, head)) parts.push(Buffer.from(c));
   t.is(Buffer.concat(parts).toString(), "a later write");
+});
+
+/**
+ * A late attempt: one whose request reached an actor only after the call's
+ * first commit was acknowledged and overwritten. It reads the later write as
+ * the head, so its compare-and-set passes; the call's message id (the same
+ * for every attempt: writer.ts callMsgId) is what stops it. The model test
+ * found it (seed 1110964612): an acknowledged 567 KB put of a/1 replaced by
+ * a retry of an earlier 633 B put of a/1.
+ */
+async function lateAttemptStore(t: import("ava").ExecutionContext, name: string) {
+  const srv = await startServer(t);
+  const nc = await connectTo(t, srv.url);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const store = storeRef(name);
+  await ensureStore(jet.jsm, store, 1);
+  const messages = async () => (await jet.jsm.streams.info(store.stream)).state.messages;
+  const text = async (info: Awaited<ReturnType<typeof statObject>>) => {
+    const parts: Buffer[] = [];
+    for await (const c of readObject(jet.jsm, store, info)) parts.push(Buffer.from(c));
+    return Buffer.concat(parts).toString();
+  };
+  return { jet, store, messages, text };
+}
+const enc = (s: string) => new TextEncoder().encode(s);
+
+for (const [path, write] of [
+  ["an inline put (putBytes)", (jet: Jet, store: ReturnType<typeof storeRef>, body: string, requestId?: string) => putBytes(jet, store, "k", enc(body), requestId ? { requestId } : {})],
+  ["a streamed put (putObject)", (jet: Jet, store: ReturnType<typeof storeRef>, body: string, requestId?: string) => putObject(jet, store, "k", from(enc(body)), requestId ? { requestId } : {})],
+] as const) {
+  test(`a late attempt of ${path} whose call committed and was overwritten since answers with that commit and does not land again`, async (t) => {
+    const { jet, store, messages, text } = await lateAttemptStore(t, `late${path.length}`);
+    const first = await write(jet, store, "the call", "call-1");
+    const later = await write(jet, store, "a later write");
+    const before = await messages();
+    const late = await write(jet, store, "the call", "call-1");
+    t.is(late.revision, first.revision, "the late attempt answers with its call's commit");
+    const head = await statObject(jet.jsm, store, "k");
+    t.is(head.revision, later.revision, "the later write is still the current version");
+    t.is(await text(head), "a later write");
+    t.is(await messages(), before, "no version and no chunk left behind by the late attempt");
+  });
+}
+
+test("a late attempt of a delete whose marker was overwritten since does not delete the later write", async (t) => {
+  const { jet, store, text } = await lateAttemptStore(t, "latedel");
+  await putBytes(jet, store, "k", enc("version zero"));
+  t.deepEqual(await deleteObject(jet, store, "k", undefined, "del-1"), { deleted: true });
+  const later = await putBytes(jet, store, "k", enc("a later write"));
+  t.deepEqual(await deleteObject(jet, store, "k", undefined, "del-1"), { deleted: true }, "the late attempt reports what its call did");
+  const head = await statObject(jet.jsm, store, "k");
+  t.is(head.revision, later.revision);
+  t.is(await text(head), "a later write");
+});
+
+test("one request id deleting several versions of one key removes each (the version is part of the message id)", async (t) => {
+  const { jet, store } = await lateAttemptStore(t, "latever");
+  const a = await putBytes(jet, store, "k", enc("a"), { versionId: "va" });
+  await putBytes(jet, store, "k", enc("b"), { versionId: "vb" });
+  await putBytes(jet, store, "k", enc("c"), { versionId: "vc" });
+  t.truthy(a);
+  t.is((await deleteVersion(jet, store, "k", "va", undefined, "many-1")).deleted, true);
+  t.is((await deleteVersion(jet, store, "k", "vb", undefined, "many-1")).deleted, true);
+  t.deepEqual((await keyVersions(jet.jsm, store, "k")).map((v) => v.versionId), ["vc"]);
 });

@@ -47,3 +47,21 @@ test("R3: small and large objects written by Shoal's PUT paths read back through
   }
   t.deepEqual((await os.list()).map((e) => e.name).sort(), ["large", "s1", "s2"]);
 });
+
+test("R3: a late attempt of a put whose call committed and was overwritten since answers with that commit (the leader refuses it as a duplicate) and does not land again", async (t) => {
+  const cl = await startCluster(t, 3);
+  const nc = await connectTo(t, cl.urls);
+  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { timeout: 20_000 }) };
+  const store = storeRef("late-r3");
+  await ensureStore(jet.jsm, store, 3);
+  const first = await putBytes(jet, store, "k", Buffer.from("the call"), { requestId: "call-1", timeoutMs: 30_000 });
+  const later = await putBytes(jet, store, "k", Buffer.from("a later write"), { timeoutMs: 30_000 });
+  const before = (await jet.jsm.streams.info(store.stream)).state.messages;
+  // the late attempt remembers the later write's revision (the R3 path compares against it; its compare-and-set passes)
+  const late = await putBytes(jet, store, "k", Buffer.from("the call"), { requestId: "call-1", timeoutMs: 30_000 });
+  t.is(late.revision, first.revision);
+  const head = await statObject(jet.jsm, store, "k");
+  t.is(head.revision, later.revision);
+  t.is((await collect(readObject(jet.jsm, store, head))).toString(), "a later write");
+  t.is((await jet.jsm.streams.info(store.stream)).state.messages, before, "the late attempt's chunk is removed and no version is added");
+});

@@ -59,9 +59,9 @@ def main():
     # Server CPU per operation: every watched process but the client, summed, over the
     # phase's operations (64 MiB phases: warm-up + reps; 4 KiB: the timed ops; multipart: per GiB)
     print()
-    print("Server CPU per operation (all watched server processes; s per 64 MiB op, ms per 4 KiB op, s per GiB of multipart), client CPU in brackets; nats-server peak RSS during multipart:")
-    print("| run | PUT 64M | GET 64M | PUT 4K | GET 4K | MPU | peak RSS in MPU (MiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("Server CPU per operation (all watched server processes; s per 64 MiB op, ms per 4 KiB op, s per GiB of multipart, also with the work the servers did after the upload answered, until they were idle), client CPU in brackets; nats-server peak RSS during multipart:")
+    print("| run | PUT 64M | GET 64M | PUT 4K | GET 4K | MPU | MPU + work after it (until idle) | peak RSS in MPU (and after it) (MiB) |")
+    print("|---|---|---|---|---|---|---|---|")
     sys_rows = []
     for r in runs:
         cpu = r.get("cpu_s", {})
@@ -83,8 +83,15 @@ def main():
         ops4 = r.get("small_ops") or (2000 if "put4k_ops" in r else None)
         mpu_gib = (r.get("mpu_mib") or 1024) / 1024
         rss = r.get("rss_peak_MiB", {}).get("mpu", {})
-        rs = ", ".join(f"{n} {v:.0f}" for n, v in rss.items() if n != "client")
-        print(f"| {r['label']} | {per('put64', reps)} | {per('get64', reps)} | {per('put4k', ops4, 1000)} | {per('get4k', ops4, 1000)} | {per('mpu', mpu_gib)} | {rs or '—'} |")
+        rss_after = r.get("rss_peak_MiB", {}).get("mpu-after", {})
+        rs = ", ".join(f"{n} {v:.0f}" + (f" ({rss_after[n]:.0f} after)" if n in rss_after else "") for n, v in rss.items() if n != "client")
+        after = cpu.get("mpu-after")
+        with_after = "—"
+        if cpu.get("mpu") and after is not None:
+            both = {k: cpu["mpu"].get(k, 0) + after.get(k, 0) for k in set(cpu["mpu"]) | set(after)}
+            server = sum(v for k, v in both.items() if k != "client" and not k.endswith(".sys"))
+            with_after = f"{server / mpu_gib:.2f} ({r.get('mpu_after_s', '?')} s after)"
+        print(f"| {r['label']} | {per('put64', reps)} | {per('get64', reps)} | {per('put4k', ops4, 1000)} | {per('get4k', ops4, 1000)} | {per('mpu', mpu_gib)} | {with_after} | {rs or '—'} |")
         sys_rows.append(f"| {r['label']} | {sys_of('put64', reps)} | {sys_of('get64', reps)} | {sys_of('mpu', mpu_gib)} |")
 
     print()

@@ -60,6 +60,13 @@ export interface PutOptions {
    */
   requestId?: string;
   /**
+   * No commit is published after this time (epoch ms): the write fails with
+   * ServiceUnavailable and leaves nothing (writer.ts COMMIT_WINDOW_MS). By
+   * default COMMIT_WINDOW_MS after the write's input was complete: the call
+   * of putBytes, the start of commitChunks.
+   */
+  commitBy?: number;
+  /**
    * The version id to write (`Shoal-Version-Id`): a fresh id in a versioned
    * bucket, "null" while versioning is suspended, the source's id on a
    * replicated copy; undefined in an unversioned bucket (no header).

@@ -96,6 +96,21 @@ export function callMsgId(kind: "m" | "d" | "v", requestId: string | undefined, 
 }
 
 /**
+ * How long after its input is complete a write may still commit: half the
+ * streams' duplicate window (2 minutes, JetStream's default), so any two
+ * attempts of one call that commit do so within the window and the second
+ * is answered as a duplicate (callMsgId). An attempt stalled longer — its
+ * server cut off, its connection moving — fails with ServiceUnavailable and
+ * leaves nothing; its caller has given up on it long before (the SDK's
+ * deadline is 20 s).
+ */
+export const COMMIT_WINDOW_MS = 60_000;
+
+function checkCommitBy(commitBy: number, what: string): void {
+  if (Date.now() > commitBy) throw new ShoalError("ServiceUnavailable", `the ${what} took longer than ${COMMIT_WINDOW_MS / 1000} s since its input was complete; nothing was committed`);
+}
+
+/**
  * What a call committed at `seq` (a publish answered as a duplicate of it),
  * read from the leader; undefined when that message cannot be read or is not
  * a version of `key`.
@@ -397,6 +412,8 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
   if (data.byteLength > chunkSize) return putObject(jet, store, key, once(data), opts);
   if (opts.maxSize !== undefined && data.byteLength > opts.maxSize) throw new ShoalError("EntityTooLarge", `the body exceeds ${opts.maxSize} bytes`);
   const timing = timingOf(opts);
+  // the body is in memory: the commit window starts now
+  opts = { ...opts, commitBy: opts.commitBy ?? Date.now() + COMMIT_WINDOW_MS };
   await assertStream(jsm, store.stream);
   const conditional = opts.ifNoneMatch === true || opts.ifMatch !== undefined;
   const known = conditional ? undefined : recall(jsm, store, key);
@@ -439,6 +456,7 @@ export async function putBytes(jet: Jet, store: StoreRef, key: string, data: Uin
     return commitChunks(jet, store, key, { ...w, seqs }, opts, timing, prev);
   }
   // R1: chunk and metadata pipelined, one wait for both
+  checkCommitBy(opts.commitBy!, "put");
   const meta = metaFor(store, key, { ...w, seqs: undefined, chunks: 1 }, opts);
   const chunkP = sendChunk();
   const metaP = publishWith(js, metaSubject(store.name, key), JSON.stringify(meta), callMsgId("m", opts.requestId, key, `${w.id}.m0`), timing, { expectLastSubjectSeq: known?.revision ?? 0 });
@@ -516,6 +534,7 @@ export async function putObject(jet: Jet, store: StoreRef, key: string, source: 
 export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: WrittenChunks, opts: PutOptions, timing: PublishTiming, prev: Head | undefined): Promise<ObjectInfo> {
   const { js, jsm } = jet;
   const metaSubj = metaSubject(store.name, key);
+  const commitBy = opts.commitBy ?? Date.now() + COMMIT_WINDOW_MS;
   let ambiguous = false;
   try {
     opts.signal?.throwIfAborted();
@@ -532,6 +551,7 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
         return prev!.info!;
       }
       checkPreconditions(prev, opts);
+      checkCommitBy(commitBy, "write");
       try {
         let seq: number;
         try {
@@ -668,9 +688,10 @@ export async function deleteObject(
   key: string,
   timing: PublishTiming = DEFAULT_PUBLISH_TIMING,
   requestId?: string,
-  o: { versionId?: string } = {},
+  o: { versionId?: string; commitBy?: number } = {},
 ): Promise<{ deleted: boolean; versionId?: string; deleteMarker?: boolean }> {
   const id = nuid.next();
+  const commitBy = o.commitBy ?? Date.now() + COMMIT_WINDOW_MS;
   for (let attempt = 0; ; attempt++) {
     const prev = await headWithRetry(jsm, store, key, timing);
     if (o.versionId !== undefined) {
@@ -687,6 +708,7 @@ export async function deleteObject(
       headers[H_VERSION_ID] = [o.versionId];
       headers[H_DELETE_MARKER] = ["1"];
     }
+    checkCommitBy(commitBy, "delete");
     const marker = { name: key, bucket: store.name, nuid: prev?.info?.nuid ?? id, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, options: { max_chunk_size: prev?.info?.chunkSize ?? 128 * 1024 }, ...(Object.keys(headers).length ? { headers } : {}) };
     try {
       const ack = await publishWith(js, metaSubject(store.name, key), JSON.stringify(marker), callMsgId("d", requestId, key, `${id}.d${attempt}`), timing, { expectLastSubjectSeq });
@@ -724,7 +746,9 @@ export async function deleteVersion(
   versionId: string,
   timing: PublishTiming = DEFAULT_PUBLISH_TIMING,
   requestId?: string,
+  o: { commitBy?: number } = {},
 ): Promise<{ deleted: boolean; versionId: string; deleteMarker?: boolean }> {
+  const commitBy = o.commitBy ?? Date.now() + COMMIT_WINDOW_MS;
   await assertStream(jsm, store.stream);
   const id = nuid.next();
   for (let attempt = 0; ; attempt++) {
@@ -748,6 +772,7 @@ export async function deleteVersion(
     } else {
       meta = { name: key, bucket: store.name, nuid: gone.meta.nuid, size: 0, chunks: 0, digest: "", mtime: new Date().toISOString(), deleted: true, headers: extra };
     }
+    checkCommitBy(commitBy, "version removal");
     try {
       forgetKey(jsm, store, key);
       // (the version is part of the id: one DeleteObjects call may remove several versions of a key)

@@ -186,3 +186,20 @@ test("one request id deleting several versions of one key removes each (the vers
   t.is((await deleteVersion(jet, store, "k", "vb", undefined, "many-1")).deleted, true);
   t.deepEqual((await keyVersions(jet.jsm, store, "k")).map((v) => v.versionId), ["vc"]);
 });
+
+test("a write past its commit window (COMMIT_WINDOW_MS after its input was complete) fails with ServiceUnavailable and leaves nothing: no version, no chunk", async (t) => {
+  const { jet, store, messages, text } = await lateAttemptStore(t, "window");
+  const kept = await putBytes(jet, store, "k", enc("kept"));
+  const before = await messages();
+  const past = Date.now() - 1;
+  const code = (p: Promise<unknown>) => p.then(() => "committed", (e: unknown) => (e as { code?: string }).code);
+  t.is(await code(putBytes(jet, store, "k", enc("inline"), { commitBy: past })), "ServiceUnavailable");
+  t.is(await code(putObject(jet, store, "k", from(randomBytes(700_000)), { chunkSize: 256 * 1024, commitBy: past })), "ServiceUnavailable");
+  t.is(await code(deleteObject(jet, store, "k", undefined, "del-late", { commitBy: past })), "ServiceUnavailable");
+  const head = await statObject(jet.jsm, store, "k");
+  t.is(head.revision, kept.revision);
+  t.is(await text(head), "kept");
+  t.is(await messages(), before, "the refused writes' chunks are removed");
+  // within the window (the default) the same writes commit
+  t.is((await putBytes(jet, store, "k", enc("inline"))).size, 6);
+});

@@ -235,3 +235,22 @@ test("a stream with a member more than its replica count, the extra on a dead or
     ),
   );
 });
+
+test("leaderships go to a member that leads two fewer when no member is under the bound; every over-full server is tried (seed 1051183060: three of five leaderships on one server of five)", (t) => {
+  const servers = ["n1", "n2", "n3", "n4", "n5"].map((name) => ({ name, state: "up" as const }));
+  const st = (name: string, replicas: number, bytes: number, peers: string[], leader: string): PlacementStream => ({ name, replicas, bytes, peers, leader });
+  const streams = [
+    st("S0", 5, 0, ["n5", "n2", "n3", "n1", "n4"], "n5"),
+    st("S1", 5, 0, ["n3", "n1", "n4", "n5", "n2"], "n1"),
+    st("S2", 1, 0, ["n3"], "n3"),
+    st("S3", 3, 1, ["n2", "n4", "n5"], "n2"),
+    st("S4", 3, 1, ["n4", "n1", "n2"], "n4"),
+    st("S5", 1, 3, ["n4"], "n4"),
+    st("S6", 3, 1, ["n1", "n4", "n5"], "n4"),
+    st("S7", 1, 3, ["n2"], "n2"),
+  ];
+  const after = applyMoves(streams, plan(servers, streams));
+  const led = loads(after).leaders;
+  t.true(Math.max(...led.values()) <= leaderBound(servers, after) + 1, JSON.stringify([...led]));
+  t.true(Math.max(...led.values()) <= 2);
+});

@@ -96,10 +96,32 @@ export async function restateComposed(jet: Jet, store: StoreRef, key: string, re
   } catch (e) {
     // refused (replaced meanwhile): the copy is nobody's; no answer: the sweep decides
     if (apiCode(e) !== undefined) {
+      // ...unless an earlier attempt of this publish landed and only its
+      // answer was lost: the retry (same message id) is then refused as out
+      // of date, since nats-server checks the expected last sequence before
+      // the message id (measured on 2.15.1). Removing the chunks then left
+      // the current version without them (CI: an awscli ranged GET got
+      // "chunk 0 … is missing" on every retry).
+      let now;
+      try {
+        now = await lastOnSubject(jet.jsm, store, subject);
+      } catch {
+        throw e; // cannot tell: the sweep decides
+      }
+      if (now && now.seq > revision && landedHere(now.data, w.id)) return "restated";
       await removeChunks(jet.jsm, store, w.id).catch(() => undefined);
       return "not-current";
     }
     throw e;
   }
   return "restated";
+}
+
+/** Whether stored metadata is the version whose chunks are `nuid`'s. */
+function landedHere(data: Uint8Array, nuid: string): boolean {
+  try {
+    return decodeStoredMeta(data).nuid === nuid;
+  } catch {
+    return false;
+  }
 }

@@ -544,7 +544,10 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
     // always know exactly which version we replaced. Its chunks and metadata
     // are the sweep's to remove, after the read grace period.
     for (let attempt = 0; ; attempt++) {
-      if (isOwnCommit(prev, opts)) {
+      // (this attempt's own metadata is the head when a publish landed and its
+      // answer was lost: the retry is refused as out of date, not answered as a
+      // duplicate, since the server checks the expected sequence first)
+      if (isOwnCommit(prev, opts) || (prev?.info !== undefined && prev.info.nuid === w.id)) {
         // An earlier attempt of this call committed: that is the result.
         // (its chunks are not this attempt's when they differ: ours are unreferenced)
         if (prev!.info!.nuid !== w.id && !ambiguous) await removeChunks(jsm, store, w.id).catch(() => undefined);

@@ -15,6 +15,7 @@ import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { TimeoutError } from "@nats-io/nats-core";
 import { Objm } from "@nats-io/obj";
 import { Kvm } from "@nats-io/kv";
 import type { ExecutionContext } from "ava";
@@ -376,4 +377,34 @@ test("lifecycle expiry of a restated object: judged by the revision users see, c
   t.false(await expireIfUnchanged(s.jet, s.bucket, "k", head!.revision!), "the restatement's own sequence is not a revision users saw");
   t.true(await expireIfUnchanged(s.jet, s.bucket, "k", info.revision));
   t.is((await headObject(s.jet.jsm, s.store, "k"))?.info, undefined, "expired");
+});
+
+test("a restatement whose commit landed but whose answer was lost keeps its chunks (the retry is refused as out of date, not answered as a duplicate) and the object reads whole", async (t) => {
+  const s = await setup(t, "mpclost");
+  const parts = [randomBytes(5 * 1024 * 1024), randomBytes(200_000)];
+  const info = await composed(s, "k", parts);
+  const metaPrefix = metaSubjectAll(s.store.name).slice(0, -1);
+  let dropped = false;
+  // the first publish on a metadata subject lands; its answer is lost
+  const js = new Proxy(s.jet.js, {
+    get(target, prop) {
+      if (prop === "publish") {
+        return async (subject: string, data: Uint8Array | string, opts?: Parameters<typeof target.publish>[2]) => {
+          const ack = await target.publish(subject, data, opts);
+          if (!dropped && subject.startsWith(metaPrefix)) {
+            dropped = true;
+            throw new TimeoutError();
+          }
+          return ack;
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  t.is(await restateComposed({ ...s.jet, js }, s.store, "k", info.revision), "restated");
+  t.true(dropped);
+  const head = await statObject(s.jet.jsm, s.store, "k");
+  t.is(head.parts, undefined, "the stock form is the current version");
+  t.true((await collect(readObject(s.jet.jsm, s.store, head))).equals(Buffer.concat(parts)), "its chunks are there");
 });

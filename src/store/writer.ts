@@ -578,7 +578,10 @@ export async function commitChunks(jet: Jet, store: StoreRef, key: string, w: Wr
             }
           }
         } catch (e) {
-          if (apiCode(e) !== undefined) throw e; // the server refused it: it did not land
+          // the server refused it: this publish did not land — though an earlier
+          // try of it may have (its answer lost; the retry is then out of date:
+          // the loop below re-reads the head and finds its own nuid)
+          if (apiCode(e) !== undefined) throw e;
           // No answer: the commit may have landed, or may still land (a
           // proposal queued on a leader that is about to lose its lead can
           // be applied after we look). Our chunks are never removed from

@@ -22,6 +22,15 @@ function runDirs() {
   }
 }
 
+/** Whether a process exists and is not a zombie (killed, waiting for its parent to reap it). */
+function running(pid) {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Tests remove their servers and temp dirs in teardown, but a test file that
  * ava kills (its timeout, the watchdog) never runs teardown. After the run,
@@ -37,6 +46,7 @@ function reapLeftovers() {
   } catch {
     procs = [];
   }
+  const killed = [];
   for (const pid of procs) {
     let cmd = "";
     try {
@@ -48,11 +58,16 @@ function reapLeftovers() {
     try {
       process.kill(Number(pid), "SIGKILL");
       reaped++;
+      killed.push(pid);
       where.add(runDirs().find((d) => cmd.includes(d + "/")) ?? runTmp);
     } catch {
       // exited meanwhile
     }
   }
+  // SIGKILL is delivered, not waited for: the servers are gone when the run
+  // returns (a stress run saw one still running right after; at most 5 s)
+  const until = Date.now() + 5000;
+  while (killed.some(running) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   rmSync(runTmp, { recursive: true, force: true });
   if (reaped > 0) console.log(`test: killed ${reaped} nats-server(s) left by tests that did not tear down, in ${[...where].join(", ")}`);
 }

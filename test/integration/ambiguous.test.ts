@@ -14,6 +14,7 @@ import { randomBytes, createHash } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { TimeoutError } from "@nats-io/nats-core";
 import { startServer, connectTo } from "../helpers/nats.ts";
+import { firstAnswerLost } from "../helpers/jet.ts";
 import { eventually } from "../helpers/wait.ts";
 import { commitChunks, deleteObject, deleteVersion, putBytes, putObject, timingOf, writeChunks, type Jet } from "../../src/store/writer.ts";
 import { keyMessages, keyVersions } from "../../src/store/versions.ts";
@@ -207,26 +208,9 @@ test("a write past its commit window (COMMIT_WINDOW_MS after its input was compl
 test("a commit that landed but whose answer was lost is the result, not committed again, also without a request id (the retry is refused as out of date; the head is this attempt's own)", async (t) => {
   const { jet, store } = await lateAttemptStore(t, "lostack");
   await putObject(jet, store, "k", from(enc("before")));
-  const metaPrefix = metaSubjectAll(store.name).slice(0, -1);
-  let dropped = false;
-  const js = new Proxy(jet.js, {
-    get(target, prop) {
-      if (prop === "publish") {
-        return async (subject: string, data: Uint8Array | string, opts?: Parameters<JetStreamClient["publish"]>[2]) => {
-          const ack = await target.publish(subject, data, opts);
-          if (!dropped && subject.startsWith(metaPrefix)) {
-            dropped = true;
-            throw new TimeoutError();
-          }
-          return ack;
-        };
-      }
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  const { js, dropped } = firstAnswerLost(jet.js, metaSubjectAll(store.name).slice(0, -1));
   const info = await putObject({ ...jet, js }, store, "k", from(randomBytes(600_000)), { chunkSize: 256 * 1024 });
-  t.true(dropped);
+  t.true(dropped());
   t.is((await statObject(jet.jsm, store, "k")).revision, info.revision);
   t.is((await keyVersions(jet.jsm, store, "k")).length, 1, "one version: the landed commit, not a second one");
   t.is((await keyMessagesOf(jet, store)).length, 2, "the key's messages: the first put and this one");

@@ -15,11 +15,11 @@ import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { TimeoutError } from "@nats-io/nats-core";
 import { Objm } from "@nats-io/obj";
 import { Kvm } from "@nats-io/kv";
 import type { ExecutionContext } from "ava";
 import { startServer, connectTo } from "../helpers/nats.ts";
+import { firstAnswerLost } from "../helpers/jet.ts";
 import { runActor, startShoal } from "../helpers/actors.ts";
 import { eventsOf } from "../helpers/events.ts";
 import { replicator } from "../../actors/replicator/index.ts";
@@ -383,27 +383,10 @@ test("a restatement whose commit landed but whose answer was lost keeps its chun
   const s = await setup(t, "mpclost");
   const parts = [randomBytes(5 * 1024 * 1024), randomBytes(200_000)];
   const info = await composed(s, "k", parts);
-  const metaPrefix = metaSubjectAll(s.store.name).slice(0, -1);
-  let dropped = false;
   // the first publish on a metadata subject lands; its answer is lost
-  const js = new Proxy(s.jet.js, {
-    get(target, prop) {
-      if (prop === "publish") {
-        return async (subject: string, data: Uint8Array | string, opts?: Parameters<typeof target.publish>[2]) => {
-          const ack = await target.publish(subject, data, opts);
-          if (!dropped && subject.startsWith(metaPrefix)) {
-            dropped = true;
-            throw new TimeoutError();
-          }
-          return ack;
-        };
-      }
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  const { js, dropped } = firstAnswerLost(s.jet.js, metaSubjectAll(s.store.name).slice(0, -1));
   t.is(await restateComposed({ ...s.jet, js }, s.store, "k", info.revision), "restated");
-  t.true(dropped);
+  t.true(dropped());
   const head = await statObject(s.jet.jsm, s.store, "k");
   t.is(head.parts, undefined, "the stock form is the current version");
   t.true((await collect(readObject(s.jet.jsm, s.store, head))).equals(Buffer.concat(parts)), "its chunks are there");

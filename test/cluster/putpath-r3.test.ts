@@ -6,7 +6,7 @@
  * for byte through stock @nats-io/obj (getBlob, list) and Shoal's reader.
  * Consistency promise: Durability/Atomicity of a commit, in the stock format.
  */
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
@@ -22,12 +22,18 @@ async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-test("R3: small and large objects written by Shoal's PUT paths read back through stock @nats-io/obj", async (t) => {
+/** A 3-server cluster, a connection to it and an R3 store named `name`. */
+async function r3Store(t: ExecutionContext, name: string) {
   const cl = await startCluster(t, 3);
   const nc = await connectTo(t, cl.urls);
   const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { timeout: 20_000 }) };
-  const store = storeRef("putpath-r3");
+  const store = storeRef(name);
   await ensureStore(jet.jsm, store, 3);
+  return { nc, jet, store };
+}
+
+test("R3: small and large objects written by Shoal's PUT paths read back through stock @nats-io/obj", async (t) => {
+  const { nc, jet, store } = await r3Store(t, "putpath-r3");
   const latest = new Map<string, Buffer>();
   for (let round = 0; round < 3; round++) {
     for (const key of ["s1", "s2"]) {
@@ -49,11 +55,7 @@ test("R3: small and large objects written by Shoal's PUT paths read back through
 });
 
 test("R3: a late attempt of a put whose call committed and was overwritten since answers with that commit (the leader refuses it as a duplicate) and does not land again", async (t) => {
-  const cl = await startCluster(t, 3);
-  const nc = await connectTo(t, cl.urls);
-  const jet: Jet = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { timeout: 20_000 }) };
-  const store = storeRef("late-r3");
-  await ensureStore(jet.jsm, store, 3);
+  const { jet, store } = await r3Store(t, "late-r3");
   const first = await putBytes(jet, store, "k", Buffer.from("the call"), { requestId: "call-1", timeoutMs: 30_000 });
   const later = await putBytes(jet, store, "k", Buffer.from("a later write"), { timeoutMs: 30_000 });
   const before = (await jet.jsm.streams.info(store.stream)).state.messages;

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ensureNatsServer } from "../engine/binary.ts";
 import { NatsServer } from "../engine/server.ts";
+import { describeCgroup } from "../engine/cgroup.ts";
 import { NatsCluster } from "../engine/cluster.ts";
 import type { AccountAuth } from "../engine/config.ts";
 import type { DevConfig } from "../config.ts";
@@ -74,9 +75,11 @@ export async function startDevEngine(dev: DevConfig, log: (line: string) => void
   if (dev.servers === 1) {
     const srv = new NatsServer({ name: "shoal-dev", dir: join(dataDir, "nats"), port: wanted, auth, binary });
     await srv.start();
+    log(`shoal: ${describeCgroup(srv.name, srv.cgroup)}`);
     return { urls: [srv.url], monitorUrls: [srv.monitorUrl], credentials, dataDir, stop: () => srv.stop() };
   }
   const cluster = await NatsCluster.start({ size: dev.servers, dir: join(dataDir, `cluster-${dev.servers}`), auth, binary, namePrefix: "shoal-dev-" });
+  for (const s of cluster.servers) log(`shoal: ${describeCgroup(s.name, s.cgroup)}`);
   return {
     urls: cluster.servers.map((s) => s.url),
     monitorUrls: cluster.servers.map((s) => s.monitorUrl),

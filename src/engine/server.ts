@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ShoalError } from "../errors/index.ts";
 import { ensureNatsServer, type NatsServerBinary } from "./binary.ts";
 import { renderServerConfig, type AccountAuth, type ServerConfig } from "./config.ts";
+import { parseByteSize, placeInMemoryCgroup, releaseCgroup, SERVER_CGROUP_MEMORY, type CgroupPlacement } from "./cgroup.ts";
 
 export interface ServerPorts {
   client: number;
@@ -43,6 +44,12 @@ export interface NatsServerOptions {
    * "off" leaves the Go default (no limit).
    */
   memoryLimit?: string;
+  /**
+   * The memory cgroup the server runs in, its heap and page cache together
+   * (cgroup.ts): default `SERVER_CGROUP_MEMORY`, or Shoal's own
+   * SHOAL_SERVER_CGROUP_MEMORY; "off" starts it in Shoal's own cgroup.
+   */
+  cgroupMemory?: string;
 }
 
 /**
@@ -66,6 +73,8 @@ export class NatsServer {
   private exited: Promise<void> = Promise.resolve();
   private _ports: ServerPorts | undefined;
   private binary: NatsServerBinary | undefined;
+  /** Where the running server's memory cgroup is, or why it has none (cgroup.ts). */
+  cgroup: CgroupPlacement | undefined;
 
   constructor(opts: NatsServerOptions) {
     this.opts = { ...opts, cluster: opts.cluster ? { ...opts.cluster, routes: [...opts.cluster.routes] } : undefined };
@@ -149,6 +158,7 @@ export class NatsServer {
     for (const f of readdirSync(this.dir)) if (f.endsWith(".ports")) unlinkSync(join(this.dir, f));
     const confPath = join(this.dir, "nats-server.conf");
     writeFileSync(confPath, renderServerConfig(this.config()));
+    const cgroupLimit = this.cgroupLimit();
     const logFd = openSync(this.logFile, "a");
     let proc: ChildProcess;
     try {
@@ -163,7 +173,13 @@ export class NatsServer {
       closeSync(logFd);
     }
     this.proc = proc;
-    this.exited = new Promise((resolve) => proc.once("exit", () => resolve()));
+    const cgroup = (this.cgroup = proc.pid === undefined ? undefined : cgroupLimit === "off" ? { reason: "turned off" } : placeInMemoryCgroup(proc.pid, cgroupLimit));
+    this.exited = new Promise((resolve) =>
+      proc.once("exit", () => {
+        if (cgroup && "dir" in cgroup) releaseCgroup(cgroup.dir);
+        resolve();
+      }),
+    );
     proc.once("error", () => undefined);
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 20_000);
     try {
@@ -173,6 +189,15 @@ export class NatsServer {
       await this.kill();
       throw e;
     }
+  }
+
+  /** The server's memory cgroup limit in bytes, or "off"; InvalidConfig for a value that is not a size. */
+  private cgroupLimit(): number | "off" {
+    const want = this.opts.cgroupMemory ?? process.env["SHOAL_SERVER_CGROUP_MEMORY"] ?? SERVER_CGROUP_MEMORY;
+    if (want === "off") return "off";
+    const bytes = parseByteSize(want);
+    if (bytes === undefined) throw new ShoalError("InvalidConfig", `the server's memory cgroup limit ${JSON.stringify(want)} is not a size: say 1GiB, 512MiB, a number of bytes, or off`);
+    return bytes;
   }
 
   private async readPorts(proc: ChildProcess, deadline: number): Promise<ServerPorts> {

@@ -6,8 +6,11 @@ import { ensureNatsServer } from "../../src/engine/binary.ts";
 import { MIN_VERSION, parseVersion, versionAtLeast } from "../../src/engine/version.ts";
 import { healthSubject } from "../../src/subjects/index.ts";
 import { main } from "../../src/cli/main.ts";
-import { readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { SERVER_MEMORY_LIMIT } from "../../src/engine/server.ts";
+import { memoryCgroupOf, parseByteSize, SERVER_CGROUP_MEMORY } from "../../src/engine/cgroup.ts";
+import { isShoalError } from "../../src/errors/index.ts";
 
 test("a single server starts on free loopback ports and serves JetStream", async (t) => {
   const srv = await startServer(t);
@@ -96,4 +99,44 @@ test("servers Shoal starts run with the Go soft memory limit (GOMEMLIMIT), unles
   t.is(environOf(set.pid!).get("GOMEMLIMIT"), "200MiB");
   const off = await startServer(t, { memoryLimit: "off" });
   t.false(environOf(off.pid!).has("GOMEMLIMIT"));
+});
+
+test("servers Shoal starts get a memory cgroup of their own (page cache bounded) where Shoal's cgroup allows one; it goes with the server", async (t) => {
+  const own = process.platform === "linux" ? memoryCgroupOf(readFileSync("/proc/self/cgroup", "utf8")) : undefined;
+  // v1: a child of this process's memory cgroup, when that directory is writable (root, or delegated)
+  const parent = own?.kind === "v1" ? join("/sys/fs/cgroup/memory", own.path) : undefined;
+  const writable = (() => {
+    try {
+      if (!parent || !existsSync(join(parent, "memory.limit_in_bytes"))) return false;
+      accessSync(parent, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  const plain = await startServer(t);
+  if (!writable || !parent) {
+    // v2 or no permission: the server runs where Shoal does, and says why
+    t.true(plain.cgroup !== undefined && "reason" in plain.cgroup && plain.cgroup.reason.length > 0, JSON.stringify(plain.cgroup));
+    t.log(`no cgroup placement on this machine: ${JSON.stringify(plain.cgroup)}`);
+    return;
+  }
+  const dirOf = (pid: number) => join("/sys/fs/cgroup/memory", memoryCgroupOf(readFileSync(`/proc/${pid}/cgroup`, "utf8"))!.path);
+  const limitOf = (pid: number) => Number(readFileSync(join(dirOf(pid), "memory.limit_in_bytes"), "utf8"));
+  const dir = dirOf(plain.pid!);
+  t.is(dir, join(parent, `shoal-nats.${plain.pid}`));
+  t.is(limitOf(plain.pid!), parseByteSize(process.env["SHOAL_SERVER_CGROUP_MEMORY"] ?? SERVER_CGROUP_MEMORY) ?? -1);
+  t.deepEqual(plain.cgroup, { dir, kind: "v1", limitBytes: limitOf(plain.pid!) });
+  const set = await startServer(t, { cgroupMemory: "512MiB" });
+  const setDir = dirOf(set.pid!);
+  t.is(limitOf(set.pid!), 512 * 1024 * 1024);
+  const off = await startServer(t, { cgroupMemory: "off" });
+  t.is(dirOf(off.pid!), parent);
+  const bad = await t.throwsAsync(startServer(t, { cgroupMemory: "lots" }));
+  t.true(isShoalError(bad, "InvalidConfig"), bad?.message);
+  // the cgroup goes when its server does, killed or stopped
+  await plain.kill();
+  t.false(existsSync(dir));
+  await set.stop();
+  t.false(existsSync(setDir));
 });

@@ -7,7 +7,7 @@
 // with one line saying what to install.
 import { spawn } from "node:child_process";
 import { ensurePrereqs } from "./prereqs.mjs";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -68,8 +68,38 @@ function reapLeftovers() {
   // returns (a stress run saw one still running right after; at most 5 s)
   const until = Date.now() + 5000;
   while (killed.some(running) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  // the memory cgroup each of them ran in (src/engine/cgroup.ts) goes with it
+  const cgroups = serverCgroupParent();
+  // (a killed server not yet reaped by its new parent still holds it: at most 3 s more)
+  let left = cgroups ? killed.map((pid) => join(cgroups, `shoal-nats.${pid}`)) : [];
+  const cgUntil = Date.now() + 3000;
+  while (left.length > 0) {
+    left = left.filter((dir) => {
+      try {
+        rmdirSync(dir);
+        return false;
+      } catch (e) {
+        return e.code === "EBUSY"; // else none: not placed, or already gone
+      }
+    });
+    if (left.length === 0 || Date.now() > cgUntil) break;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
   rmSync(runTmp, { recursive: true, force: true });
   if (reaped > 0) console.log(`test: killed ${reaped} nats-server(s) left by tests that did not tear down, in ${[...where].join(", ")}`);
+}
+
+/** Where the servers' memory cgroups are made (src/engine/cgroup.ts): this process's v1 memory cgroup, else its v2 one. */
+function serverCgroupParent() {
+  try {
+    const lines = readFileSync("/proc/self/cgroup", "utf8").split("\n").map((l) => /^(\d+):([^:]*):(.*)$/.exec(l.trim())).filter(Boolean);
+    const v1 = lines.find((m) => m[2].split(",").includes("memory"));
+    if (v1) return join("/sys/fs/cgroup/memory", v1[3]);
+    const v2 = lines.find((m) => m[1] === "0" && m[2] === "");
+    return v2 ? join("/sys/fs/cgroup", v2[3]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/nats.ts";
+import { memoryCgroupOf } from "../../src/engine/cgroup.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -61,6 +62,12 @@ test("npm test's runner stops a run in which no test finishes for its watchdog's
   const { pid, dir } = JSON.parse(readFileSync(out, "utf8")) as { pid: number; dir: string };
   t.false(alive(pid), `server ${pid} still running`);
   t.false(existsSync(dir), `${dir} still exists`);
+  // and the memory cgroup it ran in, where it had one (src/engine/cgroup.ts)
+  const own = memoryCgroupOf(readFileSync("/proc/self/cgroup", "utf8"));
+  if (own) {
+    const cg = join(own.kind === "v1" ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup", own.path, `shoal-nats.${pid}`);
+    t.false(existsSync(cg), `${cg} still exists`);
+  }
 });
 
 test("a test file whose tests are done ends its process even with handles left open, and names them", (t) => {

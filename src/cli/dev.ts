@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ensureNatsServer } from "../engine/binary.ts";
-import { NatsServer } from "../engine/server.ts";
+import { NatsServer, type ServerExit } from "../engine/server.ts";
 import { describeCgroup } from "../engine/cgroup.ts";
 import { NatsCluster } from "../engine/cluster.ts";
 import type { AccountAuth } from "../engine/config.ts";
@@ -57,6 +57,7 @@ export function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
 }
 
 export interface DevEngine {
+  servers: NatsServer[];
   urls: string[];
   monitorUrls: string[];
   credentials: DevCredentials;
@@ -76,15 +77,80 @@ export async function startDevEngine(dev: DevConfig, log: (line: string) => void
     const srv = new NatsServer({ name: "shoal-dev", dir: join(dataDir, "nats"), port: wanted, auth, binary });
     await srv.start();
     log(`shoal: ${describeCgroup(srv.name, srv.cgroup)}`);
-    return { urls: [srv.url], monitorUrls: [srv.monitorUrl], credentials, dataDir, stop: () => srv.stop() };
+    const supervisor = superviseServer(srv, log);
+    return {
+      servers: [srv],
+      urls: [srv.url],
+      monitorUrls: [srv.monitorUrl],
+      credentials,
+      dataDir,
+      stop: async () => {
+        await supervisor.close();
+        await srv.stop();
+      },
+    };
   }
   const cluster = await NatsCluster.start({ size: dev.servers, dir: join(dataDir, `cluster-${dev.servers}`), auth, binary, namePrefix: "shoal-dev-" });
-  for (const s of cluster.servers) log(`shoal: ${describeCgroup(s.name, s.cgroup)}`);
+  const supervisors = cluster.servers.map((s) => {
+    log(`shoal: ${describeCgroup(s.name, s.cgroup)}`);
+    return superviseServer(s, log);
+  });
   return {
+    servers: cluster.servers,
     urls: cluster.servers.map((s) => s.url),
     monitorUrls: cluster.servers.map((s) => s.monitorUrl),
     credentials,
     dataDir,
-    stop: () => cluster.stop(),
+    stop: async () => {
+      await Promise.all(supervisors.map((s) => s.close()));
+      await cluster.stop();
+    },
+  };
+}
+
+/** Restarts in a minute at most, before `shoal dev` gives up on a server that keeps exiting. */
+export const DEV_RESTARTS_PER_MINUTE = 5;
+
+/** Why a server's process ended, in words. */
+export function exitReason(srv: NatsServer, e: ServerExit): string {
+  const how = e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`;
+  const cg = srv.cgroup && "dir" in srv.cgroup ? srv.cgroup : undefined;
+  if (cg && e.oomKills) return `${how}: out of memory in its cgroup of ${cg.limitBytes / 1024 ** 2} MiB (SHOAL_SERVER_CGROUP_MEMORY raises it)`;
+  return how;
+}
+
+/**
+ * A dev server that exits without being asked to (a crash, a kill from
+ * outside, the OOM killer) is said so and started again on the same ports
+ * with the same data: the actors reconnect by themselves. A server that
+ * keeps exiting is left stopped after DEV_RESTARTS_PER_MINUTE restarts.
+ */
+export function superviseServer(srv: NatsServer, log: (line: string) => void): { close(): Promise<void> } {
+  const restarts: number[] = [];
+  let closed = false;
+  let pending: Promise<void> | undefined;
+  srv.onUnexpectedExit = (e) => {
+    if (closed) return;
+    const why = exitReason(srv, e);
+    const now = Date.now();
+    while (restarts.length > 0 && now - restarts[0]! > 60_000) restarts.shift();
+    if (restarts.length >= DEV_RESTARTS_PER_MINUTE) {
+      log(`shoal: nats-server ${srv.name} exited (${why}), the ${DEV_RESTARTS_PER_MINUTE + 1}th time within a minute: not restarting it; log: ${srv.logFile}`);
+      return;
+    }
+    restarts.push(now);
+    log(`shoal: nats-server ${srv.name} exited unexpectedly (${why}); starting it again on the same ports and data`);
+    pending = srv.start().then(
+      () => log(`shoal: nats-server ${srv.name} is back (${srv.url})`),
+      (err: unknown) => log(`shoal: nats-server ${srv.name} could not be started again: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  };
+  // shoal dev stopping: no restart from now on, and one under way finishes first (then stop() stops it)
+  return {
+    async close() {
+      closed = true;
+      srv.onUnexpectedExit = undefined;
+      await pending;
+    },
   };
 }

@@ -108,6 +108,23 @@ export function placeInMemoryCgroup(pid: number, limitBytes: number): CgroupPlac
   }
 }
 
+/**
+ * How many processes the kernel's OOM killer killed in a server's cgroup
+ * (`oom_kill` of v1's memory.oom_control, kernels ≥ 4.13, or of v2's
+ * memory.events); undefined where it is not counted.
+ */
+export function oomKills(dir: string): number | undefined {
+  for (const f of ["memory.oom_control", "memory.events"]) {
+    try {
+      const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(dir, f), "utf8"));
+      if (m) return Number(m[1]);
+    } catch {
+      // not this version's file
+    }
+  }
+  return undefined;
+}
+
 /** Removes a server's cgroup once its process is gone (a cgroup with a process in it stays). */
 export function releaseCgroup(dir: string): boolean {
   try {

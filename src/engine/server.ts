@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ShoalError } from "../errors/index.ts";
 import { ensureNatsServer, type NatsServerBinary } from "./binary.ts";
 import { renderServerConfig, type AccountAuth, type ServerConfig } from "./config.ts";
-import { parseByteSize, placeInMemoryCgroup, releaseCgroup, SERVER_CGROUP_MEMORY, type CgroupPlacement } from "./cgroup.ts";
+import { oomKills, parseByteSize, placeInMemoryCgroup, releaseCgroup, SERVER_CGROUP_MEMORY, type CgroupPlacement } from "./cgroup.ts";
 
 export interface ServerPorts {
   client: number;
@@ -64,6 +64,14 @@ export interface NatsServerOptions {
  */
 export const SERVER_MEMORY_LIMIT = "384MiB";
 
+/** How a server's process ended. */
+export interface ServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** OOM kills its memory cgroup counted (cgroup.ts oomKills), when it had one that counts them. */
+  oomKills?: number;
+}
+
 export class NatsServer {
   readonly name: string;
   readonly dir: string;
@@ -75,6 +83,13 @@ export class NatsServer {
   private binary: NatsServerBinary | undefined;
   /** Where the running server's memory cgroup is, or why it has none (cgroup.ts). */
   cgroup: CgroupPlacement | undefined;
+  /**
+   * Called when the process exits without stop(), kill() or restart()
+   * asking it to (a crash, a kill from outside, the kernel's OOM killer):
+   * `shoal dev` restarts the server from here.
+   */
+  onUnexpectedExit: ((e: ServerExit) => void) | undefined;
+  private stopping = false;
 
   constructor(opts: NatsServerOptions) {
     this.opts = { ...opts, cluster: opts.cluster ? { ...opts.cluster, routes: [...opts.cluster.routes] } : undefined };
@@ -173,11 +188,14 @@ export class NatsServer {
       closeSync(logFd);
     }
     this.proc = proc;
+    this.stopping = false;
     const cgroup = (this.cgroup = proc.pid === undefined ? undefined : cgroupLimit === "off" ? { reason: "turned off" } : placeInMemoryCgroup(proc.pid, cgroupLimit));
     this.exited = new Promise((resolve) =>
-      proc.once("exit", () => {
+      proc.once("exit", (code, signal) => {
+        const oom = cgroup && "dir" in cgroup ? oomKills(cgroup.dir) : undefined;
         if (cgroup && "dir" in cgroup) releaseCgroup(cgroup.dir);
         resolve();
+        if (!this.stopping && this.proc === proc) this.onUnexpectedExit?.({ code, signal, ...(oom !== undefined ? { oomKills: oom } : {}) });
       }),
     );
     proc.once("error", () => undefined);
@@ -246,6 +264,7 @@ export class NatsServer {
 
   /** Sends a signal (SIGKILL by default) and waits until the process is gone. */
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    this.stopping = true;
     const pid = this.pid;
     if (pid !== undefined) {
       try {
@@ -259,6 +278,7 @@ export class NatsServer {
 
   /** Graceful stop (SIGTERM: the server flushes and leaves), SIGKILL after a deadline. */
   async stop(timeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
     const pid = this.pid;
     if (pid === undefined) return;
     try {

@@ -120,10 +120,13 @@ export function exitReason(srv: NatsServer, e: ServerExit): string {
 }
 
 /**
- * A dev server that exits without being asked to (a crash, a kill from
- * outside, the OOM killer) is said so and started again on the same ports
- * with the same data: the actors reconnect by themselves. A server that
- * keeps exiting is left stopped after DEV_RESTARTS_PER_MINUTE restarts.
+ * A dev server that exits without being asked to is said so, with its
+ * cause. One the OOM killer ended in the memory cgroup Shoal put it in
+ * (src/engine/cgroup.ts: a limit Shoal chose) is started again on the same
+ * ports with the same data, and the actors reconnect by themselves — at
+ * most DEV_RESTARTS_PER_MINUTE times a minute. Any other end (a crash, a
+ * kill from outside: `shoal dev --servers 3` is where one tries a failover
+ * by killing a server) is left as it is.
  */
 export function superviseServer(srv: NatsServer, log: (line: string) => void): { close(): Promise<void> } {
   const restarts: number[] = [];
@@ -132,6 +135,10 @@ export function superviseServer(srv: NatsServer, log: (line: string) => void): {
   srv.onUnexpectedExit = (e) => {
     if (closed) return;
     const why = exitReason(srv, e);
+    if (!e.oomKills) {
+      log(`shoal: nats-server ${srv.name} exited unexpectedly (${why}); not started again (only a server its memory cgroup killed is); log: ${srv.logFile}`);
+      return;
+    }
     const now = Date.now();
     while (restarts.length > 0 && now - restarts[0]! > 60_000) restarts.shift();
     if (restarts.length >= DEV_RESTARTS_PER_MINUTE) {

@@ -145,12 +145,25 @@ export function reapCgroups(parentDir: string): void {
   }
   for (const name of names) {
     if (!name.startsWith(PREFIX)) continue;
+    // Only a dead server's: another process may have made a live server's
+    // cgroup a moment ago and not yet moved the server into it.
+    const pid = Number(name.slice(PREFIX.length));
+    if (Number.isSafeInteger(pid) && pid > 0 && alive(pid)) continue;
     const dir = join(parentDir, name);
     try {
       if (readFileSync(join(dir, "cgroup.procs"), "utf8").trim() === "") releaseCgroup(dir);
     } catch {
       // gone meanwhile
     }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -6,7 +6,7 @@ import { ensureNatsServer } from "../../src/engine/binary.ts";
 import { MIN_VERSION, parseVersion, versionAtLeast } from "../../src/engine/version.ts";
 import { healthSubject } from "../../src/subjects/index.ts";
 import { main } from "../../src/cli/main.ts";
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { SERVER_MEMORY_LIMIT } from "../../src/engine/server.ts";
 import { memoryCgroupOf, parseByteSize, SERVER_CGROUP_MEMORY } from "../../src/engine/cgroup.ts";
@@ -101,19 +101,22 @@ test("servers Shoal starts run with the Go soft memory limit (GOMEMLIMIT), unles
   t.false(environOf(off.pid!).has("GOMEMLIMIT"));
 });
 
-test("servers Shoal starts get a memory cgroup of their own (page cache bounded) where Shoal's cgroup allows one; it goes with the server", async (t) => {
+/** This process's v1 memory cgroup, when it may make children there (root, or delegated): where server cgroups go. */
+function writableV1Parent(): string | undefined {
   const own = process.platform === "linux" ? memoryCgroupOf(readFileSync("/proc/self/cgroup", "utf8")) : undefined;
-  // v1: a child of this process's memory cgroup, when that directory is writable (root, or delegated)
   const parent = own?.kind === "v1" ? join("/sys/fs/cgroup/memory", own.path) : undefined;
-  const writable = (() => {
-    try {
-      if (!parent || !existsSync(join(parent, "memory.limit_in_bytes"))) return false;
-      accessSync(parent, constants.W_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  })();
+  try {
+    if (!parent || !existsSync(join(parent, "memory.limit_in_bytes"))) return undefined;
+    accessSync(parent, constants.W_OK);
+    return parent;
+  } catch {
+    return undefined;
+  }
+}
+
+test("servers Shoal starts get a memory cgroup of their own (page cache bounded) where Shoal's cgroup allows one; it goes with the server", async (t) => {
+  const parent = writableV1Parent();
+  const writable = parent !== undefined;
   const plain = await startServer(t);
   if (!writable || !parent) {
     // v2 or no permission: the server runs where Shoal does, and says why
@@ -139,4 +142,22 @@ test("servers Shoal starts get a memory cgroup of their own (page cache bounded)
   t.false(existsSync(dir));
   await set.stop();
   t.false(existsSync(setDir));
+});
+
+test("a server's start reaps the empty cgroups of dead servers only, never one another starter has just made for a live server", async (t) => {
+  const parent = writableV1Parent();
+  if (!parent) {
+    t.pass("no cgroup placement on this machine");
+    return;
+  }
+  // as another process leaves them: one of a server that died with its starter, one made a moment ago for a live one
+  const dead = join(parent, "shoal-nats.999999999");
+  const live = join(parent, `shoal-nats.${process.pid}`);
+  for (const d of [dead, live]) mkdirSync(d);
+  t.teardown(() => {
+    for (const d of [dead, live]) if (existsSync(d)) rmdirSync(d);
+  });
+  await startServer(t);
+  t.false(existsSync(dead), "a dead server's empty cgroup is reaped");
+  t.true(existsSync(live), "a live server's cgroup is left to its starter");
 });

@@ -86,7 +86,8 @@ export class NatsServer {
   /**
    * Called when the process exits without stop(), kill() or restart()
    * asking it to (a crash, a kill from outside, the kernel's OOM killer):
-   * `shoal dev` restarts the server from here.
+   * `shoal dev` reports it from here, and restarts a server its memory
+   * cgroup killed (src/cli/dev.ts superviseServer).
    */
   onUnexpectedExit: ((e: ServerExit) => void) | undefined;
   private stopping = false;
